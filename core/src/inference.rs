@@ -1,0 +1,508 @@
+//! The shared inference engine: ONNX Runtime through `ort`, loaded dynamically.
+//!
+//! One [`Engine`] (one ONNX Runtime session and one worker thread) exists per
+//! (model file, execution provider, device) in the process; every element that names the same
+//! model gets a handle to it. Requests arriving from several streaming threads within
+//! `batch-timeout` are run as one batch when the model has a dynamic batch dimension. All
+//! sessions share one environment-level thread pool, so several models in one process do not
+//! fight over the cores.
+
+use crate::models::ResolvedModel;
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak, mpsc};
+use std::time::{Duration, Instant};
+
+/// Execution providers. Only `Cpu` is always available; the others need the cargo feature of
+/// the same name and an ONNX Runtime library built with that provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+    TensorRt,
+    OpenVino,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+            Provider::OpenVino => "openvino",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "cpu" => Provider::Cpu,
+            "cuda" => Provider::Cuda,
+            "tensorrt" | "trt" => Provider::TensorRt,
+            "openvino" => Provider::OpenVino,
+            other => return Err(format!("unknown execution provider '{other}' (cpu, cuda, tensorrt, openvino)")),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineOptions {
+    pub provider: Provider,
+    pub device_id: i32,
+    /// Largest batch the engine forms from concurrent requests (1 = never batch).
+    pub max_batch: usize,
+    /// How long the engine waits for more requests to fill a batch.
+    pub batch_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            provider: Provider::Cpu,
+            device_id: 0,
+            max_batch: 4,
+            batch_timeout: Duration::from_millis(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InferenceError {
+    #[error(
+        "cannot load the ONNX Runtime library {path}: {err}. Run scripts/setup (it installs the library from the PyPI onnxruntime wheel) or set ORT_DYLIB_PATH to a libonnxruntime.so (>= 1.24)"
+    )]
+    Runtime { path: String, err: String },
+    #[error("cannot load model {path} into ONNX Runtime ({provider}): {err}")]
+    Session {
+        path: PathBuf,
+        provider: &'static str,
+        err: String,
+    },
+    #[error(
+        "execution provider '{0}' is not compiled in: rebuild with `cargo build --features {0}` and use an ONNX Runtime library with that provider (e.g. the onnxruntime-gpu wheel for cuda)"
+    )]
+    ProviderNotBuilt(&'static str),
+    #[error("inference on {model} failed: {err}")]
+    Run { model: String, err: String },
+    #[error("inference engine for {0} has stopped")]
+    Stopped(String),
+}
+
+/// Path of the ONNX Runtime shared library: `ORT_DYLIB_PATH`, else the dynamic loader's search.
+pub fn runtime_library_path() -> String {
+    std::env::var("ORT_DYLIB_PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| option_env!("SIGHTLINE_ORT_LIB").map(str::to_string))
+        .unwrap_or_else(|| "libonnxruntime.so".to_string())
+}
+
+static RUNTIME: OnceLock<Result<ort::environment::Environment, InferenceError>> = OnceLock::new();
+
+/// Number of intra-op threads of the shared pool (`SIGHTLINE_THREADS`, default: all cores).
+pub fn pool_threads() -> usize {
+    std::env::var("SIGHTLINE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Whether pool threads spin after a run (`SIGHTLINE_ORT_SPIN=1`). Off by default: spinning
+/// threads of one model steal the cores from another model's run.
+pub fn pool_spinning() -> bool {
+    std::env::var("SIGHTLINE_ORT_SPIN").is_ok_and(|v| v == "1")
+}
+
+/// The process-wide ONNX Runtime environment, created on first use.
+pub fn runtime() -> Result<&'static ort::environment::Environment, InferenceError> {
+    RUNTIME
+        .get_or_init(|| {
+            let path = runtime_library_path();
+            let err = |e: &dyn std::fmt::Display| InferenceError::Runtime {
+                path: path.clone(),
+                err: e.to_string(),
+            };
+            let builder = ort::init_from(&path).map_err(|e| err(&e))?;
+            let pool = ort::environment::GlobalThreadPoolOptions::default()
+                .with_intra_threads(pool_threads())
+                .and_then(|p| p.with_inter_threads(1))
+                .and_then(|p| p.with_spin_control(pool_spinning()))
+                .map_err(|e| err(&e))?;
+            builder
+                .with_name("sightline")
+                .with_telemetry(false)
+                .with_global_thread_pool(pool)
+                .build()
+                .map_err(|e| err(&e))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// One output tensor of one request (the batch dimension is 1).
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub shape: Vec<i64>,
+    pub data: Vec<f32>,
+}
+
+/// The result of one request: outputs in the order of [`Engine::output_names`], and the input
+/// buffer handed back so the caller can reuse its allocation.
+#[derive(Debug)]
+pub struct Response {
+    pub outputs: Vec<Output>,
+    pub input: Vec<f32>,
+}
+
+struct Request {
+    input: Vec<f32>,
+    shape: [i64; 4],
+    reply: mpsc::SyncSender<Result<Response, InferenceError>>,
+}
+
+/// Counters, for tests, benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub requests: AtomicU64,
+    pub runs: AtomicU64,
+    pub largest_batch: AtomicUsize,
+    /// Total time spent inside `Session::run`, nanoseconds.
+    pub run_nanos: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EngineKey {
+    path: PathBuf,
+    provider: Provider,
+    device_id: i32,
+}
+
+/// A shared model session with its batching worker.
+pub struct Engine {
+    pub model: ResolvedModel,
+    pub provider: Provider,
+    input_name: String,
+    output_names: Vec<String>,
+    tx: Mutex<mpsc::Sender<Request>>,
+    shared: Arc<Shared>,
+}
+
+/// State shared by an engine and its worker thread: batching knobs and counters.
+#[derive(Default)]
+struct Shared {
+    max_batch: AtomicUsize,
+    batch_timeout_us: AtomicU64,
+    clients: AtomicUsize,
+    stats: EngineStats,
+}
+
+static ENGINES: LazyLock<Mutex<HashMap<EngineKey, Weak<Engine>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Number of live engines in the process (sessions loaded), for tests and metrics.
+pub fn live_engines() -> usize {
+    ENGINES
+        .lock()
+        .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
+        .unwrap_or(0)
+}
+
+/// A client's handle to a shared engine. Dropping the last handle stops the engine.
+pub struct EngineHandle {
+    engine: Arc<Engine>,
+}
+
+impl std::ops::Deref for EngineHandle {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.engine.shared.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Engine {
+    /// The engine for this model, provider and device: the existing one if any element in the
+    /// process already loaded it, else a new session. Batching options are widened to the
+    /// largest any client asked for.
+    pub fn shared(model: &ResolvedModel, opts: &EngineOptions) -> Result<EngineHandle, InferenceError> {
+        let key = EngineKey {
+            path: std::fs::canonicalize(&model.path).unwrap_or_else(|_| model.path.clone()),
+            provider: opts.provider,
+            device_id: opts.device_id,
+        };
+        let mut engines = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
+        let engine = match engines.get(&key).and_then(Weak::upgrade) {
+            Some(e) => e,
+            None => {
+                let e = Arc::new(Engine::load(model, opts)?);
+                engines.retain(|_, w| w.strong_count() > 0);
+                engines.insert(key, Arc::downgrade(&e));
+                e
+            }
+        };
+        let s = &engine.shared;
+        s.max_batch.fetch_max(opts.max_batch.max(1), Ordering::SeqCst);
+        s.batch_timeout_us
+            .fetch_max(opts.batch_timeout.as_micros() as u64, Ordering::SeqCst);
+        s.clients.fetch_add(1, Ordering::SeqCst);
+        Ok(EngineHandle { engine })
+    }
+
+    fn load(model: &ResolvedModel, opts: &EngineOptions) -> Result<Engine, InferenceError> {
+        let env = runtime()?;
+        let session_err = |e: &dyn std::fmt::Display| InferenceError::Session {
+            path: model.path.clone(),
+            provider: opts.provider.name(),
+            err: e.to_string(),
+        };
+        let mut builder = Session::builder(env).map_err(|e| session_err(&e))?;
+        if let Some(ep) = execution_provider(opts)? {
+            builder = builder
+                .with_execution_providers([ep])
+                .map_err(|e| session_err(&e))?;
+        }
+        let session = builder
+            .commit_from_file(&model.path)
+            .map_err(|e| session_err(&e))?;
+        let input_name = session
+            .inputs()
+            .first()
+            .map(|i| i.name().to_string())
+            .ok_or_else(|| session_err(&"the model has no input"))?;
+        if input_name != model.spec.input.name {
+            return Err(session_err(&format!(
+                "input is named '{input_name}', models.toml says '{}' for '{}'",
+                model.spec.input.name, model.spec.name
+            )));
+        }
+        let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::channel::<Request>();
+        let worker = Worker {
+            session,
+            rx,
+            input_name: input_name.clone(),
+            output_names: output_names.clone(),
+            dynamic_batch: model.spec.input.dynamic_batch(),
+            model_name: model.spec.name.clone(),
+            shared: shared.clone(),
+            batch_buf: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name(format!("sl-infer-{}", model.spec.name))
+            .spawn(move || worker.run())
+            .map_err(|e| session_err(&e))?;
+        Ok(Engine {
+            model: model.clone(),
+            provider: opts.provider,
+            input_name,
+            output_names,
+            tx: Mutex::new(tx),
+            shared,
+        })
+    }
+
+    pub fn input_name(&self) -> &str {
+        &self.input_name
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    pub fn output_index(&self, name: &str) -> Option<usize> {
+        self.output_names.iter().position(|n| n == name)
+    }
+
+    /// Number of element instances holding this engine.
+    pub fn clients(&self) -> usize {
+        self.shared.clients.load(Ordering::SeqCst)
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.shared.stats
+    }
+
+    /// Runs one image through the model. `shape` is `[1, C, H, W]`; the input buffer comes
+    /// back in the response for reuse. Blocks until the (possibly batched) run is done.
+    pub fn infer(&self, input: Vec<f32>, shape: [i64; 4]) -> Result<Response, InferenceError> {
+        let stopped = || InferenceError::Stopped(self.model.spec.name.clone());
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .lock()
+            .map_err(|_| stopped())?
+            .send(Request { input, shape, reply })
+            .map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())?
+    }
+}
+
+#[allow(unused_variables)]
+fn execution_provider(opts: &EngineOptions) -> Result<Option<ort::ep::ExecutionProviderDispatch>, InferenceError> {
+    match opts.provider {
+        Provider::Cpu => Ok(None),
+        #[cfg(feature = "cuda")]
+        Provider::Cuda => Ok(Some(
+            ort::ep::CUDA::default()
+                .with_device_id(opts.device_id)
+                .build()
+                .error_on_failure(),
+        )),
+        #[cfg(feature = "tensorrt")]
+        Provider::TensorRt => Ok(Some(
+            ort::ep::TensorRT::default()
+                .with_device_id(opts.device_id)
+                .build()
+                .error_on_failure(),
+        )),
+        #[cfg(feature = "openvino")]
+        Provider::OpenVino => Ok(Some(ort::ep::OpenVINO::default().build().error_on_failure())),
+        #[allow(unreachable_patterns)]
+        p => Err(InferenceError::ProviderNotBuilt(p.name())),
+    }
+}
+
+struct Worker {
+    session: Session,
+    rx: mpsc::Receiver<Request>,
+    input_name: String,
+    output_names: Vec<String>,
+    dynamic_batch: bool,
+    model_name: String,
+    shared: Arc<Shared>,
+    batch_buf: Vec<f32>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut pending: Option<Request> = None;
+        loop {
+            let first = match pending.take() {
+                Some(r) => r,
+                None => match self.rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+            };
+            let mut batch = vec![first];
+            // Wait for companions only while other clients exist: a single camera never waits.
+            let want = self
+                .shared
+                .max_batch
+                .load(Ordering::Relaxed)
+                .min(self.shared.clients.load(Ordering::Relaxed))
+                .max(1);
+            if self.dynamic_batch && want > 1 {
+                let timeout = Duration::from_micros(self.shared.batch_timeout_us.load(Ordering::Relaxed));
+                let deadline = Instant::now() + timeout;
+                while batch.len() < want {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match self.rx.recv_timeout(deadline - now) {
+                        Ok(r) if r.shape == batch[0].shape => batch.push(r),
+                        Ok(r) => {
+                            pending = Some(r);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.run_batch(batch);
+        }
+    }
+
+    fn run_batch(&mut self, batch: Vec<Request>) {
+        let n = batch.len();
+        let shape = batch[0].shape;
+        let started = Instant::now();
+        let result = if n == 1 {
+            run_session(&mut self.session, &self.input_name, &self.output_names, shape, &batch[0].input, 1)
+        } else {
+            self.batch_buf.clear();
+            for r in &batch {
+                self.batch_buf.extend_from_slice(&r.input);
+            }
+            let mut bshape = shape;
+            bshape[0] = n as i64;
+            run_session(&mut self.session, &self.input_name, &self.output_names, bshape, &self.batch_buf, n)
+        };
+        let stats = &self.shared.stats;
+        stats
+            .run_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        stats.runs.fetch_add(1, Ordering::Relaxed);
+        stats.largest_batch.fetch_max(n, Ordering::Relaxed);
+        match result {
+            Ok(mut per_item) => {
+                for (r, outputs) in batch.into_iter().zip(per_item.drain(..)) {
+                    let _ = r.reply.send(Ok(Response {
+                        outputs,
+                        input: r.input,
+                    }));
+                }
+            }
+            Err(err) => {
+                for r in batch {
+                    let _ = r.reply.send(Err(InferenceError::Run {
+                        model: self.model_name.clone(),
+                        err: err.clone(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Runs the session on `data` shaped `shape` and splits every output along the batch dimension.
+fn run_session(
+    session: &mut Session,
+    input_name: &str,
+    output_names: &[String],
+    shape: [i64; 4],
+    data: &[f32],
+    n: usize,
+) -> Result<Vec<Vec<Output>>, String> {
+    let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())?;
+    let outputs = session
+        .run(ort::inputs![input_name => tensor])
+        .map_err(|e| e.to_string())?;
+    let mut per_item: Vec<Vec<Output>> = (0..n).map(|_| Vec::with_capacity(output_names.len())).collect();
+    for name in output_names {
+        let value = outputs
+            .get(name.as_str())
+            .ok_or_else(|| format!("output '{name}' missing"))?;
+        let (oshape, odata) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+        let dims: Vec<i64> = oshape.iter().copied().collect();
+        if n > 1 && dims.first().copied() != Some(n as i64) {
+            return Err(format!("output '{name}' has shape {dims:?}, expected batch {n} first"));
+        }
+        let per = odata.len() / n;
+        for (i, item) in per_item.iter_mut().enumerate() {
+            let mut s = dims.clone();
+            if let Some(d0) = s.first_mut() {
+                *d0 = 1;
+            }
+            item.push(Output {
+                shape: s,
+                data: odata[i * per..(i + 1) * per].to_vec(),
+            });
+        }
+    }
+    Ok(per_item)
+}

@@ -1,0 +1,15 @@
+//! sightline-core: everything the Sightline elements share.
+//!
+//! Pure logic (pre/post-processing, decoding, activity analysis, events) has no GStreamer
+//! types; [`meta`] is the one module that reads and writes Sightline's GStreamer metadata.
+
+pub mod activity;
+pub mod detect;
+pub mod draw;
+pub mod events;
+pub mod inference;
+pub mod meta;
+pub mod video;
+pub mod models;
+pub mod postprocess;
+pub mod preprocess;

@@ -1,0 +1,253 @@
+//! The one place that writes and reads Sightline metadata on GStreamer buffers and turns
+//! element message structures into JSON. Contract: docs/METADATA.md.
+
+use crate::postprocess::{Detection, LANDMARK_NAMES};
+use gst_video::VideoRegionOfInterestMeta;
+
+pub const ROI_FACE: &str = "face";
+pub const ROI_PERSON: &str = "person";
+pub const PARAM_DETECTION: &str = "detection";
+pub const PARAM_LANDMARKS: &str = "landmarks";
+pub const PARAM_OBJECT_ID: &str = "object_id";
+pub const PARAM_RECOGNITION: &str = "recognition";
+
+/// Field names of the landmark points, `<name>_x` / `<name>_y`, in [`LANDMARK_NAMES`] order.
+pub fn landmark_fields() -> [(String, String); 5] {
+    LANDMARK_NAMES.map(|n| {
+        let n = n.replace('-', "_");
+        (format!("{n}_x"), format!("{n}_y"))
+    })
+}
+
+/// Pixel rectangle of a detection, clipped to the frame.
+pub fn pixel_rect(d: &Detection, frame_w: u32, frame_h: u32) -> (u32, u32, u32, u32) {
+    let x = d.x1.max(0.0).round() as u32;
+    let y = d.y1.max(0.0).round() as u32;
+    let x2 = (d.x2.round() as u32).min(frame_w);
+    let y2 = (d.y2.round() as u32).min(frame_h);
+    (x.min(frame_w), y.min(frame_h), x2.saturating_sub(x), y2.saturating_sub(y))
+}
+
+/// Adds one ROI meta for `d` with its `detection` (and `landmarks`) params. Its id is the
+/// number of ROI metas already on the buffer, so ids stay dense (0..n-1). Returns the id.
+#[allow(clippy::too_many_arguments)]
+pub fn add_detection(
+    buffer: &mut gst::BufferRef,
+    roi_type: &str,
+    d: &Detection,
+    frame_w: u32,
+    frame_h: u32,
+    label: &str,
+    label_id: i32,
+    model_name: &str,
+) -> i32 {
+    let id = count_rois(buffer) as i32;
+    let (fw, fh) = (frame_w.max(1) as f64, frame_h.max(1) as f64);
+    let mut meta = VideoRegionOfInterestMeta::add(buffer, roi_type, pixel_rect(d, frame_w, frame_h));
+    meta.set_id(id);
+    meta.set_parent_id(-1);
+    meta.add_param(
+        gst::Structure::builder(PARAM_DETECTION)
+            .field("x_min", (d.x1 as f64 / fw).clamp(0.0, 1.0))
+            .field("y_min", (d.y1 as f64 / fh).clamp(0.0, 1.0))
+            .field("x_max", (d.x2 as f64 / fw).clamp(0.0, 1.0))
+            .field("y_max", (d.y2 as f64 / fh).clamp(0.0, 1.0))
+            .field("confidence", d.score as f64)
+            .field("label_id", label_id)
+            .field("label", label)
+            .field("model_name", model_name)
+            .build(),
+    );
+    if let Some(lm) = &d.landmarks {
+        let mut s = gst::Structure::builder(PARAM_LANDMARKS);
+        for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
+            s = s.field(fx.as_str(), p[0] as f64).field(fy.as_str(), p[1] as f64);
+        }
+        meta.add_param(s.build());
+    }
+    id
+}
+
+/// The `face` structure of a `facedetect` message: OpenCV's fields (`x y width height`, uint)
+/// plus `confidence` and the landmark points.
+pub fn face_structure(d: &Detection, frame_w: u32, frame_h: u32) -> gst::Structure {
+    let (x, y, w, h) = pixel_rect(d, frame_w, frame_h);
+    let mut s = gst::Structure::builder("face")
+        .field("x", x)
+        .field("y", y)
+        .field("width", w)
+        .field("height", h)
+        .field("confidence", d.score as f64);
+    if let Some(lm) = &d.landmarks {
+        for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
+            s = s.field(fx.as_str(), p[0] as f64).field(fy.as_str(), p[1] as f64);
+        }
+    }
+    s.build()
+}
+
+pub fn count_rois(buffer: &gst::BufferRef) -> usize {
+    buffer.iter_meta::<VideoRegionOfInterestMeta>().count()
+}
+
+/// A ROI as read back from a buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roi {
+    pub id: i32,
+    pub parent_id: i32,
+    pub roi_type: String,
+    pub rect: (u32, u32, u32, u32),
+    pub confidence: Option<f64>,
+    pub detection_label: Option<String>,
+    pub landmarks: Option<[[f32; 2]; 5]>,
+    pub object_id: Option<i64>,
+    /// `recognition` label ("unknown" for strangers).
+    pub recognition_label: Option<String>,
+    pub similarity: Option<f64>,
+}
+
+impl Roi {
+    /// The label to show: the recognised name if any, else the detection label.
+    pub fn display_label(&self) -> Option<&str> {
+        self.recognition_label
+            .as_deref()
+            .or(self.detection_label.as_deref())
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.recognition_label.as_deref() == Some("unknown")
+    }
+}
+
+/// Reads every ROI meta of the buffer, in id order.
+pub fn read_rois(buffer: &gst::BufferRef) -> Vec<Roi> {
+    let mut rois: Vec<Roi> = buffer
+        .iter_meta::<VideoRegionOfInterestMeta>()
+        .map(|m| {
+            let det = m.param(PARAM_DETECTION);
+            let rec = m.param(PARAM_RECOGNITION);
+            let landmarks = m.param(PARAM_LANDMARKS).and_then(|s| {
+                let mut lm = [[0.0f32; 2]; 5];
+                for ((fx, fy), p) in landmark_fields().iter().zip(lm.iter_mut()) {
+                    p[0] = s.get::<f64>(fx.as_str()).ok()? as f32;
+                    p[1] = s.get::<f64>(fy.as_str()).ok()? as f32;
+                }
+                Some(lm)
+            });
+            Roi {
+                id: m.id(),
+                parent_id: m.parent_id(),
+                roi_type: m.roi_type().to_string(),
+                rect: m.rect(),
+                confidence: det.and_then(|s| s.get::<f64>("confidence").ok()),
+                detection_label: det.and_then(|s| s.get::<String>("label").ok()),
+                landmarks,
+                object_id: m.param(PARAM_OBJECT_ID).and_then(|s| {
+                    s.get::<i64>("id")
+                        .ok()
+                        .or_else(|| s.get::<i32>("id").ok().map(i64::from))
+                }),
+                recognition_label: rec.and_then(|s| s.get::<String>("label").ok()),
+                similarity: rec.and_then(|s| s.get::<f64>("similarity").ok()),
+            }
+        })
+        .collect();
+    rois.sort_by_key(|r| r.id);
+    rois
+}
+
+/// Converts a structure (an element message) to JSON: numbers, strings, booleans, nested
+/// structures and lists; other types as their serialised string.
+pub fn structure_to_json(s: &gst::StructureRef) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in s.iter() {
+        map.insert(name.to_string(), value_to_json(value));
+    }
+    serde_json::Value::Object(map)
+}
+
+fn value_to_json(v: &glib::SendValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    macro_rules! try_num {
+        ($($t:ty),*) => {$(
+            if let Ok(x) = v.get::<$t>() {
+                return serde_json::json!(x);
+            }
+        )*};
+    }
+    try_num!(u32, i32, u64, i64, f64, f32, bool);
+    if let Ok(x) = v.get::<String>() {
+        return J::String(x);
+    }
+    if let Ok(s) = v.get::<gst::Structure>() {
+        return structure_to_json(&s);
+    }
+    if let Ok(l) = v.get::<gst::List>() {
+        return J::Array(l.iter().map(value_to_json).collect());
+    }
+    if let Ok(a) = v.get::<gst::Array>() {
+        return J::Array(a.iter().map(value_to_json).collect());
+    }
+    let v: &glib::Value = v;
+    match gst::prelude::GstValueExt::serialize(v) {
+        Ok(s) => J::String(s.to_string()),
+        Err(_) => J::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det() -> Detection {
+        Detection {
+            x1: 10.0,
+            y1: 20.0,
+            x2: 50.0,
+            y2: 80.0,
+            score: 0.9,
+            landmarks: Some([[20.0, 40.0], [40.0, 40.0], [30.0, 55.0], [22.0, 65.0], [38.0, 65.0]]),
+            class_id: 0,
+        }
+    }
+
+    #[test]
+    fn rois_are_dense_and_read_back() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        let b = buf.get_mut().unwrap();
+        // A ROI already there from an upstream element.
+        VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
+        let id = add_detection(b, ROI_FACE, &det(), 100, 100, "face", 0, "yunet-n");
+        assert_eq!(id, 1);
+        assert_eq!(add_detection(b, ROI_FACE, &det(), 100, 100, "face", 0, "yunet-n"), 2);
+        let rois = read_rois(b);
+        assert_eq!(rois.len(), 3);
+        let r = &rois[1];
+        assert_eq!(r.rect, (10, 20, 40, 60));
+        assert_eq!(r.confidence, Some(0.9f32 as f64));
+        assert_eq!(r.display_label(), Some("face"));
+        assert_eq!(r.landmarks.unwrap()[2], [30.0, 55.0]);
+        let m = b.iter_meta::<VideoRegionOfInterestMeta>().nth(1).unwrap();
+        let p = m.param("detection").unwrap();
+        assert_eq!(p.get::<f64>("x_min").unwrap(), 0.1);
+        assert_eq!(p.get::<f64>("y_max").unwrap(), 0.8);
+        assert_eq!(p.get::<&str>("model_name").unwrap(), "yunet-n");
+    }
+
+    #[test]
+    fn structures_convert_to_json() {
+        gst::init().unwrap();
+        let face = face_structure(&det(), 100, 100);
+        let s = gst::Structure::builder("facedetect")
+            .field("camera", "cam1")
+            .field("running-time", 5u64)
+            .field("faces", gst::List::new([face]))
+            .build();
+        let j = structure_to_json(&s);
+        assert_eq!(j["camera"], "cam1");
+        assert_eq!(j["running-time"], 5);
+        assert_eq!(j["faces"][0]["width"], 40);
+        assert_eq!(j["faces"][0]["nose_x"], 30.0);
+    }
+}

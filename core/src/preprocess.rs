@@ -1,0 +1,590 @@
+//! Preprocessing straight from mapped video planes (with their strides) into model tensors.
+//!
+//! No intermediate full-frame image is made: every output element is sampled from the source
+//! planes, converted to the model's channel order and normalised in one pass.
+
+use crate::models::{ColorOrder, InputSpec};
+
+/// Pixel formats the samplers read. Packed formats name their byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    Rgbx,
+    Bgrx,
+    Xrgb,
+    Xbgr,
+    Rgba,
+    Bgra,
+    Argb,
+    Abgr,
+    Nv12,
+    I420,
+    Gray8,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel and the byte offsets of R, G, B for packed formats.
+    pub fn packed_layout(self) -> Option<(usize, [usize; 3])> {
+        use PixelFormat::*;
+        Some(match self {
+            Rgb => (3, [0, 1, 2]),
+            Bgr => (3, [2, 1, 0]),
+            Rgbx | Rgba => (4, [0, 1, 2]),
+            Bgrx | Bgra => (4, [2, 1, 0]),
+            Xrgb | Argb => (4, [1, 2, 3]),
+            Xbgr | Abgr => (4, [3, 2, 1]),
+            Gray8 => (1, [0, 0, 0]),
+            Nv12 | I420 => return None,
+        })
+    }
+
+    pub fn n_planes(self) -> usize {
+        match self {
+            PixelFormat::Nv12 => 2,
+            PixelFormat::I420 => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// One plane of a mapped frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plane<'a> {
+    pub data: &'a [u8],
+    pub stride: usize,
+}
+
+/// A borrowed view of a frame's planes; validated on construction so sampling cannot go out of
+/// bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    pub planes: [Plane<'a>; 3],
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImageError {
+    #[error("frame {width}x{height} {format:?}: plane {plane} has {len} bytes, needs {needed} (stride {stride})")]
+    PlaneTooSmall {
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        plane: usize,
+        len: usize,
+        needed: usize,
+        stride: usize,
+    },
+    #[error("frame {0}x{1} is empty")]
+    Empty(usize, usize),
+}
+
+impl<'a> ImageView<'a> {
+    pub fn new(
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        planes: &[Plane<'a>],
+    ) -> Result<Self, ImageError> {
+        if width == 0 || height == 0 {
+            return Err(ImageError::Empty(width, height));
+        }
+        let mut p = [Plane::default(); 3];
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let needs: [(usize, usize); 3] = match format {
+            PixelFormat::Nv12 => [(width, height), (cw * 2, ch), (0, 0)],
+            PixelFormat::I420 => [(width, height), (cw, ch), (cw, ch)],
+            f => {
+                let (bpp, _) = f.packed_layout().unwrap_or((1, [0; 3]));
+                [(width * bpp, height), (0, 0), (0, 0)]
+            }
+        };
+        for i in 0..format.n_planes() {
+            let plane = planes.get(i).copied().unwrap_or_default();
+            let (row, rows) = needs[i];
+            let needed = plane.stride * (rows - 1) + row;
+            if plane.stride < row || plane.data.len() < needed {
+                return Err(ImageError::PlaneTooSmall {
+                    format,
+                    width,
+                    height,
+                    plane: i,
+                    len: plane.data.len(),
+                    needed,
+                    stride: plane.stride,
+                });
+            }
+            p[i] = plane;
+        }
+        Ok(ImageView {
+            format,
+            width,
+            height,
+            planes: p,
+        })
+    }
+}
+
+/// Reads one pixel as RGB (0..255 as f32) and its luma.
+pub trait Sampler {
+    fn rgb(&self, x: usize, y: usize) -> [f32; 3];
+    fn luma(&self, x: usize, y: usize) -> f32 {
+        let [r, g, b] = self.rgb(x, y);
+        0.299 * r + 0.587 * g + 0.114 * b
+    }
+}
+
+struct Packed<'a, const BPP: usize> {
+    data: &'a [u8],
+    stride: usize,
+    off: [usize; 3],
+}
+
+impl<const BPP: usize> Sampler for Packed<'_, BPP> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
+        let i = y * self.stride + x * BPP;
+        let px = &self.data[i..i + BPP];
+        [
+            px[self.off[0]] as f32,
+            px[self.off[1]] as f32,
+            px[self.off[2]] as f32,
+        ]
+    }
+}
+
+struct Gray<'a> {
+    data: &'a [u8],
+    stride: usize,
+}
+
+impl Sampler for Gray<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
+        let v = self.data[y * self.stride + x] as f32;
+        [v, v, v]
+    }
+    #[inline(always)]
+    fn luma(&self, x: usize, y: usize) -> f32 {
+        self.data[y * self.stride + x] as f32
+    }
+}
+
+/// BT.601 limited-range YUV to RGB (what videoconvert assumes for SD content).
+#[inline(always)]
+fn yuv_to_rgb(y: f32, u: f32, v: f32) -> [f32; 3] {
+    let c = 1.164_383 * (y - 16.0);
+    let d = u - 128.0;
+    let e = v - 128.0;
+    [
+        (c + 1.596_027 * e).clamp(0.0, 255.0),
+        (c - 0.391_762 * d - 0.812_968 * e).clamp(0.0, 255.0),
+        (c + 2.017_232 * d).clamp(0.0, 255.0),
+    ]
+}
+
+struct Nv12<'a> {
+    y: Plane<'a>,
+    uv: Plane<'a>,
+}
+
+impl Sampler for Nv12<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
+        let yy = self.y.data[y * self.y.stride + x] as f32;
+        let i = (y / 2) * self.uv.stride + (x / 2) * 2;
+        yuv_to_rgb(yy, self.uv.data[i] as f32, self.uv.data[i + 1] as f32)
+    }
+    #[inline(always)]
+    fn luma(&self, x: usize, y: usize) -> f32 {
+        ((self.y.data[y * self.y.stride + x] as f32 - 16.0) * 1.164_383).clamp(0.0, 255.0)
+    }
+}
+
+struct I420<'a> {
+    y: Plane<'a>,
+    u: Plane<'a>,
+    v: Plane<'a>,
+}
+
+impl Sampler for I420<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
+        let yy = self.y.data[y * self.y.stride + x] as f32;
+        let u = self.u.data[(y / 2) * self.u.stride + x / 2] as f32;
+        let v = self.v.data[(y / 2) * self.v.stride + x / 2] as f32;
+        yuv_to_rgb(yy, u, v)
+    }
+    #[inline(always)]
+    fn luma(&self, x: usize, y: usize) -> f32 {
+        ((self.y.data[y * self.y.stride + x] as f32 - 16.0) * 1.164_383).clamp(0.0, 255.0)
+    }
+}
+
+/// Runs `$body` with `$s` bound to the sampler matching the image's format (monomorphised).
+macro_rules! with_sampler {
+    ($img:expr, $s:ident => $body:expr) => {{
+        let img: &ImageView = $img;
+        let p0 = img.planes[0];
+        match img.format {
+            PixelFormat::Nv12 => {
+                let $s = Nv12 {
+                    y: p0,
+                    uv: img.planes[1],
+                };
+                $body
+            }
+            PixelFormat::I420 => {
+                let $s = I420 {
+                    y: p0,
+                    u: img.planes[1],
+                    v: img.planes[2],
+                };
+                $body
+            }
+            PixelFormat::Gray8 => {
+                let $s = Gray {
+                    data: p0.data,
+                    stride: p0.stride,
+                };
+                $body
+            }
+            f => {
+                let (bpp, off) = f.packed_layout().unwrap_or((3, [0, 1, 2]));
+                if bpp == 3 {
+                    let $s = Packed::<3> {
+                        data: p0.data,
+                        stride: p0.stride,
+                        off,
+                    };
+                    $body
+                } else {
+                    let $s = Packed::<4> {
+                        data: p0.data,
+                        stride: p0.stride,
+                        off,
+                    };
+                    $body
+                }
+            }
+        }
+    }};
+}
+
+
+/// Where the model's tensor goes and how its values are made.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorTarget {
+    /// Tensor width and height (NCHW, one image).
+    pub width: usize,
+    pub height: usize,
+    pub color: ColorOrder,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub pad_value: f32,
+}
+
+impl TensorTarget {
+    pub fn from_spec(spec: &InputSpec, width: usize, height: usize) -> Self {
+        TensorTarget {
+            width,
+            height,
+            color: spec.color,
+            mean: spec.mean,
+            std: spec.std,
+            pad_value: spec.pad_value,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        3 * self.width * self.height
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A source rectangle in frame pixels (floating point, may be fractional).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SrcRect {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+/// Resamples `src` of the image (bilinear, pixel centres as cv2.resize INTER_LINEAR) into the
+/// top-left `content_w` x `content_h` of the tensor and fills the rest with the pad value.
+/// Channel order and normalisation follow `target`. `dst.len()` must be `target.len()`.
+pub fn resize_into(
+    img: &ImageView,
+    src: SrcRect,
+    content_w: usize,
+    content_h: usize,
+    target: &TensorTarget,
+    dst: &mut [f32],
+) {
+    debug_assert_eq!(dst.len(), target.len());
+    let content_w = content_w.min(target.width);
+    let content_h = content_h.min(target.height);
+    with_sampler!(img, s => resize_generic(&s, img.width, img.height, src, content_w, content_h, target, dst))
+}
+
+#[inline(always)]
+fn out_index(color: ColorOrder) -> [usize; 3] {
+    // Position of R, G, B in the tensor's channel dimension.
+    match color {
+        ColorOrder::Rgb => [0, 1, 2],
+        ColorOrder::Bgr => [2, 1, 0],
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resize_generic<S: Sampler>(
+    s: &S,
+    iw: usize,
+    ih: usize,
+    src: SrcRect,
+    cw: usize,
+    ch: usize,
+    t: &TensorTarget,
+    dst: &mut [f32],
+) {
+    let plane = t.width * t.height;
+    let oi = out_index(t.color);
+    let inv_std = [1.0 / t.std[0], 1.0 / t.std[1], 1.0 / t.std[2]];
+    let (r_plane, rest) = dst.split_at_mut(plane);
+    let (g_plane, b_plane) = rest.split_at_mut(plane);
+    let mut planes: [&mut [f32]; 3] = [r_plane, g_plane, b_plane];
+    // planes[k] is tensor channel k; RGB value j goes to channel oi[j].
+    let norm = |j: usize, v: f32| (v - t.mean[oi[j]]) * inv_std[oi[j]];
+    let exact = (src.w - cw as f32).abs() < 1e-6
+        && (src.h - ch as f32).abs() < 1e-6
+        && src.x.fract() == 0.0
+        && src.y.fract() == 0.0
+        && src.x >= 0.0
+        && src.y >= 0.0
+        && src.x as usize + cw <= iw
+        && src.y as usize + ch <= ih;
+    let (x0s, y0s) = (src.x as usize, src.y as usize);
+    // Horizontal taps, computed once per call.
+    let sx = src.w / cw.max(1) as f32;
+    let sy = src.h / ch.max(1) as f32;
+    let taps: Vec<(usize, usize, f32)> = if exact {
+        Vec::new()
+    } else {
+        (0..cw)
+            .map(|dx| tap(src.x + (dx as f32 + 0.5) * sx - 0.5, iw))
+            .collect()
+    };
+    for dy in 0..t.height {
+        let row = dy * t.width;
+        if dy >= ch {
+            for p in planes.iter_mut() {
+                p[row..row + t.width].fill(t.pad_value);
+            }
+            continue;
+        }
+        if exact {
+            let y = y0s + dy;
+            for dx in 0..cw {
+                let v = s.rgb(x0s + dx, y);
+                for j in 0..3 {
+                    planes[oi[j]][row + dx] = norm(j, v[j]);
+                }
+            }
+        } else {
+            let (ya, yb, fy) = tap(src.y + (dy as f32 + 0.5) * sy - 0.5, ih);
+            for (dx, &(xa, xb, fx)) in taps.iter().enumerate() {
+                let a = s.rgb(xa, ya);
+                let b = s.rgb(xb, ya);
+                let c = s.rgb(xa, yb);
+                let d = s.rgb(xb, yb);
+                for j in 0..3 {
+                    let top = a[j] + (b[j] - a[j]) * fx;
+                    let bot = c[j] + (d[j] - c[j]) * fx;
+                    planes[oi[j]][row + dx] = norm(j, top + (bot - top) * fy);
+                }
+            }
+        }
+        if cw < t.width {
+            for p in planes.iter_mut() {
+                p[row + cw..row + t.width].fill(t.pad_value);
+            }
+        }
+    }
+}
+
+/// Bilinear tap: the two source indices around `pos` (clamped to the image) and the weight of
+/// the second.
+#[inline(always)]
+fn tap(pos: f32, size: usize) -> (usize, usize, f32) {
+    let max = (size - 1) as f32;
+    let p = pos.clamp(0.0, max);
+    let i0 = p.floor();
+    let f = p - i0;
+    let i0 = i0 as usize;
+    (i0, (i0 + 1).min(size - 1), f)
+}
+
+/// Samples RGB (0..255) at a fractional position with bilinear interpolation; `None` outside
+/// the image. Used for warps (face alignment).
+pub fn sample_bilinear<S: Sampler>(s: &S, w: usize, h: usize, x: f32, y: f32) -> Option<[f32; 3]> {
+    if x < -0.5 || y < -0.5 || x > w as f32 - 0.5 || y > h as f32 - 0.5 {
+        return None;
+    }
+    let (xa, xb, fx) = tap(x, w);
+    let (ya, yb, fy) = tap(y, h);
+    let a = s.rgb(xa, ya);
+    let b = s.rgb(xb, ya);
+    let c = s.rgb(xa, yb);
+    let d = s.rgb(xb, yb);
+    let mut out = [0.0; 3];
+    for j in 0..3 {
+        let top = a[j] + (b[j] - a[j]) * fx;
+        let bot = c[j] + (d[j] - c[j]) * fx;
+        out[j] = top + (bot - top) * fy;
+    }
+    Some(out)
+}
+
+/// Mean luma (0..255) of a `gw` x `gh` grid of cells, each sampled at 4 points; written into
+/// `out` (resized to `gw * gh`). Cheap: 4 reads per cell, whatever the frame size.
+pub fn luma_grid(img: &ImageView, gw: usize, gh: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(gw * gh);
+    with_sampler!(img, s => {
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let mut acc = 0.0;
+                for (ox, oy) in [(0.25f32, 0.25f32), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
+                    let x = (((gx as f32 + ox) / gw as f32) * img.width as f32) as usize;
+                    let y = (((gy as f32 + oy) / gh as f32) * img.height as f32) as usize;
+                    acc += s.luma(x.min(img.width - 1), y.min(img.height - 1));
+                }
+                out.push((acc / 4.0).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(w: usize, h: usize, color: ColorOrder) -> TensorTarget {
+        TensorTarget {
+            width: w,
+            height: h,
+            color,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            pad_value: -1.0,
+        }
+    }
+
+    #[test]
+    fn packed_formats_agree_with_strides() {
+        // 3x2 image with distinct colours, padded rows (stride > row bytes).
+        let px = [
+            [10u8, 20, 30],
+            [40, 50, 60],
+            [70, 80, 90],
+            [100, 110, 120],
+            [130, 140, 150],
+            [160, 170, 180],
+        ];
+        let mut results = Vec::new();
+        for fmt in [PixelFormat::Rgb, PixelFormat::Bgr, PixelFormat::Rgbx, PixelFormat::Bgrx, PixelFormat::Xrgb, PixelFormat::Abgr] {
+            let (bpp, off) = fmt.packed_layout().unwrap();
+            let stride = 3 * bpp + 5;
+            let mut data = vec![0u8; stride * 2];
+            for (i, p) in px.iter().enumerate() {
+                let (x, y) = (i % 3, i / 3);
+                for j in 0..3 {
+                    data[y * stride + x * bpp + off[j]] = p[j];
+                }
+            }
+            let img = ImageView::new(fmt, 3, 2, &[Plane { data: &data, stride }]).unwrap();
+            let t = target(4, 3, ColorOrder::Bgr);
+            let mut out = vec![0.0; t.len()];
+            resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 3.0, h: 2.0 }, 3, 2, &t, &mut out);
+            results.push(out);
+        }
+        for r in &results[1..] {
+            assert_eq!(r, &results[0]);
+        }
+        let out = &results[0];
+        // Channel 0 is blue (BGR): pixel (1,0) has b = 60.
+        assert_eq!(out[1], 60.0);
+        // Green plane, pixel (2,1) = 170.
+        assert_eq!(out[12 + 4 + 2], 170.0);
+        // Pad column and row.
+        assert_eq!(out[3], -1.0);
+        assert_eq!(out[8], -1.0);
+    }
+
+    #[test]
+    fn nv12_and_i420_match_rgb_on_grey() {
+        // Mid-grey Y=126, U=V=128 is RGB ~128 everywhere.
+        let (w, h) = (4, 4);
+        let y = vec![126u8; w * h];
+        let uv = vec![128u8; w * h / 2];
+        let u = vec![128u8; w * h / 4];
+        let v = u.clone();
+        let nv12 = ImageView::new(PixelFormat::Nv12, w, h, &[Plane { data: &y, stride: w }, Plane { data: &uv, stride: w }]).unwrap();
+        let i420 = ImageView::new(PixelFormat::I420, w, h, &[Plane { data: &y, stride: w }, Plane { data: &u, stride: 2 }, Plane { data: &v, stride: 2 }]).unwrap();
+        for img in [nv12, i420] {
+            let t = target(4, 4, ColorOrder::Rgb);
+            let mut out = vec![0.0; t.len()];
+            resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 4.0, h: 4.0 }, 4, 4, &t, &mut out);
+            for v in out {
+                assert!((v - 128.1).abs() < 1.0, "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn downscale_is_bilinear_like_opencv() {
+        // A horizontal ramp 0,10,20,...,70 (8 px) downscaled to 4 px: cv2.resize INTER_LINEAR
+        // samples at 0.5,2.5,4.5,6.5 -> 5,25,45,65.
+        let data: Vec<u8> = (0..8).map(|i| (i * 10) as u8).collect();
+        let img = ImageView::new(PixelFormat::Gray8, 8, 1, &[Plane { data: &data, stride: 8 }]).unwrap();
+        let t = target(4, 1, ColorOrder::Rgb);
+        let mut out = vec![0.0; t.len()];
+        resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 8.0, h: 1.0 }, 4, 1, &t, &mut out);
+        assert_eq!(&out[..4], &[5.0, 25.0, 45.0, 65.0]);
+    }
+
+    #[test]
+    fn normalisation_and_channel_order() {
+        let data = [255u8, 0, 0];
+        let img = ImageView::new(PixelFormat::Rgb, 1, 1, &[Plane { data: &data, stride: 3 }]).unwrap();
+        let t = TensorTarget { width: 1, height: 1, color: ColorOrder::Rgb, mean: [127.5; 3], std: [128.0; 3], pad_value: 0.0 };
+        let mut out = vec![0.0; 3];
+        resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 1.0, h: 1.0 }, 1, 1, &t, &mut out);
+        assert!((out[0] - 127.5 / 128.0).abs() < 1e-6);
+        assert!((out[1] + 127.5 / 128.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn short_planes_are_rejected() {
+        let data = vec![0u8; 10];
+        let err = ImageView::new(PixelFormat::Rgb, 4, 4, &[Plane { data: &data, stride: 12 }]).unwrap_err();
+        assert!(matches!(err, ImageError::PlaneTooSmall { .. }));
+        assert!(ImageView::new(PixelFormat::Nv12, 4, 4, &[Plane { data: &[0; 16], stride: 4 }]).is_err());
+    }
+
+    #[test]
+    fn luma_grid_reads_brightness() {
+        let data = vec![200u8; 64 * 48];
+        let img = ImageView::new(PixelFormat::Gray8, 64, 48, &[Plane { data: &data, stride: 64 }]).unwrap();
+        let mut out = Vec::new();
+        luma_grid(&img, 8, 6, &mut out);
+        assert_eq!(out.len(), 48);
+        assert!(out.iter().all(|&v| v == 200));
+    }
+}
