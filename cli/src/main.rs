@@ -1,1 +1,50 @@
-fn main() {}
+//! `sightline`: models, face detection on files, benchmarks.
+
+mod bench;
+mod bus;
+mod detect;
+mod models_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sightline", version, about = "Sightline video analytics: models, detection, benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List, fetch and verify the ONNX models described in models/models.toml.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCmd),
+    /// Detect faces in a photo or video file: writes an annotated copy and a JSONL event log.
+    Detect(detect::DetectArgs),
+    /// Benchmarks (programs, not tests): facedetect against bare ONNX Runtime, frames/s, RSS.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Models(c) => models_cmd::run(c),
+        Cmd::Detect(a) => detect::run(a),
+        Cmd::Bench(b) => bench::run(b),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sightline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// gst::init plus the statically linked Sightline plugins.
+pub fn init_gst() -> Result<(), String> {
+    gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
+    gstfacedetect::plugin_register_static().map_err(|e| format!("cannot register the facedetect plugin: {e}"))
+}

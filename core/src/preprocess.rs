@@ -63,6 +63,45 @@ pub struct ImageView<'a> {
     pub width: usize,
     pub height: usize,
     pub planes: [Plane<'a>; 3],
+    /// How YUV formats convert to RGB (ignored for RGB formats).
+    pub yuv: YuvMatrix,
+}
+
+/// YUV to RGB conversion of a YUV frame: matrix and range from the caps' colorimetry.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct YuvMatrix {
+    pub matrix: YuvStandard,
+    /// Full range (0-255, as JPEG) instead of limited (16-235/240).
+    pub full_range: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YuvStandard {
+    #[default]
+    Bt601,
+    Bt709,
+    Bt2020,
+}
+
+impl YuvMatrix {
+    /// [y_scale, y_offset, r_v, g_u, g_v, b_u] with the chroma scale folded in.
+    fn coefficients(self) -> [f32; 6] {
+        let (kr, kb) = match self.matrix {
+            YuvStandard::Bt601 => (0.299f32, 0.114f32),
+            YuvStandard::Bt709 => (0.2126, 0.0722),
+            YuvStandard::Bt2020 => (0.2627, 0.0593),
+        };
+        let kg = 1.0 - kr - kb;
+        let (ys, yo, cs) = if self.full_range { (1.0, 0.0, 1.0) } else { (255.0 / 219.0, 16.0, 255.0 / 224.0) };
+        [
+            ys,
+            yo,
+            2.0 * (1.0 - kr) * cs,
+            -2.0 * kb * (1.0 - kb) / kg * cs,
+            -2.0 * kr * (1.0 - kr) / kg * cs,
+            2.0 * (1.0 - kb) * cs,
+        ]
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -123,6 +162,7 @@ impl<'a> ImageView<'a> {
             width,
             height,
             planes: p,
+            yuv: YuvMatrix::default(),
         })
     }
 }
@@ -134,6 +174,39 @@ pub trait Sampler {
         let [r, g, b] = self.rgb(x, y);
         0.299 * r + 0.587 * g + 0.114 * b
     }
+    /// Bilinear RGB between pixels (xa, ya) and (xb, yb) with weights fx, fy of the second.
+    #[inline(always)]
+    fn bilinear(&self, xa: usize, xb: usize, fx: f32, ya: usize, yb: usize, fy: f32) -> [f32; 3] {
+        let a = self.rgb(xa, ya);
+        let b = self.rgb(xb, ya);
+        let c = self.rgb(xa, yb);
+        let d = self.rgb(xb, yb);
+        let mut out = [0.0; 3];
+        for j in 0..3 {
+            let top = a[j] + (b[j] - a[j]) * fx;
+            let bot = c[j] + (d[j] - c[j]) * fx;
+            out[j] = top + (bot - top) * fy;
+        }
+        out
+    }
+}
+
+/// Bilinear read of a subsampled plane at a continuous position (clamped to the plane).
+#[inline(always)]
+fn plane_bilinear(p: &Plane, step: usize, offset: usize, w: usize, h: usize, x: f32, y: f32) -> f32 {
+    let (xa, xb, fx) = tap(x, w);
+    let (ya, yb, fy) = tap(y, h);
+    let at = |xx: usize, yy: usize| p.data[yy * p.stride + xx * step + offset] as f32;
+    let top = at(xa, ya) + (at(xb, ya) - at(xa, ya)) * fx;
+    let bot = at(xa, yb) + (at(xb, yb) - at(xa, yb)) * fx;
+    top + (bot - top) * fy
+}
+
+/// Position in a 2x2-subsampled chroma plane of luma position `p` (chroma sited at the centre
+/// of each 2x2 block, as JPEG and videoconvert's default).
+#[inline(always)]
+fn chroma_pos(p: f32) -> f32 {
+    (p + 0.5) * 0.5 - 0.5
 }
 
 struct Packed<'a, const BPP: usize> {
@@ -172,54 +245,65 @@ impl Sampler for Gray<'_> {
     }
 }
 
-/// BT.601 limited-range YUV to RGB (what videoconvert assumes for SD content).
 #[inline(always)]
-fn yuv_to_rgb(y: f32, u: f32, v: f32) -> [f32; 3] {
-    let c = 1.164_383 * (y - 16.0);
+fn yuv_to_rgb(k: &[f32; 6], y: f32, u: f32, v: f32) -> [f32; 3] {
+    let c = (y - k[1]) * k[0];
     let d = u - 128.0;
     let e = v - 128.0;
     [
-        (c + 1.596_027 * e).clamp(0.0, 255.0),
-        (c - 0.391_762 * d - 0.812_968 * e).clamp(0.0, 255.0),
-        (c + 2.017_232 * d).clamp(0.0, 255.0),
+        (c + k[2] * e).clamp(0.0, 255.0),
+        (c + k[3] * d + k[4] * e).clamp(0.0, 255.0),
+        (c + k[5] * d).clamp(0.0, 255.0),
     ]
 }
 
-struct Nv12<'a> {
-    y: Plane<'a>,
-    uv: Plane<'a>,
-}
-
-impl Sampler for Nv12<'_> {
-    #[inline(always)]
-    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let yy = self.y.data[y * self.y.stride + x] as f32;
-        let i = (y / 2) * self.uv.stride + (x / 2) * 2;
-        yuv_to_rgb(yy, self.uv.data[i] as f32, self.uv.data[i + 1] as f32)
-    }
-    #[inline(always)]
-    fn luma(&self, x: usize, y: usize) -> f32 {
-        ((self.y.data[y * self.y.stride + x] as f32 - 16.0) * 1.164_383).clamp(0.0, 255.0)
-    }
-}
-
-struct I420<'a> {
+/// 4:2:0 YUV, semi-planar (NV12: `uv` interleaved, step 2) or planar (I420: step 1).
+struct Yuv420<'a> {
     y: Plane<'a>,
     u: Plane<'a>,
     v: Plane<'a>,
+    /// Bytes between chroma samples and offsets of U and V.
+    step: usize,
+    u_off: usize,
+    v_off: usize,
+    cw: usize,
+    ch: usize,
+    k: [f32; 6],
 }
 
-impl Sampler for I420<'_> {
+impl Yuv420<'_> {
+    #[inline(always)]
+    fn chroma(&self, x: f32, y: f32) -> (f32, f32) {
+        let (cx, cy) = (chroma_pos(x), chroma_pos(y));
+        (
+            plane_bilinear(&self.u, self.step, self.u_off, self.cw, self.ch, cx, cy),
+            plane_bilinear(&self.v, self.step, self.v_off, self.cw, self.ch, cx, cy),
+        )
+    }
+
+    #[inline(always)]
+    fn y_at(&self, x: usize, y: usize) -> f32 {
+        self.y.data[y * self.y.stride + x] as f32
+    }
+}
+
+impl Sampler for Yuv420<'_> {
     #[inline(always)]
     fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let yy = self.y.data[y * self.y.stride + x] as f32;
-        let u = self.u.data[(y / 2) * self.u.stride + x / 2] as f32;
-        let v = self.v.data[(y / 2) * self.v.stride + x / 2] as f32;
-        yuv_to_rgb(yy, u, v)
+        let (u, v) = self.chroma(x as f32, y as f32);
+        yuv_to_rgb(&self.k, self.y_at(x, y), u, v)
     }
     #[inline(always)]
     fn luma(&self, x: usize, y: usize) -> f32 {
-        ((self.y.data[y * self.y.stride + x] as f32 - 16.0) * 1.164_383).clamp(0.0, 255.0)
+        ((self.y_at(x, y) - self.k[1]) * self.k[0]).clamp(0.0, 255.0)
+    }
+    #[inline(always)]
+    fn bilinear(&self, xa: usize, xb: usize, fx: f32, ya: usize, yb: usize, fy: f32) -> [f32; 3] {
+        // YUV to RGB is affine: interpolate in YUV, convert once.
+        let top = self.y_at(xa, ya) + (self.y_at(xb, ya) - self.y_at(xa, ya)) * fx;
+        let bot = self.y_at(xa, yb) + (self.y_at(xb, yb) - self.y_at(xa, yb)) * fx;
+        let (u, v) = self.chroma(xa as f32 + fx, ya as f32 + fy);
+        yuv_to_rgb(&self.k, top + (bot - top) * fy, u, v)
     }
 }
 
@@ -230,17 +314,30 @@ macro_rules! with_sampler {
         let p0 = img.planes[0];
         match img.format {
             PixelFormat::Nv12 => {
-                let $s = Nv12 {
+                let $s = Yuv420 {
                     y: p0,
-                    uv: img.planes[1],
+                    u: img.planes[1],
+                    v: img.planes[1],
+                    step: 2,
+                    u_off: 0,
+                    v_off: 1,
+                    cw: img.width.div_ceil(2),
+                    ch: img.height.div_ceil(2),
+                    k: img.yuv.coefficients(),
                 };
                 $body
             }
             PixelFormat::I420 => {
-                let $s = I420 {
+                let $s = Yuv420 {
                     y: p0,
                     u: img.planes[1],
                     v: img.planes[2],
+                    step: 1,
+                    u_off: 0,
+                    v_off: 0,
+                    cw: img.width.div_ceil(2),
+                    ch: img.height.div_ceil(2),
+                    k: img.yuv.coefficients(),
                 };
                 $body
             }
@@ -399,14 +496,9 @@ fn resize_generic<S: Sampler>(
         } else {
             let (ya, yb, fy) = tap(src.y + (dy as f32 + 0.5) * sy - 0.5, ih);
             for (dx, &(xa, xb, fx)) in taps.iter().enumerate() {
-                let a = s.rgb(xa, ya);
-                let b = s.rgb(xb, ya);
-                let c = s.rgb(xa, yb);
-                let d = s.rgb(xb, yb);
+                let v = s.bilinear(xa, xb, fx, ya, yb, fy);
                 for j in 0..3 {
-                    let top = a[j] + (b[j] - a[j]) * fx;
-                    let bot = c[j] + (d[j] - c[j]) * fx;
-                    planes[oi[j]][row + dx] = norm(j, top + (bot - top) * fy);
+                    planes[oi[j]][row + dx] = norm(j, v[j]);
                 }
             }
         }
@@ -438,17 +530,7 @@ pub fn sample_bilinear<S: Sampler>(s: &S, w: usize, h: usize, x: f32, y: f32) ->
     }
     let (xa, xb, fx) = tap(x, w);
     let (ya, yb, fy) = tap(y, h);
-    let a = s.rgb(xa, ya);
-    let b = s.rgb(xb, ya);
-    let c = s.rgb(xa, yb);
-    let d = s.rgb(xb, yb);
-    let mut out = [0.0; 3];
-    for j in 0..3 {
-        let top = a[j] + (b[j] - a[j]) * fx;
-        let bot = c[j] + (d[j] - c[j]) * fx;
-        out[j] = top + (bot - top) * fy;
-    }
-    Some(out)
+    Some(s.bilinear(xa, xb, fx, ya, yb, fy))
 }
 
 /// Mean luma (0..255) of a `gw` x `gh` grid of cells, each sampled at 4 points; written into

@@ -1,6 +1,6 @@
 //! GStreamer video frames as [`ImageView`]s (no copy), and the formats Sightline reads.
 
-use crate::preprocess::{ImageError, ImageView, PixelFormat, Plane};
+use crate::preprocess::{ImageError, ImageView, PixelFormat, Plane, YuvMatrix, YuvStandard};
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 
@@ -84,5 +84,19 @@ pub fn image_view<'a>(
             stride: strides[i].max(0) as usize,
         };
     }
-    ImageView::new(format, frame.width() as usize, frame.height() as usize, &planes[..format.n_planes()])
+    let mut view = ImageView::new(format, frame.width() as usize, frame.height() as usize, &planes[..format.n_planes()])?;
+    view.yuv = yuv_matrix(&frame.info().colorimetry());
+    Ok(view)
+}
+
+/// The YUV conversion a frame's colorimetry asks for (BT.601 limited range when unknown).
+pub fn yuv_matrix(c: &gst_video::VideoColorimetry) -> YuvMatrix {
+    YuvMatrix {
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt709 => YuvStandard::Bt709,
+            gst_video::VideoColorMatrix::Bt2020 => YuvStandard::Bt2020,
+            _ => YuvStandard::Bt601,
+        },
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
+    }
 }

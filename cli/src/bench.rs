@@ -1,0 +1,314 @@
+//! Benchmarks as programs. Every ratio is against a baseline measured in the same run, on the
+//! same machine, back to back (run-to-run noise here is up to ±30 %).
+
+use clap::Subcommand;
+use gst::prelude::*;
+use ort::session::Session;
+use ort::value::TensorRef;
+use sightline_core::detect::{DetectParams, FaceDetector};
+use sightline_core::inference::{Engine, EngineOptions, runtime};
+use sightline_core::models;
+use sightline_core::preprocess::{ImageView, PixelFormat, Plane, SrcRect, TensorTarget, resize_into};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const FACE_VIDEO: &str = "../shared/data/video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi";
+const CCTV_VIDEO: &str = "../shared/data/video/vtest.avi";
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Per-frame time of `facedetect` against bare ONNX Runtime `run()` of the same model on
+    /// the same input size, alternating rounds; prints the ratio.
+    Facedetect {
+        #[arg(long, default_value = FACE_VIDEO)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Frames/s of decode + `facedetect` on files at the given widths.
+    Fps {
+        #[arg(long, value_delimiter = ',', default_value = "640,1280")]
+        widths: Vec<u32>,
+        #[arg(default_values = [CCTV_VIDEO, FACE_VIDEO])]
+        files: Vec<PathBuf>,
+    },
+    /// Peak RSS of one process running K `facedetect` instances that share the model.
+    Rss {
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        #[arg(long, default_value_t = 100)]
+        frames: usize,
+        #[arg(long, default_value = FACE_VIDEO)]
+        input: PathBuf,
+    },
+    /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
+    All,
+}
+
+pub fn run(cmd: BenchCmd) -> Result<(), String> {
+    crate::init_gst()?;
+    match cmd {
+        BenchCmd::Facedetect { input, width, frames, rounds } => bench_facedetect(&input, width, frames, rounds).map(|_| ()),
+        BenchCmd::Fps { widths, files } => bench_fps(&files, &widths).map(|_| ()),
+        BenchCmd::Rss { instances, frames, input } => {
+            let kb = bench_rss(&input, instances, frames)?;
+            println!("rss instances={instances} peak_kb={kb}");
+            Ok(())
+        }
+        BenchCmd::All => {
+            bench_facedetect(Path::new(FACE_VIDEO), 640, 200, 3)?;
+            bench_facedetect(Path::new(CCTV_VIDEO), 640, 100, 3)?;
+            bench_fps(&[PathBuf::from(CCTV_VIDEO), PathBuf::from(FACE_VIDEO)], &[640, 1280])?;
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut kbs = Vec::new();
+            for k in [1usize, 8] {
+                let out = std::process::Command::new(&exe)
+                    .args(["bench", "rss", "--instances", &k.to_string()])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let kb: u64 = text
+                    .split("peak_kb=")
+                    .nth(1)
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| format!("rss run failed: {text} {}", String::from_utf8_lossy(&out.stderr)))?;
+                println!("peak RSS with {k} facedetect instance(s): {:.1} MiB", kb as f64 / 1024.0);
+                kbs.push(kb);
+            }
+            println!("RSS ratio 8 instances / 1 instance: {:.2} (target <= 1.3)", kbs[1] as f64 / kbs[0] as f64);
+            Ok(())
+        }
+    }
+}
+
+/// Decoded BGR frames of a file, scaled to `width` (aspect kept, even height).
+fn decode_frames(path: &Path, width: u32, max: usize) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format=BGR,width={width},pixel-aspect-ratio=1/1 ! appsink name=sink sync=false",
+        path.display()
+    );
+    let p = gst::parse::launch(&desc).map_err(|e| e.to_string())?;
+    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
+    let sink = bin
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    p.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let mut frames = Vec::new();
+    let mut info = None;
+    while frames.len() < max {
+        let Ok(sample) = sink.pull_sample() else { break };
+        if info.is_none() {
+            info = sample.caps().and_then(|c| gst_video::VideoInfo::from_caps(c).ok());
+        }
+        if let Some(b) = sample.buffer_owned() {
+            frames.push(b);
+        }
+    }
+    let _ = p.set_state(gst::State::Null);
+    let info = info.ok_or_else(|| format!("{}: no frames decoded", path.display()))?;
+    Ok((frames, info))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A pipeline of `k` branches `appsrc ! facedetect ! fakesink`; returns it and the appsrcs.
+fn appsrc_pipeline(k: usize, info: &gst_video::VideoInfo, width: u32) -> Result<(gst::Pipeline, Vec<gst_app::AppSrc>), String> {
+    let pipeline = gst::Pipeline::new();
+    let caps = info.to_caps().map_err(|e| e.to_string())?;
+    let mut srcs = Vec::new();
+    for i in 0..k {
+        let src = gst_app::AppSrc::builder()
+            .name(format!("src{i}"))
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .max_bytes(0)
+            .build();
+        let det = gst::ElementFactory::make("facedetect")
+            .name(format!("facedetect{i}"))
+            .property("inference-width", width)
+            .property("idle-seconds", 0.0f64)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sink = gst::ElementFactory::make("fakesink")
+            .name(format!("sink{i}"))
+            .property("sync", false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        pipeline
+            .add_many([src.upcast_ref(), &det, &sink])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([src.upcast_ref(), &det, &sink]).map_err(|e| e.to_string())?;
+        srcs.push(src);
+    }
+    Ok((pipeline, srcs))
+}
+
+fn push_all(srcs: &[gst_app::AppSrc], frames: &[gst::Buffer], n: usize) -> Result<(), String> {
+    for i in 0..n {
+        for src in srcs {
+            let mut b = frames[i % frames.len()].copy();
+            b.make_mut().set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            src.push_buffer(b).map_err(|e| format!("push: {e:?}"))?;
+        }
+    }
+    for src in srcs {
+        src.end_of_stream().map_err(|e| format!("eos: {e:?}"))?;
+    }
+    Ok(())
+}
+
+fn wait_eos(p: &gst::Pipeline) -> Result<(), String> {
+    let bus = p.bus().ok_or("no bus")?;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(900)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Error(e) => return Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
+            _ => {}
+        }
+    }
+    Err("timed out waiting for EOS".into())
+}
+
+/// Per-frame ms of `facedetect` in `appsrc ! facedetect ! fakesink`, from the output times of
+/// frames 1..=n (frame 0 warms the session up and is not counted).
+fn element_ms_per_frame(frames: &[gst::Buffer], info: &gst_video::VideoInfo, width: u32, n: usize) -> Result<f64, String> {
+    let (p, srcs) = appsrc_pipeline(1, info, width)?;
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(n + 1)));
+    let sinkpad = p
+        .by_name("sink0")
+        .and_then(|s| s.static_pad("sink"))
+        .ok_or("no sink pad")?;
+    let t = times.clone();
+    sinkpad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Ok(mut t) = t.lock() {
+            t.push(Instant::now());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    p.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    push_all(&srcs, frames, n + 1)?;
+    let res = wait_eos(&p);
+    let _ = p.set_state(gst::State::Null);
+    res?;
+    let t = times.lock().map_err(|_| "poisoned")?;
+    if t.len() != n + 1 {
+        return Err(format!("{} frames came out, expected {}", t.len(), n + 1));
+    }
+    Ok((t[n] - t[0]).as_secs_f64() * 1e3 / n as f64)
+}
+
+/// Bare ONNX Runtime: `Session::run()` alone on the same tensor, `n` times; mean ms.
+fn bare_ms_per_run(session: &mut Session, input_name: &str, shape: [i64; 4], data: &[f32], n: usize) -> Result<f64, String> {
+    let mut run = || -> Result<f64, String> {
+        let t = Instant::now();
+        let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())?;
+        let out = session
+            .run(ort::inputs![input_name => tensor])
+            .map_err(|e| e.to_string())?;
+        drop(out);
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    run()?; // warm-up
+    let mut total = 0.0;
+    for _ in 0..n {
+        total += run()?;
+    }
+    Ok(total / n as f64)
+}
+
+fn bench_facedetect(input: &Path, width: u32, n: usize, rounds: usize) -> Result<f64, String> {
+    let (frames, info) = decode_frames(input, width, 50)?;
+    let model = models::resolve("yunet-n", "yunet-n").map_err(|e| e.to_string())?;
+    let engine = Engine::shared(&model, &EngineOptions::default()).map_err(|e| e.to_string())?;
+    let detector = FaceDetector::new(engine).map_err(|e| e.to_string())?;
+    let params = DetectParams {
+        inference_width: width,
+        ..DetectParams::default()
+    };
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let plan = detector.plan(w, h, &params);
+    // The baseline's tensor: the same frame, the same size, made once outside the timing.
+    let map = frames[0].map_readable().map_err(|e| e.to_string())?;
+    let stride = info.stride()[0] as usize;
+    let img = ImageView::new(PixelFormat::Bgr, w, h, &[Plane { data: &map, stride }]).map_err(|e| e.to_string())?;
+    let target = TensorTarget::from_spec(&model.spec.input, plan.tensor_w, plan.tensor_h);
+    let mut data = vec![0.0f32; target.len()];
+    let src = SrcRect { x: 0.0, y: 0.0, w: w as f32, h: h as f32 };
+    resize_into(&img, src, plan.content_w, plan.content_h, &target, &mut data);
+    let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
+    let mut session = Session::builder(runtime().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?
+        .commit_from_file(&model.path)
+        .map_err(|e| e.to_string())?;
+    let (mut el, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        bare.push(bare_ms_per_run(&mut session, &model.spec.input.name, shape, &data, n)?);
+        el.push(element_ms_per_frame(&frames, &info, width, n)?);
+    }
+    let (e, b) = (median(&mut el), median(&mut bare));
+    println!(
+        "facedetect {} {}x{} (tensor {}x{}), {n} frames x {rounds} rounds: element {e:.2} ms/frame, bare ONNX Runtime run() {b:.2} ms -> ratio {:.3} (target <= 1.10)",
+        input.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+        w,
+        h,
+        plan.tensor_w,
+        plan.tensor_h,
+        e / b
+    );
+    Ok(e / b)
+}
+
+/// Frames/s of `filesrc ! decodebin ! videoconvert ! videoscale ! facedetect ! fakesink`.
+fn bench_fps(files: &[PathBuf], widths: &[u32]) -> Result<(), String> {
+    for f in files {
+        for &w in widths {
+            let desc = format!(
+                "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 ! facedetect name=det inference-width={w} idle-seconds=0 ! fakesink name=sink sync=false",
+                f.display()
+            );
+            let p = gst::parse::launch(&desc)
+                .map_err(|e| e.to_string())?
+                .downcast::<gst::Pipeline>()
+                .map_err(|_| "not a pipeline")?;
+            let t = Instant::now();
+            p.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+            let res = wait_eos(&p);
+            let secs = t.elapsed().as_secs_f64();
+            let n: u64 = p.by_name("det").map(|d| d.property("inferences")).unwrap_or(0);
+            let _ = p.set_state(gst::State::Null);
+            res?;
+            println!(
+                "fps {} at {w} px wide: {n} frames in {secs:.2} s = {:.1} frames/s (decode + scale + detect)",
+                f.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+                n as f64 / secs
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `instances` facedetect branches over the same frames; returns peak RSS (VmHWM, KiB).
+fn bench_rss(input: &Path, instances: usize, frames: usize) -> Result<u64, String> {
+    let (decoded, info) = decode_frames(input, 640, 10)?;
+    let (p, srcs) = appsrc_pipeline(instances, &info, 640)?;
+    p.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    push_all(&srcs, &decoded, frames)?;
+    let res = wait_eos(&p);
+    let _ = p.set_state(gst::State::Null);
+    res?;
+    drop(decoded);
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+}
