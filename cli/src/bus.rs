@@ -21,5 +21,12 @@ pub fn event_from_message(msg: &gst::Message) -> Option<Event> {
         .remove("utc-time")
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(utc_now);
-    Some(Event::new(s.name(), &source, &camera, running_time, utc, data))
+    Some(Event::new(
+        s.name(),
+        &source,
+        &camera,
+        running_time,
+        utc,
+        data,
+    ))
 }

@@ -41,11 +41,18 @@ pub fn pipeline_description(a: &DetectArgs) -> Result<String, String> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let enc = match ext.as_str() {
-        "mp4" => "x264enc tune=zerolatency speed-preset=veryfast ! video/x-h264,profile=high ! h264parse ! mp4mux",
+        "mp4" => {
+            "x264enc tune=zerolatency speed-preset=veryfast ! video/x-h264,profile=high ! h264parse ! mp4mux"
+        }
         "mkv" => "x264enc tune=zerolatency speed-preset=veryfast ! h264parse ! matroskamux",
         "png" => "pngenc snapshot=false",
         "jpg" | "jpeg" => "jpegenc",
-        other => return Err(format!("output {}: unsupported extension '{other}' (mp4, mkv, png, jpg)", a.output.display())),
+        other => {
+            return Err(format!(
+                "output {}: unsupported extension '{other}' (mp4, mkv, png, jpg)",
+                a.output.display()
+            ));
+        }
     };
     let q = |p: &std::path::Path| format!("\"{}\"", p.display().to_string().replace('"', "\\\""));
     Ok(format!(
@@ -67,10 +74,12 @@ pub fn run(a: DetectArgs) -> Result<(), String> {
         return Err(format!("input {} does not exist", a.input.display()));
     }
     if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let _ = std::fs::remove_file(&a.events);
-    let mut sink = JsonlSink::open(&a.events).map_err(|e| format!("cannot open {}: {e}", a.events.display()))?;
+    let mut sink = JsonlSink::open(&a.events)
+        .map_err(|e| format!("cannot open {}: {e}", a.events.display()))?;
     let desc = pipeline_description(&a)?;
     let pipeline = gst::parse::launch(&desc).map_err(|e| format!("cannot build pipeline: {e}"))?;
     let bus = pipeline.bus().ok_or("pipeline has no bus")?;
@@ -88,7 +97,9 @@ pub fn run(a: DetectArgs) -> Result<(), String> {
                 result = Err(error_text(e));
                 break;
             }
-            gst::MessageView::Warning(w) => eprintln!("warning: {} ({})", w.error(), w.debug().unwrap_or_default()),
+            gst::MessageView::Warning(w) => {
+                eprintln!("warning: {} ({})", w.error(), w.debug().unwrap_or_default())
+            }
             _ => {
                 if let Some(ev) = event_from_message(&msg) {
                     if ev.kind == "facedetect" {
@@ -97,7 +108,8 @@ pub fn run(a: DetectArgs) -> Result<(), String> {
                         faces += n as u64;
                         max_faces = max_faces.max(n);
                     }
-                    sink.write(&ev).map_err(|e| format!("cannot write {}: {e}", a.events.display()))?;
+                    sink.write(&ev)
+                        .map_err(|e| format!("cannot write {}: {e}", a.events.display()))?;
                 }
             }
         }
@@ -117,7 +129,9 @@ pub fn run(a: DetectArgs) -> Result<(), String> {
 fn error_text(e: &gst::message::Error) -> String {
     format!(
         "{}: {} ({})",
-        e.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+        e.src()
+            .map(|s| s.path_string().to_string())
+            .unwrap_or_default(),
         e.error(),
         e.debug().unwrap_or_default()
     )

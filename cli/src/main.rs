@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sightline", version, about = "Sightline video analytics: models, detection, benchmarks")]
+#[command(
+    name = "sightline",
+    version,
+    about = "Sightline video analytics: models, detection, benchmarks"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -46,5 +50,6 @@ fn main() -> ExitCode {
 /// gst::init plus the statically linked Sightline plugins.
 pub fn init_gst() -> Result<(), String> {
     gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
-    gstfacedetect::plugin_register_static().map_err(|e| format!("cannot register the facedetect plugin: {e}"))
+    gstfacedetect::plugin_register_static()
+        .map_err(|e| format!("cannot register the facedetect plugin: {e}"))
 }

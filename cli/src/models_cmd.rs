@@ -31,7 +31,10 @@ pub fn run(cmd: ModelsCmd) -> Result<(), String> {
     let reg = models::registry().map_err(|e| e.to_string())?;
     match cmd {
         ModelsCmd::List => {
-            println!("{:<14} {:<16} {:<10} {:<42} status", "name", "role", "commercial", "file");
+            println!(
+                "{:<14} {:<16} {:<10} {:<42} status",
+                "name", "role", "commercial", "file"
+            );
             for m in reg.models.values() {
                 let status = match models::resolve(&m.name, &m.name) {
                     Ok(r) => format!("ok {}", r.path.display()),
@@ -49,9 +52,15 @@ pub fn run(cmd: ModelsCmd) -> Result<(), String> {
             println!("\nsearch path: {}", dirs_string());
             Ok(())
         }
-        ModelsCmd::Fetch { names, from, dest, force } => {
+        ModelsCmd::Fetch {
+            names,
+            from,
+            dest,
+            force,
+        } => {
             let dest = dest.unwrap_or_else(models::user_cache_dir);
-            std::fs::create_dir_all(&dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+            std::fs::create_dir_all(&dest)
+                .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
             let selected: Vec<&ModelSpec> = if names.is_empty() {
                 reg.models.values().collect()
             } else {
@@ -88,7 +97,11 @@ pub fn run(cmd: ModelsCmd) -> Result<(), String> {
                     }
                 }
             }
-            if bad > 0 { Err(format!("{bad} model file(s) failed verification")) } else { Ok(()) }
+            if bad > 0 {
+                Err(format!("{bad} model file(s) failed verification"))
+            } else {
+                Ok(())
+            }
         }
         ModelsCmd::Path { name } => {
             let r = models::resolve(&name, &name).map_err(|e| e.to_string())?;
@@ -106,7 +119,12 @@ fn dirs_string() -> String {
         .join(":")
 }
 
-fn fetch_one(m: &ModelSpec, from: Option<&Path>, dest: &Path, force: bool) -> Result<String, String> {
+fn fetch_one(
+    m: &ModelSpec,
+    from: Option<&Path>,
+    dest: &Path,
+    force: bool,
+) -> Result<String, String> {
     let target = dest.join(&m.file);
     if !force && target.is_file() && models::verify(&target, m).is_ok() {
         return Ok(format!("already present {}", target.display()));
@@ -124,7 +142,10 @@ fn fetch_one(m: &ModelSpec, from: Option<&Path>, dest: &Path, force: bool) -> Re
             .map_err(|e| format!("cannot run curl: {e}"))?;
         if !status.success() {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!("download of {} failed ({status}); no network? use --from DIR", m.source));
+            return Err(format!(
+                "download of {} failed ({status}); no network? use --from DIR",
+                m.source
+            ));
         }
     } else {
         return Err(format!(
@@ -138,6 +159,7 @@ fn fetch_one(m: &ModelSpec, from: Option<&Path>, dest: &Path, force: bool) -> Re
         let _ = std::fs::remove_file(&tmp);
         return Err(e.to_string());
     }
-    std::fs::rename(&tmp, &target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    std::fs::rename(&tmp, &target)
+        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
     Ok(format!("ok {}", target.display()))
 }

@@ -167,12 +167,21 @@ mod tests {
         assert!(m.observe(0, &dark).1.is_empty());
         assert!(m.observe(S, &dark).1.is_empty());
         let (_, ev) = m.observe(2 * S, &dark);
-        assert_eq!(ev, vec![ActivityEvent::DarkStarted { mean_luma: 10.0, since_ns: 0 }]);
+        assert_eq!(
+            ev,
+            vec![ActivityEvent::DarkStarted {
+                mean_luma: 10.0,
+                since_ns: 0
+            }]
+        );
         assert!(m.observe(3 * S, &dark).1.is_empty(), "reported once");
         // Just above the threshold but inside the hysteresis band: still dark.
         let dim = vec![27u8; 64];
         let (_, ev) = m.observe(4 * S, &dim);
-        assert!(!ev.iter().any(|e| matches!(e, ActivityEvent::DarkEnded { .. })));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ActivityEvent::DarkEnded { .. }))
+        );
         let bright = vec![120u8; 64];
         let (_, ev) = m.observe(5 * S, &bright);
         assert!(ev.contains(&ActivityEvent::DarkEnded { mean_luma: 120.0 }));
@@ -187,7 +196,10 @@ mod tests {
         m.observe(S, &bright);
         m.observe(2 * S, &dark);
         let (_, ev) = m.observe(3 * S, &dark);
-        assert!(!ev.iter().any(|e| matches!(e, ActivityEvent::DarkStarted { .. })));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ActivityEvent::DarkStarted { .. }))
+        );
     }
 
     #[test]
@@ -232,7 +244,10 @@ mod tests {
 
     #[test]
     fn idle_disabled_with_zero() {
-        let mut m = ActivityMonitor::new(ActivityConfig { idle_seconds: 0.0, ..cfg() });
+        let mut m = ActivityMonitor::new(ActivityConfig {
+            idle_seconds: 0.0,
+            ..cfg()
+        });
         let still = vec![100u8; 64];
         for t in 0..100 {
             m.observe(t * S, &still);

@@ -61,7 +61,10 @@ impl FaceDetector {
     pub fn new(engine: EngineHandle) -> Result<Self, DetectError> {
         let spec = &engine.model.spec;
         if spec.output.decoder != DecoderKind::Yunet {
-            return Err(DetectError::WrongDecoder(spec.name.clone(), spec.output.decoder));
+            return Err(DetectError::WrongDecoder(
+                spec.name.clone(),
+                spec.output.decoder,
+            ));
         }
         let mut levels = Vec::new();
         for &st in &spec.output.strides {
@@ -90,7 +93,10 @@ impl FaceDetector {
         let input = &self.engine.model.spec.input;
         let (wf, hf) = (w as f32, h as f32);
         let (s, fixed) = match input.fixed_size() {
-            Some((th, tw)) => ((tw as f32 / wf).min(th as f32 / hf), Some((tw as usize, th as usize))),
+            Some((th, tw)) => (
+                (tw as f32 / wf).min(th as f32 / hf),
+                Some((tw as usize, th as usize)),
+            ),
             None => {
                 let (iw, ih) = (p.inference_width as f32, p.inference_height as f32);
                 let s = match (iw > 0.0, ih > 0.0) {
@@ -105,7 +111,10 @@ impl FaceDetector {
         let content_w = ((wf * s).round() as usize).max(1);
         let content_h = ((hf * s).round() as usize).max(1);
         let align = input.align.max(1) as usize;
-        let (tensor_w, tensor_h) = fixed.unwrap_or((content_w.div_ceil(align) * align, content_h.div_ceil(align) * align));
+        let (tensor_w, tensor_h) = fixed.unwrap_or((
+            content_w.div_ceil(align) * align,
+            content_h.div_ceil(align) * align,
+        ));
         let (content_w, content_h) = (content_w.min(tensor_w), content_h.min(tensor_h));
         Plan {
             content_w,
@@ -118,9 +127,14 @@ impl FaceDetector {
     }
 
     /// Detects faces; boxes and landmarks in frame pixels, best first.
-    pub fn detect(&mut self, img: &ImageView, p: &DetectParams) -> Result<Vec<Detection>, DetectError> {
+    pub fn detect(
+        &mut self,
+        img: &ImageView,
+        p: &DetectParams,
+    ) -> Result<Vec<Detection>, DetectError> {
         let plan = self.plan(img.width, img.height, p);
-        let target = TensorTarget::from_spec(&self.engine.model.spec.input, plan.tensor_w, plan.tensor_h);
+        let target =
+            TensorTarget::from_spec(&self.engine.model.spec.input, plan.tensor_w, plan.tensor_h);
         let mut input = std::mem::take(&mut self.input);
         input.resize(target.len(), 0.0);
         let src = SrcRect {
@@ -129,7 +143,14 @@ impl FaceDetector {
             w: img.width as f32,
             h: img.height as f32,
         };
-        resize_into(img, src, plan.content_w, plan.content_h, &target, &mut input);
+        resize_into(
+            img,
+            src,
+            plan.content_w,
+            plan.content_h,
+            &target,
+            &mut input,
+        );
         let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
         let resp = self.engine.infer(input, shape)?;
         self.input = resp.input;

@@ -28,7 +28,11 @@ impl Canvas<'_> {
 
     pub fn get(&self, x: usize, y: usize) -> Rgb {
         let i = y * self.stride + x * self.bpp;
-        [self.data[i + self.off[0]], self.data[i + self.off[1]], self.data[i + self.off[2]]]
+        [
+            self.data[i + self.off[0]],
+            self.data[i + self.off[1]],
+            self.data[i + self.off[2]],
+        ]
     }
 
     /// Filled rectangle, clipped to the frame.
@@ -76,7 +80,9 @@ impl Canvas<'_> {
         let h = Self::text_height(scale) as i64 + 2 * pad;
         self.fill_rect(x, y, w, h, bg);
         for (i, ch) in text.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?'));
+            let glyph = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::BASIC_FONTS.get('?'));
             let Some(glyph) = glyph else { continue };
             let gx = x + pad + (i * 8 * scale) as i64;
             for (row, bits) in glyph.iter().enumerate() {
@@ -140,7 +146,14 @@ mod tests {
     use super::*;
 
     fn canvas(data: &mut [u8], w: usize, h: usize) -> Canvas<'_> {
-        Canvas { data, stride: w * 4 + 8, width: w, height: h, bpp: 4, off: [2, 1, 0] }
+        Canvas {
+            data,
+            stride: w * 4 + 8,
+            width: w,
+            height: h,
+            bpp: 4,
+            off: [2, 1, 0],
+        }
     }
 
     #[test]

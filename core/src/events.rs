@@ -30,7 +30,14 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: &str, source: &str, camera: &str, running_time_ns: Option<u64>, utc: String, data: serde_json::Value) -> Self {
+    pub fn new(
+        kind: &str,
+        source: &str,
+        camera: &str,
+        running_time_ns: Option<u64>,
+        utc: String,
+        data: serde_json::Value,
+    ) -> Self {
         Event {
             schema: SCHEMA.to_string(),
             kind: kind.to_string(),
@@ -83,7 +90,9 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -95,7 +104,14 @@ mod tests {
     fn jsonl_round_trip() {
         let path = std::env::temp_dir().join(format!("sl-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let ev = Event::new("facedetect", "facedetect0", "cam1", Some(40_000_000), utc_now(), serde_json::json!({"faces": []}));
+        let ev = Event::new(
+            "facedetect",
+            "facedetect0",
+            "cam1",
+            Some(40_000_000),
+            utc_now(),
+            serde_json::json!({"faces": []}),
+        );
         {
             let mut s = JsonlSink::open(&path).unwrap();
             s.write(&ev).unwrap();
@@ -104,7 +120,10 @@ mod tests {
         let back = read_jsonl(&path).unwrap();
         assert_eq!(back, vec![ev.clone(), ev]);
         let line = std::fs::read_to_string(&path).unwrap();
-        assert!(line.starts_with("{\"schema\":\"sightline.event/1\""), "{line}");
+        assert!(
+            line.starts_with("{\"schema\":\"sightline.event/1\""),
+            "{line}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 

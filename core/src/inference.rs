@@ -46,7 +46,11 @@ impl std::str::FromStr for Provider {
             "cuda" => Provider::Cuda,
             "tensorrt" | "trt" => Provider::TensorRt,
             "openvino" => Provider::OpenVino,
-            other => return Err(format!("unknown execution provider '{other}' (cpu, cuda, tensorrt, openvino)")),
+            other => {
+                return Err(format!(
+                    "unknown execution provider '{other}' (cpu, cuda, tensorrt, openvino)"
+                ));
+            }
         })
     }
 }
@@ -162,6 +166,7 @@ pub struct Response {
 }
 
 struct Request {
+    client: u64,
     input: Vec<f32>,
     shape: [i64; 4],
     reply: mpsc::SyncSender<Result<Response, InferenceError>>,
@@ -175,6 +180,15 @@ pub struct EngineStats {
     pub largest_batch: AtomicUsize,
     /// Total time spent inside `Session::run`, nanoseconds.
     pub run_nanos: AtomicU64,
+}
+
+impl EngineStats {
+    fn record(&self, batch: usize, started: Instant) {
+        self.run_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.largest_batch.fetch_max(batch, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -192,6 +206,7 @@ pub struct Engine {
     output_names: Vec<String>,
     tx: Mutex<mpsc::Sender<Request>>,
     shared: Arc<Shared>,
+    session: Arc<Mutex<Session>>,
 }
 
 /// State shared by an engine and its worker thread: batching knobs and counters.
@@ -200,6 +215,8 @@ struct Shared {
     max_batch: AtomicUsize,
     batch_timeout_us: AtomicU64,
     clients: AtomicUsize,
+    /// When each live client last submitted, for the batching wait.
+    last_seen: Mutex<HashMap<u64, Instant>>,
     stats: EngineStats,
 }
 
@@ -217,6 +234,17 @@ pub fn live_engines() -> usize {
 /// A client's handle to a shared engine. Dropping the last handle stops the engine.
 pub struct EngineHandle {
     engine: Arc<Engine>,
+    id: u64,
+}
+
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+
+impl EngineHandle {
+    /// Runs one image through the model. `shape` is `[1, C, H, W]`; the input buffer comes
+    /// back in the response for reuse. Blocks until the (possibly batched) run is done.
+    pub fn infer(&self, input: Vec<f32>, shape: [i64; 4]) -> Result<Response, InferenceError> {
+        self.engine.submit(self.id, input, shape)
+    }
 }
 
 impl std::ops::Deref for EngineHandle {
@@ -228,7 +256,11 @@ impl std::ops::Deref for EngineHandle {
 
 impl Drop for EngineHandle {
     fn drop(&mut self) {
-        self.engine.shared.clients.fetch_sub(1, Ordering::SeqCst);
+        let shared = &self.engine.shared;
+        shared.clients.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut m) = shared.last_seen.lock() {
+            m.remove(&self.id);
+        }
     }
 }
 
@@ -236,7 +268,10 @@ impl Engine {
     /// The engine for this model, provider and device: the existing one if any element in the
     /// process already loaded it, else a new session. Batching options are widened to the
     /// largest any client asked for.
-    pub fn shared(model: &ResolvedModel, opts: &EngineOptions) -> Result<EngineHandle, InferenceError> {
+    pub fn shared(
+        model: &ResolvedModel,
+        opts: &EngineOptions,
+    ) -> Result<EngineHandle, InferenceError> {
         let key = EngineKey {
             path: std::fs::canonicalize(&model.path).unwrap_or_else(|_| model.path.clone()),
             provider: opts.provider,
@@ -253,11 +288,15 @@ impl Engine {
             }
         };
         let s = &engine.shared;
-        s.max_batch.fetch_max(opts.max_batch.max(1), Ordering::SeqCst);
+        s.max_batch
+            .fetch_max(opts.max_batch.max(1), Ordering::SeqCst);
         s.batch_timeout_us
             .fetch_max(opts.batch_timeout.as_micros() as u64, Ordering::SeqCst);
         s.clients.fetch_add(1, Ordering::SeqCst);
-        Ok(EngineHandle { engine })
+        Ok(EngineHandle {
+            engine,
+            id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     fn load(model: &ResolvedModel, opts: &EngineOptions) -> Result<Engine, InferenceError> {
@@ -287,11 +326,16 @@ impl Engine {
                 model.spec.input.name, model.spec.name
             )));
         }
-        let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let output_names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         let shared = Arc::new(Shared::default());
+        let session = Arc::new(Mutex::new(session));
         let (tx, rx) = mpsc::channel::<Request>();
         let worker = Worker {
-            session,
+            session: session.clone(),
             rx,
             input_name: input_name.clone(),
             output_names: output_names.clone(),
@@ -311,6 +355,7 @@ impl Engine {
             output_names,
             tx: Mutex::new(tx),
             shared,
+            session,
         })
     }
 
@@ -335,23 +380,63 @@ impl Engine {
         &self.shared.stats
     }
 
-    /// Runs one image through the model. `shape` is `[1, C, H, W]`; the input buffer comes
-    /// back in the response for reuse. Blocks until the (possibly batched) run is done.
-    pub fn infer(&self, input: Vec<f32>, shape: [i64; 4]) -> Result<Response, InferenceError> {
+    fn submit(
+        &self,
+        client: u64,
+        input: Vec<f32>,
+        shape: [i64; 4],
+    ) -> Result<Response, InferenceError> {
         let stopped = || InferenceError::Stopped(self.model.spec.name.clone());
+        // No other client is active: nothing to batch with, so run here and skip the two
+        // thread hops through the worker.
+        let max = self.shared.max_batch.load(Ordering::Relaxed);
+        let active = self.shared.note_active(client, Instant::now());
+        if max <= 1 || active <= 1 || !self.model.spec.input.dynamic_batch() {
+            self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let res = {
+                let mut session = self.session.lock().map_err(|_| stopped())?;
+                run_session(
+                    &mut session,
+                    &self.input_name,
+                    &self.output_names,
+                    shape,
+                    &input,
+                    1,
+                )
+            };
+            self.shared.stats.record(1, started);
+            return match res {
+                Ok(mut v) => Ok(Response {
+                    outputs: v.pop().unwrap_or_default(),
+                    input,
+                }),
+                Err(err) => Err(InferenceError::Run {
+                    model: self.model.spec.name.clone(),
+                    err,
+                }),
+            };
+        }
         let (reply, rx) = mpsc::sync_channel(1);
         self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.tx
             .lock()
             .map_err(|_| stopped())?
-            .send(Request { input, shape, reply })
+            .send(Request {
+                client,
+                input,
+                shape,
+                reply,
+            })
             .map_err(|_| stopped())?;
         rx.recv().map_err(|_| stopped())?
     }
 }
 
 #[allow(unused_variables)]
-fn execution_provider(opts: &EngineOptions) -> Result<Option<ort::ep::ExecutionProviderDispatch>, InferenceError> {
+fn execution_provider(
+    opts: &EngineOptions,
+) -> Result<Option<ort::ep::ExecutionProviderDispatch>, InferenceError> {
     match opts.provider {
         Provider::Cpu => Ok(None),
         #[cfg(feature = "cuda")]
@@ -369,14 +454,16 @@ fn execution_provider(opts: &EngineOptions) -> Result<Option<ort::ep::ExecutionP
                 .error_on_failure(),
         )),
         #[cfg(feature = "openvino")]
-        Provider::OpenVino => Ok(Some(ort::ep::OpenVINO::default().build().error_on_failure())),
+        Provider::OpenVino => Ok(Some(
+            ort::ep::OpenVINO::default().build().error_on_failure(),
+        )),
         #[allow(unreachable_patterns)]
         p => Err(InferenceError::ProviderNotBuilt(p.name())),
     }
 }
 
 struct Worker {
-    session: Session,
+    session: Arc<Mutex<Session>>,
     rx: mpsc::Receiver<Request>,
     input_name: String,
     output_names: Vec<String>,
@@ -385,6 +472,22 @@ struct Worker {
     shared: Arc<Shared>,
     batch_buf: Vec<f32>,
 }
+
+impl Shared {
+    /// Records that `client` submitted at `now`; returns how many live clients submitted
+    /// within [`ACTIVE_WINDOW`] (the largest batch worth waiting for).
+    fn note_active(&self, client: u64, now: Instant) -> usize {
+        let Ok(mut m) = self.last_seen.lock() else {
+            return 1;
+        };
+        m.insert(client, now);
+        m.retain(|_, t| now.duration_since(*t) < ACTIVE_WINDOW);
+        m.len()
+    }
+}
+
+/// A client that submitted within this window is expected to submit again soon.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
 
 impl Worker {
     fn run(mut self) {
@@ -398,28 +501,38 @@ impl Worker {
                 },
             };
             let mut batch = vec![first];
-            // Wait for companions only while other clients exist: a single camera never waits.
-            let want = self
-                .shared
-                .max_batch
-                .load(Ordering::Relaxed)
-                .min(self.shared.clients.load(Ordering::Relaxed))
-                .max(1);
-            if self.dynamic_batch && want > 1 {
-                let timeout = Duration::from_micros(self.shared.batch_timeout_us.load(Ordering::Relaxed));
-                let deadline = Instant::now() + timeout;
-                while batch.len() < want {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match self.rx.recv_timeout(deadline - now) {
-                        Ok(r) if r.shape == batch[0].shape => batch.push(r),
+            let max = self.shared.max_batch.load(Ordering::Relaxed).max(1);
+            if self.dynamic_batch && max > 1 {
+                // Take what is queued already, then wait (at most batch-timeout) only for
+                // clients that have been submitting recently: an element that is idle, skips
+                // frames or only holds the model never delays the others for long.
+                let now = Instant::now();
+                let want = self.shared.note_active(batch[0].client, now).min(max);
+                let timeout =
+                    Duration::from_micros(self.shared.batch_timeout_us.load(Ordering::Relaxed));
+                let deadline = now + timeout;
+                while batch.len() < max {
+                    let r = match self.rx.try_recv() {
+                        Ok(r) => Ok(r),
+                        Err(_) if batch.len() >= want => break,
+                        Err(_) => {
+                            let now = Instant::now();
+                            if now >= deadline {
+                                break;
+                            }
+                            self.rx.recv_timeout(deadline - now).map_err(|_| ())
+                        }
+                    };
+                    match r {
+                        Ok(r) if r.shape == batch[0].shape => {
+                            self.shared.note_active(r.client, Instant::now());
+                            batch.push(r)
+                        }
                         Ok(r) => {
                             pending = Some(r);
                             break;
                         }
-                        Err(_) => break,
+                        Err(()) => break,
                     }
                 }
             }
@@ -431,8 +544,18 @@ impl Worker {
         let n = batch.len();
         let shape = batch[0].shape;
         let started = Instant::now();
+        let Ok(mut session) = self.session.lock() else {
+            return;
+        };
         let result = if n == 1 {
-            run_session(&mut self.session, &self.input_name, &self.output_names, shape, &batch[0].input, 1)
+            run_session(
+                &mut session,
+                &self.input_name,
+                &self.output_names,
+                shape,
+                &batch[0].input,
+                1,
+            )
         } else {
             self.batch_buf.clear();
             for r in &batch {
@@ -440,14 +563,17 @@ impl Worker {
             }
             let mut bshape = shape;
             bshape[0] = n as i64;
-            run_session(&mut self.session, &self.input_name, &self.output_names, bshape, &self.batch_buf, n)
+            run_session(
+                &mut session,
+                &self.input_name,
+                &self.output_names,
+                bshape,
+                &self.batch_buf,
+                n,
+            )
         };
-        let stats = &self.shared.stats;
-        stats
-            .run_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        stats.runs.fetch_add(1, Ordering::Relaxed);
-        stats.largest_batch.fetch_max(n, Ordering::Relaxed);
+        drop(session);
+        self.shared.stats.record(n, started);
         match result {
             Ok(mut per_item) => {
                 for (r, outputs) in batch.into_iter().zip(per_item.drain(..)) {
@@ -482,15 +608,21 @@ fn run_session(
     let outputs = session
         .run(ort::inputs![input_name => tensor])
         .map_err(|e| e.to_string())?;
-    let mut per_item: Vec<Vec<Output>> = (0..n).map(|_| Vec::with_capacity(output_names.len())).collect();
+    let mut per_item: Vec<Vec<Output>> = (0..n)
+        .map(|_| Vec::with_capacity(output_names.len()))
+        .collect();
     for name in output_names {
         let value = outputs
             .get(name.as_str())
             .ok_or_else(|| format!("output '{name}' missing"))?;
-        let (oshape, odata) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+        let (oshape, odata) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| e.to_string())?;
         let dims: Vec<i64> = oshape.iter().copied().collect();
         if n > 1 && dims.first().copied() != Some(n as i64) {
-            return Err(format!("output '{name}' has shape {dims:?}, expected batch {n} first"));
+            return Err(format!(
+                "output '{name}' has shape {dims:?}, expected batch {n} first"
+            ));
         }
         let per = odata.len() / n;
         for (i, item) in per_item.iter_mut().enumerate() {

@@ -9,7 +9,7 @@ pub mod draw;
 pub mod events;
 pub mod inference;
 pub mod meta;
-pub mod video;
 pub mod models;
 pub mod postprocess;
 pub mod preprocess;
+pub mod video;

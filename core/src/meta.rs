@@ -25,7 +25,12 @@ pub fn pixel_rect(d: &Detection, frame_w: u32, frame_h: u32) -> (u32, u32, u32, 
     let y = d.y1.max(0.0).round() as u32;
     let x2 = (d.x2.round() as u32).min(frame_w);
     let y2 = (d.y2.round() as u32).min(frame_h);
-    (x.min(frame_w), y.min(frame_h), x2.saturating_sub(x), y2.saturating_sub(y))
+    (
+        x.min(frame_w),
+        y.min(frame_h),
+        x2.saturating_sub(x),
+        y2.saturating_sub(y),
+    )
 }
 
 /// Adds one ROI meta for `d` with its `detection` (and `landmarks`) params. Its id is the
@@ -43,7 +48,8 @@ pub fn add_detection(
 ) -> i32 {
     let id = count_rois(buffer) as i32;
     let (fw, fh) = (frame_w.max(1) as f64, frame_h.max(1) as f64);
-    let mut meta = VideoRegionOfInterestMeta::add(buffer, roi_type, pixel_rect(d, frame_w, frame_h));
+    let mut meta =
+        VideoRegionOfInterestMeta::add(buffer, roi_type, pixel_rect(d, frame_w, frame_h));
     meta.set_id(id);
     meta.set_parent_id(-1);
     meta.add_param(
@@ -61,7 +67,9 @@ pub fn add_detection(
     if let Some(lm) = &d.landmarks {
         let mut s = gst::Structure::builder(PARAM_LANDMARKS);
         for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
-            s = s.field(fx.as_str(), p[0] as f64).field(fy.as_str(), p[1] as f64);
+            s = s
+                .field(fx.as_str(), p[0] as f64)
+                .field(fy.as_str(), p[1] as f64);
         }
         meta.add_param(s.build());
     }
@@ -80,7 +88,9 @@ pub fn face_structure(d: &Detection, frame_w: u32, frame_h: u32) -> gst::Structu
         .field("confidence", d.score as f64);
     if let Some(lm) = &d.landmarks {
         for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
-            s = s.field(fx.as_str(), p[0] as f64).field(fy.as_str(), p[1] as f64);
+            s = s
+                .field(fx.as_str(), p[0] as f64)
+                .field(fy.as_str(), p[1] as f64);
         }
     }
     s.build()
@@ -206,7 +216,13 @@ mod tests {
             x2: 50.0,
             y2: 80.0,
             score: 0.9,
-            landmarks: Some([[20.0, 40.0], [40.0, 40.0], [30.0, 55.0], [22.0, 65.0], [38.0, 65.0]]),
+            landmarks: Some([
+                [20.0, 40.0],
+                [40.0, 40.0],
+                [30.0, 55.0],
+                [22.0, 65.0],
+                [38.0, 65.0],
+            ]),
             class_id: 0,
         }
     }
@@ -220,7 +236,10 @@ mod tests {
         VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
         let id = add_detection(b, ROI_FACE, &det(), 100, 100, "face", 0, "yunet-n");
         assert_eq!(id, 1);
-        assert_eq!(add_detection(b, ROI_FACE, &det(), 100, 100, "face", 0, "yunet-n"), 2);
+        assert_eq!(
+            add_detection(b, ROI_FACE, &det(), 100, 100, "face", 0, "yunet-n"),
+            2
+        );
         let rois = read_rois(b);
         assert_eq!(rois.len(), 3);
         let r = &rois[1];

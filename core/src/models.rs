@@ -312,10 +312,7 @@ pub fn verify(path: &Path, spec: &ModelSpec) -> Result<(), ModelError> {
         err,
     })?;
     let key = (path.to_path_buf(), md.len(), md.modified().ok());
-    let cached = VERIFIED
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&key).cloned());
+    let cached = VERIFIED.lock().ok().and_then(|m| m.get(&key).cloned());
     let actual = match cached {
         Some(h) => h,
         None => {
@@ -350,13 +347,19 @@ mod tests {
             assert_eq!(m.sha256.len(), 64, "{name}");
             assert!(m.file.ends_with(".onnx"), "{name}");
             assert!(m.input.std.iter().all(|s| *s > 0.0), "{name}");
-            assert!(m.url.is_some() || m.recipe.is_some(), "{name}: no way to obtain it");
+            assert!(
+                m.url.is_some() || m.recipe.is_some(),
+                "{name}: no way to obtain it"
+            );
         }
         let yunet = reg.get("yunet-n").unwrap();
         assert_eq!(yunet.input.color, ColorOrder::Bgr);
         assert!(yunet.input.dynamic_batch());
         assert_eq!(yunet.output.decoder, DecoderKind::Yunet);
-        assert_eq!(reg.get("yunet-s").unwrap().input.fixed_size(), Some((640, 640)));
+        assert_eq!(
+            reg.get("yunet-s").unwrap().input.fixed_size(),
+            Some((640, 640))
+        );
         assert!(!reg.get("w600k-mbf").unwrap().commercial);
     }
 
@@ -369,10 +372,16 @@ mod tests {
 
     #[test]
     fn missing_path_is_named() {
-        let err = resolve("/nonexistent/dir/face_detection_yunet_n_dynamic.onnx", "yunet-n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("/nonexistent/dir/face_detection_yunet_n_dynamic.onnx"), "{err}");
+        let err = resolve(
+            "/nonexistent/dir/face_detection_yunet_n_dynamic.onnx",
+            "yunet-n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/nonexistent/dir/face_detection_yunet_n_dynamic.onnx"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -381,7 +390,9 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("face_detection_yunet_n_dynamic.onnx");
         fs::write(&path, b"not a model").unwrap();
-        let err = resolve(path.to_str().unwrap(), "yunet-n").unwrap_err().to_string();
+        let err = resolve(path.to_str().unwrap(), "yunet-n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sha256"), "{err}");
         assert!(err.contains(path.to_str().unwrap()), "{err}");
         assert!(err.contains("yunet-n"), "{err}");

@@ -16,7 +16,8 @@ pub struct Detection {
 
 /// Landmark order: the person's right eye (image left), left eye, nose tip, right mouth corner,
 /// left mouth corner — the ArcFace template order.
-pub const LANDMARK_NAMES: [&str; 5] = ["right-eye", "left-eye", "nose", "right-mouth", "left-mouth"];
+pub const LANDMARK_NAMES: [&str; 5] =
+    ["right-eye", "left-eye", "nose", "right-mouth", "left-mouth"];
 
 impl Detection {
     pub fn width(&self) -> f32 {
@@ -80,7 +81,9 @@ pub struct YunetLevel<'a> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("YuNet output for stride {stride} has {got} anchors, expected {expected} for a {w}x{h} input")]
+    #[error(
+        "YuNet output for stride {stride} has {got} anchors, expected {expected} for a {w}x{h} input"
+    )]
     AnchorCount {
         stride: u32,
         got: usize,
@@ -106,7 +109,11 @@ pub fn decode_yunet(
         let st = lv.stride as usize;
         let (cols, rows) = (pad_w / st, pad_h / st);
         let n = cols * rows;
-        if lv.cls.len() != n || lv.obj.len() != n || lv.bbox.len() != 4 * n || lv.kps.len() != 10 * n {
+        if lv.cls.len() != n
+            || lv.obj.len() != n
+            || lv.bbox.len() != 4 * n
+            || lv.kps.len() != 10 * n
+        {
             return Err(DecodeError::AnchorCount {
                 stride: lv.stride,
                 got: lv.cls.len(),
@@ -152,7 +159,15 @@ mod tests {
     use super::*;
 
     fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
-        Detection { x1, y1, x2, y2, score, landmarks: None, class_id: 0 }
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score,
+            landmarks: None,
+            class_id: 0,
+        }
     }
 
     #[test]
@@ -189,9 +204,27 @@ mod tests {
         let bbox = [0.5f32, 0.5, 0.0, 0.0];
         let kps = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9];
         let levels = [
-            YunetLevel { stride: 8, cls: &c8, obj: &o8, bbox: &b8, kps: &k8 },
-            YunetLevel { stride: 16, cls: &c16, obj: &o16, bbox: &b16, kps: &k16 },
-            YunetLevel { stride: 32, cls: &cls, obj: &obj, bbox: &bbox, kps: &kps },
+            YunetLevel {
+                stride: 8,
+                cls: &c8,
+                obj: &o8,
+                bbox: &b8,
+                kps: &k8,
+            },
+            YunetLevel {
+                stride: 16,
+                cls: &c16,
+                obj: &o16,
+                bbox: &b16,
+                kps: &k16,
+            },
+            YunetLevel {
+                stride: 32,
+                cls: &cls,
+                obj: &obj,
+                bbox: &bbox,
+                kps: &kps,
+            },
         ];
         let d = decode_yunet(&levels, 32, 32, 0.6).unwrap();
         assert_eq!(d.len(), 1);
@@ -205,7 +238,16 @@ mod tests {
     #[test]
     fn yunet_decode_rejects_wrong_shapes() {
         let v = vec![0.0f32; 3];
-        let levels = [YunetLevel { stride: 8, cls: &v, obj: &v, bbox: &v, kps: &v }];
-        assert!(matches!(decode_yunet(&levels, 32, 32, 0.5), Err(DecodeError::AnchorCount { .. })));
+        let levels = [YunetLevel {
+            stride: 8,
+            cls: &v,
+            obj: &v,
+            bbox: &v,
+            kps: &v,
+        }];
+        assert!(matches!(
+            decode_yunet(&levels, 32, 32, 0.5),
+            Err(DecodeError::AnchorCount { .. })
+        ));
     }
 }

@@ -92,7 +92,11 @@ impl YuvMatrix {
             YuvStandard::Bt2020 => (0.2627, 0.0593),
         };
         let kg = 1.0 - kr - kb;
-        let (ys, yo, cs) = if self.full_range { (1.0, 0.0, 1.0) } else { (255.0 / 219.0, 16.0, 255.0 / 224.0) };
+        let (ys, yo, cs) = if self.full_range {
+            (1.0, 0.0, 1.0)
+        } else {
+            (255.0 / 219.0, 16.0, 255.0 / 224.0)
+        };
         [
             ys,
             yo,
@@ -106,7 +110,9 @@ impl YuvMatrix {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
-    #[error("frame {width}x{height} {format:?}: plane {plane} has {len} bytes, needs {needed} (stride {stride})")]
+    #[error(
+        "frame {width}x{height} {format:?}: plane {plane} has {len} bytes, needs {needed} (stride {stride})"
+    )]
     PlaneTooSmall {
         format: PixelFormat,
         width: usize,
@@ -174,6 +180,18 @@ pub trait Sampler {
         let [r, g, b] = self.rgb(x, y);
         0.299 * r + 0.587 * g + 0.114 * b
     }
+    /// Writes `out.len()` pixels of row `y` starting at column `x0`, one channel per slice
+    /// (R into `out[0]`, G into `out[1]`, B into `out[2]`) through `f`.
+    #[inline(always)]
+    fn row(&self, y: usize, x0: usize, out: [&mut [f32]; 3], f: impl Fn(usize, f32) -> f32) {
+        let [r, g, b] = out;
+        for (i, ((r, g), b)) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()).enumerate() {
+            let v = self.rgb(x0 + i, y);
+            *r = f(0, v[0]);
+            *g = f(1, v[1]);
+            *b = f(2, v[2]);
+        }
+    }
     /// Bilinear RGB between pixels (xa, ya) and (xb, yb) with weights fx, fy of the second.
     #[inline(always)]
     fn bilinear(&self, xa: usize, xb: usize, fx: f32, ya: usize, yb: usize, fy: f32) -> [f32; 3] {
@@ -193,7 +211,15 @@ pub trait Sampler {
 
 /// Bilinear read of a subsampled plane at a continuous position (clamped to the plane).
 #[inline(always)]
-fn plane_bilinear(p: &Plane, step: usize, offset: usize, w: usize, h: usize, x: f32, y: f32) -> f32 {
+fn plane_bilinear(
+    p: &Plane,
+    step: usize,
+    offset: usize,
+    w: usize,
+    h: usize,
+    x: f32,
+    y: f32,
+) -> f32 {
     let (xa, xb, fx) = tap(x, w);
     let (ya, yb, fy) = tap(y, h);
     let at = |xx: usize, yy: usize| p.data[yy * p.stride + xx * step + offset] as f32;
@@ -216,6 +242,24 @@ struct Packed<'a, const BPP: usize> {
 }
 
 impl<const BPP: usize> Sampler for Packed<'_, BPP> {
+    #[inline(always)]
+    fn row(&self, y: usize, x0: usize, out: [&mut [f32]; 3], f: impl Fn(usize, f32) -> f32) {
+        let [r, g, b] = out;
+        let n = r.len();
+        let start = y * self.stride + x0 * BPP;
+        let src = &self.data[start..start + n * BPP];
+        let [or, og, ob] = self.off;
+        for (((px, r), g), b) in src
+            .chunks_exact(BPP)
+            .zip(r.iter_mut())
+            .zip(g.iter_mut())
+            .zip(b.iter_mut())
+        {
+            *r = f(0, px[or] as f32);
+            *g = f(1, px[og] as f32);
+            *b = f(2, px[ob] as f32);
+        }
+    }
     #[inline(always)]
     fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
         let i = y * self.stride + x * BPP;
@@ -370,7 +414,6 @@ macro_rules! with_sampler {
     }};
 }
 
-
 /// Where the model's tensor goes and how its values are made.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorTarget {
@@ -486,13 +529,19 @@ fn resize_generic<S: Sampler>(
             continue;
         }
         if exact {
-            let y = y0s + dy;
-            for dx in 0..cw {
-                let v = s.rgb(x0s + dx, y);
-                for j in 0..3 {
-                    planes[oi[j]][row + dx] = norm(j, v[j]);
-                }
-            }
+            let [p0, p1, p2] = &mut planes;
+            let mut by_channel: [&mut [f32]; 3] = [
+                &mut p0[row..row + cw],
+                &mut p1[row..row + cw],
+                &mut p2[row..row + cw],
+            ];
+            // Reorder so that slot j receives RGB component j.
+            let [c0, c1, c2] = &mut by_channel;
+            let rgb_slots: [&mut [f32]; 3] = match oi {
+                [0, 1, 2] => [c0, c1, c2],
+                _ => [c2, c1, c0],
+            };
+            s.row(y0s + dy, x0s, rgb_slots, norm);
         } else {
             let (ya, yb, fy) = tap(src.y + (dy as f32 + 0.5) * sy - 0.5, ih);
             for (dx, &(xa, xb, fx)) in taps.iter().enumerate() {
@@ -580,7 +629,14 @@ mod tests {
             [160, 170, 180],
         ];
         let mut results = Vec::new();
-        for fmt in [PixelFormat::Rgb, PixelFormat::Bgr, PixelFormat::Rgbx, PixelFormat::Bgrx, PixelFormat::Xrgb, PixelFormat::Abgr] {
+        for fmt in [
+            PixelFormat::Rgb,
+            PixelFormat::Bgr,
+            PixelFormat::Rgbx,
+            PixelFormat::Bgrx,
+            PixelFormat::Xrgb,
+            PixelFormat::Abgr,
+        ] {
             let (bpp, off) = fmt.packed_layout().unwrap();
             let stride = 3 * bpp + 5;
             let mut data = vec![0u8; stride * 2];
@@ -590,10 +646,31 @@ mod tests {
                     data[y * stride + x * bpp + off[j]] = p[j];
                 }
             }
-            let img = ImageView::new(fmt, 3, 2, &[Plane { data: &data, stride }]).unwrap();
+            let img = ImageView::new(
+                fmt,
+                3,
+                2,
+                &[Plane {
+                    data: &data,
+                    stride,
+                }],
+            )
+            .unwrap();
             let t = target(4, 3, ColorOrder::Bgr);
             let mut out = vec![0.0; t.len()];
-            resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 3.0, h: 2.0 }, 3, 2, &t, &mut out);
+            resize_into(
+                &img,
+                SrcRect {
+                    x: 0.0,
+                    y: 0.0,
+                    w: 3.0,
+                    h: 2.0,
+                },
+                3,
+                2,
+                &t,
+                &mut out,
+            );
             results.push(out);
         }
         for r in &results[1..] {
@@ -617,12 +694,58 @@ mod tests {
         let uv = vec![128u8; w * h / 2];
         let u = vec![128u8; w * h / 4];
         let v = u.clone();
-        let nv12 = ImageView::new(PixelFormat::Nv12, w, h, &[Plane { data: &y, stride: w }, Plane { data: &uv, stride: w }]).unwrap();
-        let i420 = ImageView::new(PixelFormat::I420, w, h, &[Plane { data: &y, stride: w }, Plane { data: &u, stride: 2 }, Plane { data: &v, stride: 2 }]).unwrap();
+        let nv12 = ImageView::new(
+            PixelFormat::Nv12,
+            w,
+            h,
+            &[
+                Plane {
+                    data: &y,
+                    stride: w,
+                },
+                Plane {
+                    data: &uv,
+                    stride: w,
+                },
+            ],
+        )
+        .unwrap();
+        let i420 = ImageView::new(
+            PixelFormat::I420,
+            w,
+            h,
+            &[
+                Plane {
+                    data: &y,
+                    stride: w,
+                },
+                Plane {
+                    data: &u,
+                    stride: 2,
+                },
+                Plane {
+                    data: &v,
+                    stride: 2,
+                },
+            ],
+        )
+        .unwrap();
         for img in [nv12, i420] {
             let t = target(4, 4, ColorOrder::Rgb);
             let mut out = vec![0.0; t.len()];
-            resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 4.0, h: 4.0 }, 4, 4, &t, &mut out);
+            resize_into(
+                &img,
+                SrcRect {
+                    x: 0.0,
+                    y: 0.0,
+                    w: 4.0,
+                    h: 4.0,
+                },
+                4,
+                4,
+                &t,
+                &mut out,
+            );
             for v in out {
                 assert!((v - 128.1).abs() < 1.0, "{v}");
             }
@@ -634,20 +757,69 @@ mod tests {
         // A horizontal ramp 0,10,20,...,70 (8 px) downscaled to 4 px: cv2.resize INTER_LINEAR
         // samples at 0.5,2.5,4.5,6.5 -> 5,25,45,65.
         let data: Vec<u8> = (0..8).map(|i| (i * 10) as u8).collect();
-        let img = ImageView::new(PixelFormat::Gray8, 8, 1, &[Plane { data: &data, stride: 8 }]).unwrap();
+        let img = ImageView::new(
+            PixelFormat::Gray8,
+            8,
+            1,
+            &[Plane {
+                data: &data,
+                stride: 8,
+            }],
+        )
+        .unwrap();
         let t = target(4, 1, ColorOrder::Rgb);
         let mut out = vec![0.0; t.len()];
-        resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 8.0, h: 1.0 }, 4, 1, &t, &mut out);
+        resize_into(
+            &img,
+            SrcRect {
+                x: 0.0,
+                y: 0.0,
+                w: 8.0,
+                h: 1.0,
+            },
+            4,
+            1,
+            &t,
+            &mut out,
+        );
         assert_eq!(&out[..4], &[5.0, 25.0, 45.0, 65.0]);
     }
 
     #[test]
     fn normalisation_and_channel_order() {
         let data = [255u8, 0, 0];
-        let img = ImageView::new(PixelFormat::Rgb, 1, 1, &[Plane { data: &data, stride: 3 }]).unwrap();
-        let t = TensorTarget { width: 1, height: 1, color: ColorOrder::Rgb, mean: [127.5; 3], std: [128.0; 3], pad_value: 0.0 };
+        let img = ImageView::new(
+            PixelFormat::Rgb,
+            1,
+            1,
+            &[Plane {
+                data: &data,
+                stride: 3,
+            }],
+        )
+        .unwrap();
+        let t = TensorTarget {
+            width: 1,
+            height: 1,
+            color: ColorOrder::Rgb,
+            mean: [127.5; 3],
+            std: [128.0; 3],
+            pad_value: 0.0,
+        };
         let mut out = vec![0.0; 3];
-        resize_into(&img, SrcRect { x: 0.0, y: 0.0, w: 1.0, h: 1.0 }, 1, 1, &t, &mut out);
+        resize_into(
+            &img,
+            SrcRect {
+                x: 0.0,
+                y: 0.0,
+                w: 1.0,
+                h: 1.0,
+            },
+            1,
+            1,
+            &t,
+            &mut out,
+        );
         assert!((out[0] - 127.5 / 128.0).abs() < 1e-6);
         assert!((out[1] + 127.5 / 128.0).abs() < 1e-6);
     }
@@ -655,15 +827,44 @@ mod tests {
     #[test]
     fn short_planes_are_rejected() {
         let data = vec![0u8; 10];
-        let err = ImageView::new(PixelFormat::Rgb, 4, 4, &[Plane { data: &data, stride: 12 }]).unwrap_err();
+        let err = ImageView::new(
+            PixelFormat::Rgb,
+            4,
+            4,
+            &[Plane {
+                data: &data,
+                stride: 12,
+            }],
+        )
+        .unwrap_err();
         assert!(matches!(err, ImageError::PlaneTooSmall { .. }));
-        assert!(ImageView::new(PixelFormat::Nv12, 4, 4, &[Plane { data: &[0; 16], stride: 4 }]).is_err());
+        assert!(
+            ImageView::new(
+                PixelFormat::Nv12,
+                4,
+                4,
+                &[Plane {
+                    data: &[0; 16],
+                    stride: 4
+                }]
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn luma_grid_reads_brightness() {
         let data = vec![200u8; 64 * 48];
-        let img = ImageView::new(PixelFormat::Gray8, 64, 48, &[Plane { data: &data, stride: 64 }]).unwrap();
+        let img = ImageView::new(
+            PixelFormat::Gray8,
+            64,
+            48,
+            &[Plane {
+                data: &data,
+                stride: 64,
+            }],
+        )
+        .unwrap();
         let mut out = Vec::new();
         luma_grid(&img, 8, 6, &mut out);
         assert_eq!(out.len(), 48);

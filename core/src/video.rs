@@ -78,13 +78,20 @@ pub fn image_view<'a>(
     let mut planes = [Plane::default(); 3];
     let strides = frame.plane_stride();
     for (i, p) in planes.iter_mut().enumerate().take(format.n_planes()) {
-        let data = frame.plane_data(i as u32).map_err(|_| ImageError::Empty(0, 0))?;
+        let data = frame
+            .plane_data(i as u32)
+            .map_err(|_| ImageError::Empty(0, 0))?;
         *p = Plane {
             data,
             stride: strides[i].max(0) as usize,
         };
     }
-    let mut view = ImageView::new(format, frame.width() as usize, frame.height() as usize, &planes[..format.n_planes()])?;
+    let mut view = ImageView::new(
+        format,
+        frame.width() as usize,
+        frame.height() as usize,
+        &planes[..format.n_planes()],
+    )?;
     view.yuv = yuv_matrix(&frame.info().colorimetry());
     Ok(view)
 }

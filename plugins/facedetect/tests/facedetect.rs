@@ -26,9 +26,14 @@ fn group_photos_give_the_counted_faces() {
     let mut report = Vec::new();
     let mut groups = 0;
     for (path, v) in ids["files"].as_object().unwrap() {
-        let Some(by_eye) = v["faces_by_eye"].as_u64() else { continue };
+        let Some(by_eye) = v["faces_by_eye"].as_u64() else {
+            continue;
+        };
         groups += 1;
-        let rel = path.strip_prefix("faces/").map(|p| format!("faces/{p}")).unwrap();
+        let rel = path
+            .strip_prefix("faces/")
+            .map(|p| format!("faces/{p}"))
+            .unwrap();
         let found = detect_file(&rel, "BGRx").len() as u64;
         report.push(format!("{path}: {found}/{by_eye}"));
         // t1.jpg: every face is frontal and whole -> exact.
@@ -38,8 +43,14 @@ fn group_photos_give_the_counted_faces() {
         // Never more faces than a person counted (no false positives at score 0.6), and at
         // most one fewer: by-eye counts include faces cut by the frame edge or seen in
         // profile in the background, which a frontal detector may legitimately miss.
-        assert!(found <= by_eye, "{path}: {found} faces, {by_eye} counted by eye");
-        assert!(found + 1 >= by_eye, "{path}: {found} faces, {by_eye} counted by eye");
+        assert!(
+            found <= by_eye,
+            "{path}: {found} faces, {by_eye} counted by eye"
+        );
+        assert!(
+            found + 1 >= by_eye,
+            "{path}: {found} faces, {by_eye} counted by eye"
+        );
     }
     assert_eq!(groups, 9, "{report:?}");
     eprintln!("group photos: {}", report.join(", "));
@@ -67,14 +78,27 @@ fn portraits_give_exactly_one_face_with_ordered_landmarks() {
         let main = rois.iter().max_by_key(|r| r.rect.2 * r.rect.3).unwrap();
         let lm = main.landmarks.expect("landmarks param");
         let [re, le, nose, rm, lmth] = lm;
-        assert!(re[0] < le[0], "{path}: right eye (image left) first: {lm:?}");
+        assert!(
+            re[0] < le[0],
+            "{path}: right eye (image left) first: {lm:?}"
+        );
         assert!(rm[0] < lmth[0], "{path}: right mouth corner first: {lm:?}");
         let eyes_y = (re[1] + le[1]) / 2.0;
         let mouth_y = (rm[1] + lmth[1]) / 2.0;
-        assert!(eyes_y < nose[1] && nose[1] < mouth_y, "{path}: eyes above nose above mouth: {lm:?}");
+        assert!(
+            eyes_y < nose[1] && nose[1] < mouth_y,
+            "{path}: eyes above nose above mouth: {lm:?}"
+        );
         let (x, y, w, h) = main.rect;
         for p in lm {
-            assert!(p[0] >= x as f32 && p[0] <= (x + w) as f32 && p[1] >= y as f32 && p[1] <= (y + h) as f32, "{path}: {p:?} outside {:?}", main.rect);
+            assert!(
+                p[0] >= x as f32
+                    && p[0] <= (x + w) as f32
+                    && p[1] >= y as f32
+                    && p[1] <= (y + h) as f32,
+                "{path}: {p:?} outside {:?}",
+                main.rect
+            );
         }
         n += 1;
     }
@@ -87,7 +111,9 @@ fn every_supported_format_gives_the_same_boxes() {
     let rel = "faces/misc/t1.jpg";
     let reference = detect_file(rel, "BGR");
     assert_eq!(reference.len(), 6);
-    for fmt in ["RGB", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA", "BGRA", "ARGB", "ABGR", "NV12", "I420"] {
+    for fmt in [
+        "RGB", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA", "BGRA", "ARGB", "ABGR", "NV12", "I420",
+    ] {
         let rois = detect_file(rel, fmt);
         assert_eq!(rois.len(), reference.len(), "{fmt}");
         for r in &reference {
@@ -95,7 +121,10 @@ fn every_supported_format_gives_the_same_boxes() {
                 .iter()
                 .map(|o| {
                     let d = |a: u32, b: u32| (a as i64 - b as i64).abs();
-                    d(o.rect.0, r.rect.0).max(d(o.rect.1, r.rect.1)).max(d(o.rect.2, r.rect.2)).max(d(o.rect.3, r.rect.3))
+                    d(o.rect.0, r.rect.0)
+                        .max(d(o.rect.1, r.rect.1))
+                        .max(d(o.rect.2, r.rect.2))
+                        .max(d(o.rect.3, r.rect.3))
                 })
                 .min()
                 .unwrap();
@@ -111,11 +140,17 @@ fn rois_have_dense_ids_and_detection_params() {
     let (mut h, bus) = harness(&[("inference-width", &0u32), ("camera", &"door")]);
     let out = run_one(&mut h, buf, &caps);
     let rois = read_rois(&out);
-    assert_eq!(rois.iter().map(|r| r.id).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+    assert_eq!(
+        rois.iter().map(|r| r.id).collect::<Vec<_>>(),
+        (0..6).collect::<Vec<_>>()
+    );
     for m in out.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
         assert_eq!(m.roi_type(), "face");
         let d = m.param("detection").expect("detection param");
-        let (x0, x1) = (d.get::<f64>("x_min").unwrap(), d.get::<f64>("x_max").unwrap());
+        let (x0, x1) = (
+            d.get::<f64>("x_min").unwrap(),
+            d.get::<f64>("x_max").unwrap(),
+        );
         assert!(0.0 <= x0 && x0 < x1 && x1 <= 1.0);
         assert!(d.get::<f64>("confidence").unwrap() >= 0.6);
         assert_eq!(d.get::<&str>("label").unwrap(), "face");
@@ -131,7 +166,12 @@ fn rois_have_dense_ids_and_detection_params() {
     assert!(s.get::<u64>("running-time").is_ok() && s.get::<String>("utc-time").is_ok());
     let faces = s.get::<gst::List>("faces").unwrap();
     assert_eq!(faces.len(), 6);
-    let f = faces.iter().next().unwrap().get::<gst::Structure>().unwrap();
+    let f = faces
+        .iter()
+        .next()
+        .unwrap()
+        .get::<gst::Structure>()
+        .unwrap();
     for field in ["x", "y", "width", "height"] {
         assert!(f.get::<u32>(field).is_ok(), "{field}");
     }
@@ -153,7 +193,10 @@ fn interval_runs_detection_every_nth_frame_and_carries_faces() {
     }
     let el = h.element().unwrap();
     assert_eq!(el.property::<u64>("inferences"), 4, "frames 0, 3, 6, 9");
-    let frames: Vec<u64> = messages(&bus, "facedetect").iter().map(|s| s.get::<u64>("frame").unwrap()).collect();
+    let frames: Vec<u64> = messages(&bus, "facedetect")
+        .iter()
+        .map(|s| s.get::<u64>("frame").unwrap())
+        .collect();
     assert_eq!(frames, vec![0, 3, 6, 9]);
 }
 
@@ -179,8 +222,14 @@ fn idle_mode_slows_down_without_motion_and_wakes_on_motion() {
     let el = h.element().unwrap();
     let n_still = el.property::<u64>("inferences");
     // Full rate for the first 2 s (frames 0..=19), then every 5th frame.
-    assert!((24..=30).contains(&n_still), "{n_still} inferences in 60 still frames");
-    let idle: Vec<bool> = messages(&bus, "facedetect-idle").iter().map(|s| s.get::<bool>("idle").unwrap()).collect();
+    assert!(
+        (24..=30).contains(&n_still),
+        "{n_still} inferences in 60 still frames"
+    );
+    let idle: Vec<bool> = messages(&bus, "facedetect-idle")
+        .iter()
+        .map(|s| s.get::<bool>("idle").unwrap())
+        .collect();
     assert_eq!(idle, vec![true]);
     // Something moves (a different, same-sized scene): detection runs on that very frame.
     h.set_src_caps(faces_caps);
@@ -190,7 +239,10 @@ fn idle_mode_slows_down_without_motion_and_wakes_on_motion() {
     let out = h.pull().unwrap();
     assert_eq!(el.property::<u64>("inferences"), n_still + 1);
     assert_eq!(read_rois(&out).len(), 6);
-    let idle: Vec<bool> = messages(&bus, "facedetect-idle").iter().map(|s| s.get::<bool>("idle").unwrap()).collect();
+    let idle: Vec<bool> = messages(&bus, "facedetect-idle")
+        .iter()
+        .map(|s| s.get::<bool>("idle").unwrap())
+        .collect();
     assert_eq!(idle, vec![false]);
 }
 
@@ -204,7 +256,13 @@ fn dark_scene_is_warned_once_and_recovery_is_reported() {
         dark_path.display()
     );
     let p = gst::parse::launch(&desc).unwrap();
-    let sink = p.downcast_ref::<gst::Bin>().unwrap().by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let sink = p
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
     p.set_state(gst::State::Playing).unwrap();
     let sample = sink.pull_sample().unwrap();
     p.set_state(gst::State::Null).unwrap();
@@ -228,8 +286,14 @@ fn dark_scene_is_warned_once_and_recovery_is_reported() {
     }
     let warnings = errors(&bus);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("Scene too dark to detect faces"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("Scene too dark to detect faces"),
+        "{warnings:?}"
+    );
     push(&mut h, &bright, 4000);
-    let dark_msgs: Vec<bool> = messages(&bus, "facedetect-dark").iter().map(|s| s.get::<bool>("dark").unwrap()).collect();
+    let dark_msgs: Vec<bool> = messages(&bus, "facedetect-dark")
+        .iter()
+        .map(|s| s.get::<bool>("dark").unwrap())
+        .collect();
     assert_eq!(dark_msgs, vec![false], "recovery reported");
 }

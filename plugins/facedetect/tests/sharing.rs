@@ -13,7 +13,10 @@ fn models_are_shared_between_instances_and_frames_are_batched() {
     let pipeline = gst::Pipeline::new();
     let mut srcs = Vec::new();
     for i in 0..2 {
-        let src = gst_app::AppSrc::builder().caps(&caps).format(gst::Format::Time).build();
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .build();
         let det = gst::ElementFactory::make("facedetect")
             .name(format!("shared{i}"))
             .property("max-batch", 2u32)
@@ -38,14 +41,33 @@ fn models_are_shared_between_instances_and_frames_are_batched() {
         src.end_of_stream().unwrap();
     }
     let bus = pipeline.bus().unwrap();
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]).unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .unwrap();
     assert_eq!(msg.type_(), gst::MessageType::Eos);
-    assert_eq!(sightline_core::inference::live_engines(), before.max(1), "one session for both");
+    assert_eq!(
+        sightline_core::inference::live_engines(),
+        before.max(1),
+        "one session for both"
+    );
     let model = sightline_core::models::resolve("yunet-n", "yunet-n").unwrap();
     let engine = sightline_core::inference::Engine::shared(&model, &Default::default()).unwrap();
-    assert_eq!(engine.clients(), 3, "two elements and this handle share one engine");
+    assert_eq!(
+        engine.clients(),
+        3,
+        "two elements and this handle share one engine"
+    );
     let stats = engine.stats();
-    assert!(stats.largest_batch.load(std::sync::atomic::Ordering::Relaxed) >= 2, "frames of the two cameras were batched");
+    assert!(
+        stats
+            .largest_batch
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "frames of the two cameras were batched"
+    );
     drop(engine);
     pipeline.set_state(gst::State::Null).unwrap();
 }

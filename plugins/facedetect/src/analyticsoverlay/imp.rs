@@ -130,7 +130,9 @@ impl ObjectImpl for AnalyticsOverlay {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let Ok(mut s) = self.settings.lock() else { return };
+        let Ok(mut s) = self.settings.lock() else {
+            return;
+        };
         match pspec.name() {
             "draw-landmarks" => s.draw_landmarks = value.get().unwrap_or(DEFAULT_DRAW_LANDMARKS),
             "draw-labels" => s.draw_labels = value.get().unwrap_or(DEFAULT_DRAW_LABELS),
@@ -173,7 +175,10 @@ impl ElementImpl for AnalyticsOverlay {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = caps_for(DRAW_FORMATS);
             let mut v = Vec::new();
-            for (name, dir) in [("src", gst::PadDirection::Src), ("sink", gst::PadDirection::Sink)] {
+            for (name, dir) in [
+                ("src", gst::PadDirection::Src),
+                ("sink", gst::PadDirection::Sink),
+            ] {
                 if let Ok(t) = gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps) {
                     v.push(t);
                 }
@@ -185,7 +190,8 @@ impl ElementImpl for AnalyticsOverlay {
 }
 
 impl BaseTransformImpl for AnalyticsOverlay {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -199,10 +205,14 @@ impl BaseTransformImpl for AnalyticsOverlay {
 }
 
 impl VideoFilterImpl for AnalyticsOverlay {
-    fn transform_frame_ip(&self, frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn transform_frame_ip(
+        &self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let s = self.settings.lock().map(|s| *s).unwrap_or_default();
         let rois = meta::read_rois(frame.buffer());
-        let Some((bpp, off)) = pixel_format(frame.format()).and_then(PixelFormat::packed_layout) else {
+        let Some((bpp, off)) = pixel_format(frame.format()).and_then(PixelFormat::packed_layout)
+        else {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (frame.width() as usize, frame.height() as usize);
@@ -216,10 +226,19 @@ impl VideoFilterImpl for AnalyticsOverlay {
             bpp,
             off,
         };
-        let scale = if s.text_scale > 0 { s.text_scale as usize } else { (height / 360).max(1) };
+        let scale = if s.text_scale > 0 {
+            s.text_scale as usize
+        } else {
+            (height / 360).max(1)
+        };
         let lw = s.line_width as i64;
         for roi in &rois {
-            let (x, y, w, h) = (roi.rect.0 as i64, roi.rect.1 as i64, roi.rect.2 as i64, roi.rect.3 as i64);
+            let (x, y, w, h) = (
+                roi.rect.0 as i64,
+                roi.rect.1 as i64,
+                roi.rect.2 as i64,
+                roi.rect.3 as i64,
+            );
             let is_face = roi.roi_type == meta::ROI_FACE;
             let blur = is_face
                 && match s.privacy {

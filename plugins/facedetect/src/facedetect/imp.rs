@@ -154,16 +154,28 @@ impl FaceDetect {
             .and_then(|s| s.to_running_time(pts))
     }
 
-    fn handle_activity(&self, events: Vec<ActivityEvent>, camera: &str, rt: Option<gst::ClockTime>) {
+    fn handle_activity(
+        &self,
+        events: Vec<ActivityEvent>,
+        camera: &str,
+        rt: Option<gst::ClockTime>,
+    ) {
         for ev in events {
             match ev {
-                ActivityEvent::DarkStarted { mean_luma, since_ns } => {
+                ActivityEvent::DarkStarted {
+                    mean_luma,
+                    since_ns,
+                } => {
                     let (dark_threshold, dark_seconds) = self
                         .settings
                         .lock()
                         .map(|s| (s.dark_threshold, s.dark_seconds))
                         .unwrap_or((DEFAULT_DARK_THRESHOLD, DEFAULT_DARK_SECONDS));
-                    gst::warning!(CAT, imp = self, "camera {camera}: scene too dark (mean luma {mean_luma:.0})");
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "camera {camera}: scene too dark (mean luma {mean_luma:.0})"
+                    );
                     gst::element_imp_warning!(
                         self,
                         gst::StreamError::Failed,
@@ -187,7 +199,11 @@ impl FaceDetect {
                     );
                 }
                 ActivityEvent::DarkEnded { mean_luma } => {
-                    gst::info!(CAT, imp = self, "camera {camera}: scene bright enough again");
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "camera {camera}: scene bright enough again"
+                    );
                     self.post(
                         gst::Structure::builder("facedetect-dark")
                             .field("camera", camera)
@@ -200,7 +216,12 @@ impl FaceDetect {
                 }
                 ActivityEvent::IdleEntered | ActivityEvent::IdleLeft => {
                     let idle = ev == ActivityEvent::IdleEntered;
-                    gst::info!(CAT, imp = self, "camera {camera}: idle mode {}", if idle { "on" } else { "off" });
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "camera {camera}: idle mode {}",
+                        if idle { "on" } else { "off" }
+                    );
                     self.post(
                         gst::Structure::builder("facedetect-idle")
                             .field("camera", camera)
@@ -359,7 +380,9 @@ impl ObjectImpl for FaceDetect {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let Ok(mut s) = self.settings.lock() else { return };
+        let Ok(mut s) = self.settings.lock() else {
+            return;
+        };
         match pspec.name() {
             "model" => {
                 s.model = value
@@ -368,11 +391,19 @@ impl ObjectImpl for FaceDetect {
                     .flatten()
                     .unwrap_or_else(|| DEFAULT_MODEL.to_string())
             }
-            "camera" => s.camera = value.get::<Option<String>>().ok().flatten().filter(|c| !c.is_empty()),
+            "camera" => {
+                s.camera = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|c| !c.is_empty())
+            }
             "score-threshold" => s.score_threshold = value.get().unwrap_or(DEFAULT_SCORE_THRESHOLD),
             "nms-threshold" => s.nms_threshold = value.get().unwrap_or(DEFAULT_NMS_THRESHOLD),
             "inference-width" => s.inference_width = value.get().unwrap_or(DEFAULT_INFERENCE_WIDTH),
-            "inference-height" => s.inference_height = value.get().unwrap_or(DEFAULT_INFERENCE_HEIGHT),
+            "inference-height" => {
+                s.inference_height = value.get().unwrap_or(DEFAULT_INFERENCE_HEIGHT)
+            }
             "interval" => s.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
             "min-face-size" => s.min_face_size = value.get().unwrap_or(DEFAULT_MIN_FACE_SIZE),
             "execution-provider" => s.execution_provider = value.get().unwrap_or_default(),
@@ -449,7 +480,10 @@ impl ElementImpl for FaceDetect {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = caps_for(ANALYSIS_FORMATS);
             let mut v = Vec::new();
-            for (name, dir) in [("src", gst::PadDirection::Src), ("sink", gst::PadDirection::Sink)] {
+            for (name, dir) in [
+                ("src", gst::PadDirection::Src),
+                ("sink", gst::PadDirection::Sink),
+            ] {
                 if let Ok(t) = gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps) {
                     v.push(t);
                 }
@@ -461,14 +495,18 @@ impl ElementImpl for FaceDetect {
 }
 
 impl BaseTransformImpl for FaceDetect {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         let model = models::resolve(&s.model, DEFAULT_MODEL).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ["Cannot load face detection model: {}", e])
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["Cannot load face detection model: {}", e]
+            )
         })?;
         if !model.verified {
             gst::warning!(
@@ -486,10 +524,20 @@ impl BaseTransformImpl for FaceDetect {
             batch_timeout: Duration::from_millis(s.batch_timeout_ms as u64),
         };
         let engine = Engine::shared(&model, &opts).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ["Cannot load model {}: {}", model.path.display(), e])
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["Cannot load model {}: {}", model.path.display(), e]
+            )
         })?;
         let detector = FaceDetector::new(engine).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::Settings, ["Model {} cannot be used by facedetect: {}", model.path.display(), e])
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                [
+                    "Model {} cannot be used by facedetect: {}",
+                    model.path.display(),
+                    e
+                ]
+            )
         })?;
         gst::info!(
             CAT,
@@ -500,18 +548,22 @@ impl BaseTransformImpl for FaceDetect {
             opts.provider.name(),
             detector.engine().clients()
         );
-        *self.state.lock().map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["state lock poisoned"]))? = Some(State {
-            detector,
-            model_name: model.spec.name.clone(),
-            info: None,
-            frames: 0,
-            since_detect: 0,
-            last: Vec::new(),
-            activity: ActivityMonitor::new(s.activity()),
-            grid: Vec::with_capacity(GRID_W * GRID_H),
-            started: Instant::now(),
-            inferences: 0,
-        });
+        *self
+            .state
+            .lock()
+            .map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["state lock poisoned"]))? =
+            Some(State {
+                detector,
+                model_name: model.spec.name.clone(),
+                info: None,
+                frames: 0,
+                since_detect: 0,
+                last: Vec::new(),
+                activity: ActivityMonitor::new(s.activity()),
+                grid: Vec::with_capacity(GRID_W * GRID_H),
+                started: Instant::now(),
+                inferences: 0,
+            });
         Ok(())
     }
 
@@ -525,9 +577,21 @@ impl BaseTransformImpl for FaceDetect {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot parse video caps {}", incaps))?;
-        let mut st = self.state.lock().map_err(|_| gst::loggable_error!(CAT, "state lock poisoned"))?;
-        let st = st.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
-        gst::debug!(CAT, imp = self, "caps {}x{} {:?}", info.width(), info.height(), info.format());
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| gst::loggable_error!(CAT, "state lock poisoned"))?;
+        let st = st
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "caps {}x{} {:?}",
+            info.width(),
+            info.height(),
+            info.format()
+        );
         st.info = Some(info);
         Ok(())
     }
@@ -546,7 +610,11 @@ impl BaseTransformImpl for FaceDetect {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ("Unsupported video format {}: facedetect reads {}; put videoconvert before it", fmt, format_names(ANALYSIS_FORMATS)),
+                    (
+                        "Unsupported video format {}: facedetect reads {}; put videoconvert before it",
+                        fmt,
+                        format_names(ANALYSIS_FORMATS)
+                    ),
                     ["caps {}", caps]
                 );
             }
@@ -561,12 +629,19 @@ impl BaseTransformImpl for FaceDetect {
         let mut guard = self.state.lock().map_err(|_| gst::FlowError::Error)?;
         let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = st.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let ts_ns = rt.map(|t| t.nseconds()).unwrap_or_else(|| st.started.elapsed().as_nanos() as u64);
+        let ts_ns = rt
+            .map(|t| t.nseconds())
+            .unwrap_or_else(|| st.started.elapsed().as_nanos() as u64);
 
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("Cannot map video frame readable"));
-            gst::FlowError::Error
-        })?;
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot map video frame readable")
+                );
+                gst::FlowError::Error
+            })?;
         let img = image_view(&frame).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("Bad video frame: {}", e));
             gst::FlowError::Error
@@ -574,12 +649,21 @@ impl BaseTransformImpl for FaceDetect {
         luma_grid(&img, GRID_W, GRID_H, &mut st.grid);
         let (_, events) = st.activity.observe(ts_ns, &st.grid);
         let woke = events.contains(&ActivityEvent::IdleLeft);
-        let interval = if st.activity.is_idle() { settings.idle_interval } else { settings.interval }.max(1);
+        let interval = if st.activity.is_idle() {
+            settings.idle_interval
+        } else {
+            settings.interval
+        }
+        .max(1);
         let run = st.frames == 0 || woke || st.since_detect + 1 >= interval;
         let mut all_events = events;
         if run {
             let dets = st.detector.detect(&img, &settings.params()).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("Face detection failed: {}", e));
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Face detection failed: {}", e)
+                );
                 gst::FlowError::Error
             })?;
             st.since_detect = 0;
@@ -602,10 +686,27 @@ impl BaseTransformImpl for FaceDetect {
             let faces = gst::List::new(st.last.iter().map(|d| meta::face_structure(d, w, h)));
             gst::Structure::builder("facedetect")
                 .field("camera", camera.as_str())
-                .field("timestamp", buf.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX))
-                .field("stream-time", buf.pts().and_then(|p| self.obj().segment().downcast_ref::<gst::ClockTime>().and_then(|s| s.to_stream_time(p))).map(|t| t.nseconds()).unwrap_or(u64::MAX))
+                .field(
+                    "timestamp",
+                    buf.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX),
+                )
+                .field(
+                    "stream-time",
+                    buf.pts()
+                        .and_then(|p| {
+                            self.obj()
+                                .segment()
+                                .downcast_ref::<gst::ClockTime>()
+                                .and_then(|s| s.to_stream_time(p))
+                        })
+                        .map(|t| t.nseconds())
+                        .unwrap_or(u64::MAX),
+                )
                 .field("running-time", ts_ns)
-                .field("duration", buf.duration().map(|t| t.nseconds()).unwrap_or(u64::MAX))
+                .field(
+                    "duration",
+                    buf.duration().map(|t| t.nseconds()).unwrap_or(u64::MAX),
+                )
                 .field("utc-time", utc_now())
                 .field("frame", st.frames - 1)
                 .field("model", st.model_name.as_str())

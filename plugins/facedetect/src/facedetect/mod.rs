@@ -32,7 +32,10 @@ pub enum ExecutionProvider {
     #[default]
     #[enum_value(name = "CPU (always available)", nick = "cpu")]
     Cpu = 0,
-    #[enum_value(name = "CUDA (build with --features cuda, onnxruntime-gpu library)", nick = "cuda")]
+    #[enum_value(
+        name = "CUDA (build with --features cuda, onnxruntime-gpu library)",
+        nick = "cuda"
+    )]
     Cuda = 1,
     #[enum_value(name = "TensorRT (build with --features tensorrt)", nick = "tensorrt")]
     TensorRt = 2,
@@ -61,5 +64,10 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         FaceDetect::static_type(),
     )?;
-    gst::Element::register(Some(plugin), "facedetect", gst::Rank::NONE, FaceDetect::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "facedetect",
+        gst::Rank::NONE,
+        FaceDetect::static_type(),
+    )
 }

@@ -39,12 +39,21 @@ pub fn identities() -> serde_json::Value {
 }
 
 /// Decodes the first frame of `path` as `format` (optionally scaled to `width`).
-pub fn decode(path: &std::path::Path, format: &str, width: Option<u32>) -> (gst::Buffer, gst::Caps) {
+pub fn decode(
+    path: &std::path::Path,
+    format: &str,
+    width: Option<u32>,
+) -> (gst::Buffer, gst::Caps) {
     decode_n(path, format, width, 1).remove(0)
 }
 
 /// Decodes up to `n` frames of `path` as `format` (optionally scaled to `width`).
-pub fn decode_n(path: &std::path::Path, format: &str, width: Option<u32>, n: usize) -> Vec<(gst::Buffer, gst::Caps)> {
+pub fn decode_n(
+    path: &std::path::Path,
+    format: &str,
+    width: Option<u32>,
+    n: usize,
+) -> Vec<(gst::Buffer, gst::Caps)> {
     let scale = width
         .map(|w| format!("videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 ! "))
         .unwrap_or_default();
@@ -110,8 +119,16 @@ pub fn errors(bus: &gst::Bus) -> Vec<String> {
     let mut v = Vec::new();
     while let Some(m) = bus.pop() {
         match m.view() {
-            gst::MessageView::Error(e) => v.push(format!("ERROR {} | {}", e.error(), e.debug().unwrap_or_default())),
-            gst::MessageView::Warning(w) => v.push(format!("WARNING {} | {}", w.error(), w.debug().unwrap_or_default())),
+            gst::MessageView::Error(e) => v.push(format!(
+                "ERROR {} | {}",
+                e.error(),
+                e.debug().unwrap_or_default()
+            )),
+            gst::MessageView::Warning(w) => v.push(format!(
+                "WARNING {} | {}",
+                w.error(),
+                w.debug().unwrap_or_default()
+            )),
             _ => {}
         }
     }
