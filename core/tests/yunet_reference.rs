@@ -99,8 +99,8 @@ fn yunet_matches_the_python_reference() {
                 .map(|x| x.as_f64().unwrap() as f32)
                 .collect();
             // Sightline clips boxes to the frame (the reference does not).
-            for k in 0..4 {
-                r[k] = r[k].clamp(0.0, if k % 2 == 0 { w as f32 } else { h as f32 });
+            for (k, c) in r.iter_mut().take(4).enumerate() {
+                *c = c.clamp(0.0, if k % 2 == 0 { w as f32 } else { h as f32 });
             }
             let best = got
                 .iter()
