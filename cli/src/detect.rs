@@ -23,7 +23,7 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = 640)]
     pub inference_width: u32,
     /// Minimum face score.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = 0.75)]
     pub score_threshold: f64,
     /// Privacy mode of the overlay: none, blur-unknown, blur-all.
     #[arg(long, default_value = "none")]
@@ -84,8 +84,10 @@ pub fn run(a: DetectArgs) -> Result<(), String> {
     let pipeline = gst::parse::launch(&desc).map_err(|e| format!("cannot build pipeline: {e}"))?;
     let bus = pipeline.bus().ok_or("pipeline has no bus")?;
     if pipeline.set_state(gst::State::Playing).is_err() {
+        // Read the error before going to NULL, which flushes the bus.
+        let err = first_error(&bus).unwrap_or_else(|| "cannot start the pipeline".into());
         let _ = pipeline.set_state(gst::State::Null);
-        return Err(first_error(&bus).unwrap_or_else(|| "cannot start the pipeline".into()));
+        return Err(err);
     }
     let started = std::time::Instant::now();
     let (mut frames, mut faces, mut max_faces) = (0u64, 0u64, 0usize);

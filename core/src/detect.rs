@@ -20,7 +20,7 @@ pub struct DetectParams {
 impl Default for DetectParams {
     fn default() -> Self {
         DetectParams {
-            score_threshold: 0.6,
+            score_threshold: 0.75,
             nms_threshold: 0.3,
             inference_width: 640,
             inference_height: 0,

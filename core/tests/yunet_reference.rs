@@ -61,6 +61,8 @@ fn yunet_matches_the_python_reference() {
         let scale = v["scale"].as_f64().unwrap();
         let native = scale == 1.0;
         let params = DetectParams {
+            // The reference run's threshold.
+            score_threshold: 0.6,
             inference_width: if native {
                 0
             } else {
