@@ -47,6 +47,9 @@ pub enum BenchCmd {
         frames: usize,
         #[arg(long, default_value = FACE_VIDEO)]
         input: PathBuf,
+        /// facedetect max-batch (1 = no batching)
+        #[arg(long, default_value_t = 1)]
+        max_batch: u32,
     },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
@@ -66,8 +69,14 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             instances,
             frames,
             input,
+            max_batch,
         } => {
-            let kb = bench_rss(&input, instances, frames)?;
+            let t = Instant::now();
+            let kb = bench_rss(&input, instances, frames, max_batch)?;
+            println!(
+                "throughput {:.1} frames/s over {instances} instance(s)",
+                (instances * frames) as f64 / t.elapsed().as_secs_f64()
+            );
             println!("rss instances={instances} peak_kb={kb}");
             Ok(())
         }
@@ -159,6 +168,7 @@ fn appsrc_pipeline(
     k: usize,
     info: &gst_video::VideoInfo,
     width: u32,
+    max_batch: u32,
 ) -> Result<(gst::Pipeline, Vec<gst_app::AppSrc>), String> {
     let pipeline = gst::Pipeline::new();
     let caps = info.to_caps().map_err(|e| e.to_string())?;
@@ -174,6 +184,7 @@ fn appsrc_pipeline(
             .name(format!("facedetect{i}"))
             .property("inference-width", width)
             .property("idle-seconds", 0.0f64)
+            .property("max-batch", max_batch)
             .build()
             .map_err(|e| e.to_string())?;
         let sink = gst::ElementFactory::make("fakesink")
@@ -227,7 +238,7 @@ fn element_ms_per_frame(
     width: u32,
     n: usize,
 ) -> Result<f64, String> {
-    let (p, srcs) = appsrc_pipeline(1, info, width)?;
+    let (p, srcs) = appsrc_pipeline(1, info, width, 1)?;
     let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(n + 1)));
     let sinkpad = p
         .by_name("sink0")
@@ -405,9 +416,9 @@ fn bench_fps(files: &[PathBuf], widths: &[u32]) -> Result<(), String> {
 }
 
 /// Runs `instances` facedetect branches over the same frames; returns peak RSS (VmHWM, KiB).
-fn bench_rss(input: &Path, instances: usize, frames: usize) -> Result<u64, String> {
+fn bench_rss(input: &Path, instances: usize, frames: usize, max_batch: u32) -> Result<u64, String> {
     let (decoded, info) = decode_frames(input, 640, 10)?;
-    let (p, srcs) = appsrc_pipeline(instances, &info, 640)?;
+    let (p, srcs) = appsrc_pipeline(instances, &info, 640, max_batch)?;
     p.set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
     push_all(&srcs, &decoded, frames)?;

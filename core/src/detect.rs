@@ -54,7 +54,6 @@ pub struct FaceDetector {
     engine: EngineHandle,
     /// Output indices of (cls, obj, bbox, kps) per stride.
     levels: Vec<(u32, [usize; 4])>,
-    input: Vec<f32>,
 }
 
 impl FaceDetector {
@@ -77,11 +76,7 @@ impl FaceDetector {
             }
             levels.push((st, idx));
         }
-        Ok(FaceDetector {
-            engine,
-            levels,
-            input: Vec::new(),
-        })
+        Ok(FaceDetector { engine, levels })
     }
 
     pub fn engine(&self) -> &EngineHandle {
@@ -135,26 +130,17 @@ impl FaceDetector {
         let plan = self.plan(img.width, img.height, p);
         let target =
             TensorTarget::from_spec(&self.engine.model.spec.input, plan.tensor_w, plan.tensor_h);
-        let mut input = std::mem::take(&mut self.input);
-        input.resize(target.len(), 0.0);
         let src = SrcRect {
             x: 0.0,
             y: 0.0,
             w: img.width as f32,
             h: img.height as f32,
         };
-        resize_into(
-            img,
-            src,
-            plan.content_w,
-            plan.content_h,
-            &target,
-            &mut input,
-        );
         let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
-        let resp = self.engine.infer(input, shape)?;
-        self.input = resp.input;
-        let o = &resp.outputs;
+        // Preprocessing writes straight into the tensor that is run.
+        let o = self.engine.run_with(shape, |dst| {
+            resize_into(img, src, plan.content_w, plan.content_h, &target, dst)
+        })?;
         let levels: Vec<YunetLevel> = self
             .levels
             .iter()

