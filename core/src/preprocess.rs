@@ -315,7 +315,22 @@ struct Yuv420<'a> {
     k: [f32; 6],
 }
 
-impl Yuv420<'_> {
+impl<'a> Yuv420<'a> {
+    /// `step`: bytes between chroma samples; `v_off`: offset of V within a sample (NV12: 1).
+    fn new(img: &ImageView<'a>, u: Plane<'a>, v: Plane<'a>, step: usize, v_off: usize) -> Self {
+        Yuv420 {
+            y: img.planes[0],
+            u,
+            v,
+            step,
+            u_off: 0,
+            v_off,
+            cw: img.width.div_ceil(2),
+            ch: img.height.div_ceil(2),
+            k: img.yuv.coefficients(),
+        }
+    }
+
     #[inline(always)]
     fn chroma(&self, x: f32, y: f32) -> (f32, f32) {
         let (cx, cy) = (chroma_pos(x), chroma_pos(y));
@@ -358,31 +373,12 @@ macro_rules! with_sampler {
         let p0 = img.planes[0];
         match img.format {
             PixelFormat::Nv12 => {
-                let $s = Yuv420 {
-                    y: p0,
-                    u: img.planes[1],
-                    v: img.planes[1],
-                    step: 2,
-                    u_off: 0,
-                    v_off: 1,
-                    cw: img.width.div_ceil(2),
-                    ch: img.height.div_ceil(2),
-                    k: img.yuv.coefficients(),
-                };
+                let uv = img.planes[1];
+                let $s = Yuv420::new(img, uv, uv, 2, 1);
                 $body
             }
             PixelFormat::I420 => {
-                let $s = Yuv420 {
-                    y: p0,
-                    u: img.planes[1],
-                    v: img.planes[2],
-                    step: 1,
-                    u_off: 0,
-                    v_off: 0,
-                    cw: img.width.div_ceil(2),
-                    ch: img.height.div_ceil(2),
-                    k: img.yuv.coefficients(),
-                };
+                let $s = Yuv420::new(img, img.planes[1], img.planes[2], 1, 0);
                 $body
             }
             PixelFormat::Gray8 => {

@@ -4,7 +4,8 @@ use crate::preprocess::{ImageError, ImageView, PixelFormat, Plane, YuvMatrix, Yu
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 
-/// Formats every Sightline analysis element reads directly.
+/// Formats every Sightline analysis element reads directly: the packed RGB family first
+/// (also what can be drawn on, [`DRAW_FORMATS`]), then YUV and grey.
 pub const ANALYSIS_FORMATS: &[VideoFormat] = &[
     VideoFormat::Rgb,
     VideoFormat::Bgr,
@@ -22,18 +23,7 @@ pub const ANALYSIS_FORMATS: &[VideoFormat] = &[
 ];
 
 /// Packed RGB-family formats that can be drawn on.
-pub const DRAW_FORMATS: &[VideoFormat] = &[
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Xrgb,
-    VideoFormat::Xbgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Argb,
-    VideoFormat::Abgr,
-];
+pub const DRAW_FORMATS: &[VideoFormat] = ANALYSIS_FORMATS.split_at(10).0;
 
 pub fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
     Some(match f {
@@ -59,6 +49,17 @@ pub fn caps_for(formats: &[VideoFormat]) -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
         .format_list(formats.iter().copied())
         .build()
+}
+
+/// "src" and "sink" always-pads with the same caps, as an in-place filter has.
+pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [
+        ("src", gst::PadDirection::Src),
+        ("sink", gst::PadDirection::Sink),
+    ]
+    .into_iter()
+    .filter_map(|(name, dir)| gst::PadTemplate::new(name, dir, gst::PadPresence::Always, caps).ok())
+    .collect()
 }
 
 /// Comma-separated names of `formats`, for error messages.

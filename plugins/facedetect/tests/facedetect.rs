@@ -251,22 +251,14 @@ fn dark_scene_is_warned_once_and_recovery_is_reported() {
     init();
     // The real group photo, darkened to a mean luma of ~10 by videobalance.
     let dark_path = data("faces/misc/t1.jpg");
-    let desc = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videobalance brightness=-0.85 ! videoscale ! video/x-raw,width=640,pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=BGRx ! appsink name=sink",
-        dark_path.display()
-    );
-    let p = gst::parse::launch(&desc).unwrap();
-    let sink = p
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let sample = sink.pull_sample().unwrap();
-    p.set_state(gst::State::Null).unwrap();
-    let (dark, caps) = (sample.buffer_owned().unwrap(), sample.caps_owned().unwrap());
+    let (dark, caps) = decode_filtered(
+        &dark_path,
+        "videobalance brightness=-0.85 ! ",
+        "BGRx",
+        Some(640),
+        1,
+    )
+    .remove(0);
     let (bright, _) = decode(&dark_path, "BGRx", Some(640));
 
     let (mut h, bus) = harness(&[("dark-seconds", &2.0f64)]);

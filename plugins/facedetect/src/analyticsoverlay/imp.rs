@@ -8,7 +8,7 @@ use gst_video::subclass::prelude::*;
 use sightline_core::draw::{Canvas, Rgb};
 use sightline_core::meta::{self, Roi};
 use sightline_core::preprocess::PixelFormat;
-use sightline_core::video::{DRAW_FORMATS, caps_for, pixel_format};
+use sightline_core::video::{DRAW_FORMATS, caps_for, filter_pad_templates, pixel_format};
 
 use std::sync::{LazyLock, Mutex};
 
@@ -172,19 +172,8 @@ impl ElementImpl for AnalyticsOverlay {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps_for(DRAW_FORMATS);
-            let mut v = Vec::new();
-            for (name, dir) in [
-                ("src", gst::PadDirection::Src),
-                ("sink", gst::PadDirection::Sink),
-            ] {
-                if let Ok(t) = gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps) {
-                    v.push(t);
-                }
-            }
-            v
-        });
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| filter_pad_templates(&caps_for(DRAW_FORMATS)));
         PAD_TEMPLATES.as_ref()
     }
 }

@@ -13,7 +13,9 @@ use sightline_core::meta;
 use sightline_core::models;
 use sightline_core::postprocess::Detection;
 use sightline_core::preprocess::luma_grid;
-use sightline_core::video::{ANALYSIS_FORMATS, caps_for, format_names, image_view};
+use sightline_core::video::{
+    ANALYSIS_FORMATS, caps_for, filter_pad_templates, format_names, image_view,
+};
 
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -477,19 +479,8 @@ impl ElementImpl for FaceDetect {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps_for(ANALYSIS_FORMATS);
-            let mut v = Vec::new();
-            for (name, dir) in [
-                ("src", gst::PadDirection::Src),
-                ("sink", gst::PadDirection::Sink),
-            ] {
-                if let Ok(t) = gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps) {
-                    v.push(t);
-                }
-            }
-            v
-        });
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| filter_pad_templates(&caps_for(ANALYSIS_FORMATS)));
         PAD_TEMPLATES.as_ref()
     }
 }

@@ -54,11 +54,22 @@ pub fn decode_n(
     width: Option<u32>,
     n: usize,
 ) -> Vec<(gst::Buffer, gst::Caps)> {
+    decode_filtered(path, "", format, width, n)
+}
+
+/// As [`decode_n`], with `filter` (e.g. `videobalance brightness=-0.8 ! `) applied first.
+pub fn decode_filtered(
+    path: &std::path::Path,
+    filter: &str,
+    format: &str,
+    width: Option<u32>,
+    n: usize,
+) -> Vec<(gst::Buffer, gst::Caps)> {
     let scale = width
         .map(|w| format!("videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 ! "))
         .unwrap_or_default();
     let desc = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! {scale}videoconvert ! video/x-raw,format={format} ! appsink name=sink sync=false",
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! {filter}{scale}videoconvert ! video/x-raw,format={format} ! appsink name=sink sync=false",
         path.display()
     );
     let p = gst::parse::launch(&desc).expect("decode pipeline");
