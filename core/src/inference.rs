@@ -265,9 +265,10 @@ pub struct EngineHandle {
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
 impl EngineHandle {
-    /// Runs one image through the model: `fill` writes the `[1, C, H, W]` input tensor
-    /// (`shape`), straight into the buffer that is run. Blocks until the (possibly batched)
-    /// run is done; returns the outputs in the order of [`Engine::output_names`].
+    /// Runs `shape[0]` images through the model: `fill` writes the `[N, C, H, W]` input tensor
+    /// (`shape`) straight into the buffer that is run. Blocks until the (possibly batched with
+    /// other clients') run is done; returns the outputs in the order of
+    /// [`Engine::output_names`], each with this request's N items.
     pub fn run_with(
         &self,
         shape: [i64; 4],
@@ -434,15 +435,16 @@ impl Engine {
             slot.input.resize(len, 0.0);
             fill(&mut slot.input);
             let started = Instant::now();
+            let items = shape[0].max(1) as usize;
             let res = run_session(
                 &mut slot.session,
                 &self.input_name,
                 &self.output_names,
                 shape,
                 &slot.input,
-                1,
+                &[items],
             );
-            self.shared.stats.record(1, started);
+            self.shared.stats.record(items, started);
             return match res {
                 Ok(mut v) => Ok(v.pop().unwrap_or_default()),
                 Err(err) => Err(InferenceError::Run {
@@ -526,6 +528,10 @@ impl Shared {
     }
 }
 
+fn batch_items(batch: &[Request]) -> usize {
+    batch.iter().map(|r| r.shape[0].max(1) as usize).sum()
+}
+
 /// A client that submitted within this window is expected to submit again soon.
 const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
 
@@ -551,7 +557,7 @@ impl Worker {
                 let timeout =
                     Duration::from_micros(self.shared.batch_timeout_us.load(Ordering::Relaxed));
                 let deadline = now + timeout;
-                while batch.len() < max {
+                while batch_items(&batch) < max {
                     let r = match self.rx.try_recv() {
                         Ok(r) => Ok(r),
                         Err(_) if batch.len() >= want => break,
@@ -564,7 +570,10 @@ impl Worker {
                         }
                     };
                     match r {
-                        Ok(r) if r.shape == batch[0].shape => {
+                        Ok(r)
+                            if r.shape[1..] == batch[0].shape[1..]
+                                && batch_items(&batch) + r.shape[0] as usize <= max =>
+                        {
                             self.shared.note_active(r.client, Instant::now());
                             batch.push(r)
                         }
@@ -581,36 +590,36 @@ impl Worker {
     }
 
     fn run_batch(&mut self, batch: Vec<Request>) {
-        let n = batch.len();
-        let shape = batch[0].shape;
+        let splits: Vec<usize> = batch.iter().map(|r| r.shape[0].max(1) as usize).collect();
+        let n: usize = splits.iter().sum();
+        let mut shape = batch[0].shape;
+        shape[0] = n as i64;
         let started = Instant::now();
         let Ok(mut slot) = self.session.lock() else {
             return;
         };
         let session = &mut slot.session;
-        let result = if n == 1 {
+        let result = if batch.len() == 1 {
             run_session(
                 session,
                 &self.input_name,
                 &self.output_names,
                 shape,
                 &batch[0].input,
-                1,
+                &splits,
             )
         } else {
             self.batch_buf.clear();
             for r in &batch {
                 self.batch_buf.extend_from_slice(&r.input);
             }
-            let mut bshape = shape;
-            bshape[0] = n as i64;
             run_session(
                 session,
                 &self.input_name,
                 &self.output_names,
-                bshape,
+                shape,
                 &self.batch_buf,
-                n,
+                &splits,
             )
         };
         drop(slot);
@@ -636,20 +645,23 @@ impl Worker {
     }
 }
 
-/// Runs the session on `data` shaped `shape` and splits every output along the batch dimension.
+/// Runs the session on `data` shaped `shape` and splits every output along the batch
+/// dimension into consecutive parts of `splits[i]` items (one part per request).
 fn run_session(
     session: &mut Session,
     input_name: &str,
     output_names: &[String],
     shape: [i64; 4],
     data: &[f32],
-    n: usize,
+    splits: &[usize],
 ) -> Result<Vec<Vec<Output>>, String> {
+    let total: usize = splits.iter().sum();
     let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())?;
     let outputs = session
         .run(ort::inputs![input_name => tensor])
         .map_err(|e| e.to_string())?;
-    let mut per_item: Vec<Vec<Output>> = (0..n)
+    let mut parts: Vec<Vec<Output>> = splits
+        .iter()
         .map(|_| Vec::with_capacity(output_names.len()))
         .collect();
     for name in output_names {
@@ -660,22 +672,22 @@ fn run_session(
             .try_extract_tensor::<f32>()
             .map_err(|e| e.to_string())?;
         let dims: Vec<i64> = oshape.iter().copied().collect();
-        if n > 1 && dims.first().copied() != Some(n as i64) {
+        if dims.first().copied() != Some(total as i64) {
             return Err(format!(
-                "output '{name}' has shape {dims:?}, expected batch {n} first"
+                "output '{name}' has shape {dims:?}, expected batch {total} first"
             ));
         }
-        let per = odata.len() / n;
-        for (i, item) in per_item.iter_mut().enumerate() {
+        let per = odata.len() / total.max(1);
+        let mut start = 0;
+        for (part, &items) in parts.iter_mut().zip(splits) {
             let mut s = dims.clone();
-            if let Some(d0) = s.first_mut() {
-                *d0 = 1;
-            }
-            item.push(Output {
+            s[0] = items as i64;
+            part.push(Output {
                 shape: s,
-                data: odata[i * per..(i + 1) * per].to_vec(),
+                data: odata[start..start + items * per].to_vec(),
             });
+            start += items * per;
         }
     }
-    Ok(per_item)
+    Ok(parts)
 }

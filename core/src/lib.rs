@@ -4,8 +4,10 @@
 //! types; [`meta`] is the one module that reads and writes Sightline's GStreamer metadata.
 
 pub mod activity;
+pub mod align;
 pub mod detect;
 pub mod draw;
+pub mod embed;
 pub mod events;
 pub mod inference;
 pub mod meta;

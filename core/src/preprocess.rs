@@ -235,10 +235,10 @@ fn chroma_pos(p: f32) -> f32 {
     (p + 0.5) * 0.5 - 0.5
 }
 
-struct Packed<'a, const BPP: usize> {
-    data: &'a [u8],
-    stride: usize,
-    off: [usize; 3],
+pub(crate) struct Packed<'a, const BPP: usize> {
+    pub(crate) data: &'a [u8],
+    pub(crate) stride: usize,
+    pub(crate) off: [usize; 3],
 }
 
 impl<const BPP: usize> Sampler for Packed<'_, BPP> {
@@ -272,9 +272,9 @@ impl<const BPP: usize> Sampler for Packed<'_, BPP> {
     }
 }
 
-struct Gray<'a> {
-    data: &'a [u8],
-    stride: usize,
+pub(crate) struct Gray<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) stride: usize,
 }
 
 impl Sampler for Gray<'_> {
@@ -302,7 +302,7 @@ fn yuv_to_rgb(k: &[f32; 6], y: f32, u: f32, v: f32) -> [f32; 3] {
 }
 
 /// 4:2:0 YUV, semi-planar (NV12: `uv` interleaved, step 2) or planar (I420: step 1).
-struct Yuv420<'a> {
+pub(crate) struct Yuv420<'a> {
     y: Plane<'a>,
     u: Plane<'a>,
     v: Plane<'a>,
@@ -317,7 +317,13 @@ struct Yuv420<'a> {
 
 impl<'a> Yuv420<'a> {
     /// `step`: bytes between chroma samples; `v_off`: offset of V within a sample (NV12: 1).
-    fn new(img: &ImageView<'a>, u: Plane<'a>, v: Plane<'a>, step: usize, v_off: usize) -> Self {
+    pub(crate) fn new(
+        img: &ImageView<'a>,
+        u: Plane<'a>,
+        v: Plane<'a>,
+        step: usize,
+        v_off: usize,
+    ) -> Self {
         Yuv420 {
             y: img.planes[0],
             u,
@@ -369,7 +375,8 @@ impl Sampler for Yuv420<'_> {
 /// Runs `$body` with `$s` bound to the sampler matching the image's format (monomorphised).
 macro_rules! with_sampler {
     ($img:expr, $s:ident => $body:expr) => {{
-        let img: &ImageView = $img;
+        use $crate::preprocess::{Gray, Packed, PixelFormat, Yuv420};
+        let img: &$crate::preprocess::ImageView = $img;
         let p0 = img.planes[0];
         match img.format {
             PixelFormat::Nv12 => {
@@ -409,6 +416,7 @@ macro_rules! with_sampler {
         }
     }};
 }
+pub(crate) use with_sampler;
 
 /// Where the model's tensor goes and how its values are made.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,116 @@
+//! Face embeddings: aligned 112x112 crops warped straight from the frame into the model's
+//! batch tensor, one run for every face of a frame, L2-normalised outputs.
+
+use crate::align::align_into;
+use crate::inference::{EngineHandle, InferenceError};
+use crate::models::DecoderKind;
+use crate::preprocess::{ImageView, TensorTarget};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error("model '{0}' is not an embedding model (decoder {1:?})")]
+    WrongDecoder(String, DecoderKind),
+    #[error("model '{0}' has no output '{1}'")]
+    MissingOutput(String, String),
+    #[error("model '{model}' returned {got} values for {faces} faces, expected {dims} per face")]
+    Shape {
+        model: String,
+        got: usize,
+        faces: usize,
+        dims: usize,
+    },
+}
+
+pub struct FaceEmbedder {
+    engine: EngineHandle,
+    output: usize,
+    dims: usize,
+    target: TensorTarget,
+}
+
+impl FaceEmbedder {
+    pub fn new(engine: EngineHandle) -> Result<Self, EmbedError> {
+        let spec = &engine.model.spec;
+        if spec.output.decoder != DecoderKind::Embedding {
+            return Err(EmbedError::WrongDecoder(
+                spec.name.clone(),
+                spec.output.decoder,
+            ));
+        }
+        let name = spec.output.names.first().cloned().unwrap_or_default();
+        let output = engine
+            .output_index(&name)
+            .ok_or_else(|| EmbedError::MissingOutput(spec.name.clone(), name.clone()))?;
+        let dims = spec.output.dims.unwrap_or(0);
+        let (h, w) = spec.input.fixed_size().unwrap_or((112, 112));
+        let target = TensorTarget::from_spec(&spec.input, w as usize, h as usize);
+        Ok(FaceEmbedder {
+            engine,
+            output,
+            dims,
+            target,
+        })
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.engine.model.spec.name
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// One L2-normalised embedding per face (given by its five landmarks), in one model run.
+    pub fn embed(
+        &self,
+        img: &ImageView,
+        faces: &[[[f32; 2]; 5]],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let item = self.target.len();
+        let shape = [
+            faces.len() as i64,
+            3,
+            self.target.height as i64,
+            self.target.width as i64,
+        ];
+        let t = self.target;
+        let out = self.engine.run_with(shape, |dst| {
+            for (lm, slot) in faces.iter().zip(dst.chunks_exact_mut(item)) {
+                align_into(img, lm, &t, slot);
+            }
+        })?;
+        let data = &out[self.output].data;
+        if data.len() != faces.len() * self.dims {
+            return Err(EmbedError::Shape {
+                model: self.model_name().to_string(),
+                got: data.len(),
+                faces: faces.len(),
+                dims: self.dims,
+            });
+        }
+        Ok(data.chunks_exact(self.dims).map(l2_normalised).collect())
+    }
+}
+
+/// `v / |v|` (a zero vector stays zero).
+pub fn l2_normalised(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter().map(|x| x / n).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
