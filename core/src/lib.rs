@@ -9,6 +9,7 @@ pub mod detect;
 pub mod draw;
 pub mod embed;
 pub mod events;
+pub mod gallery;
 pub mod inference;
 pub mod meta;
 pub mod models;
