@@ -230,7 +230,7 @@ impl Gallery {
                 if approx > floor || top.len() < RERANK {
                     top.push((approx, r));
                     if top.len() > RERANK {
-                        top.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                        top.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
                         top.truncate(RERANK);
                         floor = top[RERANK - 1].0;
                     }
