@@ -15,4 +15,7 @@ pub mod meta;
 pub mod models;
 pub mod postprocess;
 pub mod preprocess;
+pub mod quality;
+pub mod track;
+pub mod unknown;
 pub mod video;
