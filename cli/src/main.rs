@@ -3,6 +3,7 @@
 mod bench;
 mod bus;
 mod detect;
+mod gallery_cmd;
 mod models_cmd;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Cmd {
     Models(models_cmd::ModelsCmd),
     /// Detect faces in a photo or video file: writes an annotated copy and a JSONL event log.
     Detect(detect::DetectArgs),
+    /// Enrol people and manage galleries (file, JSON export/import).
+    Gallery(gallery_cmd::GalleryArgs),
     /// Benchmarks (programs, not tests): facedetect against bare ONNX Runtime, frames/s, RSS.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Cmd::Models(c) => models_cmd::run(c),
         Cmd::Detect(a) => detect::run(a),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Gallery(g) => gallery_cmd::run(g),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod align;
 pub mod detect;
 pub mod draw;
 pub mod embed;
+pub mod enroll;
 pub mod events;
 pub mod gallery;
 pub mod inference;

@@ -108,3 +108,97 @@ pub fn yuv_matrix(c: &gst_video::VideoColorimetry) -> YuvMatrix {
         full_range: c.range() == gst_video::VideoColorRange::Range0_255,
     }
 }
+
+/// A decoded still image, packed BGR.
+pub struct DecodedImage {
+    pub data: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+}
+
+impl DecodedImage {
+    pub fn view(&self) -> Result<ImageView<'_>, ImageError> {
+        ImageView::new(
+            PixelFormat::Bgr,
+            self.width,
+            self.height,
+            &[Plane {
+                data: &self.data,
+                stride: self.stride,
+            }],
+        )
+    }
+}
+
+/// Decodes the first frame of a photo (any format decodebin knows) to packed BGR.
+/// Needs `gst::init()`.
+pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
+    use gst::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot decode {}: {e}", path.display());
+    if !path.is_file() {
+        return Err(fail(&"no such file"));
+    }
+    let p = gst::parse::launch(&format!(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false"
+    ))
+    .map_err(|e| fail(&e))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| fail(&"not a pipeline"))?;
+    let src = p.by_name("src").ok_or_else(|| fail(&"no filesrc"))?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let sink = p.by_name("sink").ok_or_else(|| fail(&"no appsink"))?;
+    p.set_state(gst::State::Playing).map_err(|e| fail(&e))?;
+    let sample = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]);
+    let err = p.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error])).and_then(|m| match m.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    });
+    let _ = p.set_state(gst::State::Null);
+    let sample = sample.ok_or_else(|| fail(&err.unwrap_or_else(|| "no image in the file".into())))?;
+    let info = sample
+        .caps()
+        .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+        .ok_or_else(|| fail(&"no caps"))?;
+    let buf = sample.buffer().ok_or_else(|| fail(&"no buffer"))?;
+    let map = buf.map_readable().map_err(|e| fail(&e))?;
+    Ok(DecodedImage {
+        data: map.to_vec(),
+        width: info.width() as usize,
+        height: info.height() as usize,
+        stride: info.stride()[0].max(0) as usize,
+    })
+}
+
+/// Writes packed RGB pixels as a PNG file (GStreamer's pngenc). Needs `gst::init()`.
+pub fn save_png(path: &std::path::Path, rgb: &[u8], width: usize, height: usize) -> Result<(), String> {
+    use gst::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src ! videoconvert ! pngenc ! filesink name=sink location=\"{}\"",
+        path.display().to_string().replace('"', "\\\"")
+    ))
+    .map_err(|e| fail(&e))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| fail(&"not a pipeline"))?;
+    let src = p.by_name("src").ok_or_else(|| fail(&"no appsrc"))?;
+    let info = gst_video::VideoInfo::builder(VideoFormat::Rgb, width as u32, height as u32)
+        .build()
+        .map_err(|e| fail(&e))?;
+    src.set_property("caps", info.to_caps().map_err(|e| fail(&e))?);
+    let stride = info.stride()[0] as usize;
+    let mut data = vec![0u8; info.size()];
+    for y in 0..height {
+        data[y * stride..y * stride + width * 3].copy_from_slice(&rgb[y * width * 3..(y + 1) * width * 3]);
+    }
+    p.set_state(gst::State::Playing).map_err(|e| fail(&e))?;
+    let _ = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&gst::Buffer::from_mut_slice(data)]);
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    let bus = p.bus().ok_or_else(|| fail(&"no bus"))?;
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let _ = p.set_state(gst::State::Null);
+    match msg.map(|m| m.type_()) {
+        Some(gst::MessageType::Eos) => Ok(()),
+        _ => Err(fail(&"encoding failed")),
+    }
+}

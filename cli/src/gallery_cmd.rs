@@ -1,0 +1,196 @@
+//! `sightline gallery`: enrol photos, list, remove, export/import, push/pull to Redis.
+
+use clap::{Args, Subcommand};
+use sightline_core::align::align_into;
+use sightline_core::detect::FaceDetector;
+use sightline_core::embed::FaceEmbedder;
+use sightline_core::enroll::{FacePolicy, embed_file, gallery_from_directory};
+use sightline_core::gallery::Gallery;
+use sightline_core::inference::{Engine, EngineOptions};
+use sightline_core::models::{self, ColorOrder};
+use sightline_core::preprocess::TensorTarget;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct GalleryArgs {
+    /// Gallery file (created by `enroll` when missing).
+    #[arg(long, short = 'g', env = "SIGHTLINE_GALLERY", default_value = "gallery.slg")]
+    pub file: PathBuf,
+    /// Embedding model of a new gallery (mobilefacenet; w600k-mbf is non-commercial).
+    #[arg(long, default_value = "mobilefacenet")]
+    pub model: String,
+    #[command(subcommand)]
+    pub cmd: GalleryCmd,
+}
+
+#[derive(Subcommand)]
+pub enum GalleryCmd {
+    /// Enrol photos of one person. A photo with no face, or with several people, is refused
+    /// (nothing is saved); --largest takes the largest face instead.
+    Enroll {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        largest: bool,
+        /// Also write the aligned 112x112 face crops here (off by default: no face images
+        /// are stored unless asked).
+        #[arg(long)]
+        save_crops: Option<PathBuf>,
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+    },
+    /// List identities and their number of embeddings.
+    List,
+    /// Remove an identity (by name or id).
+    Remove { name: String },
+    /// Write the gallery as JSON (identities with their embeddings).
+    Export { out: PathBuf },
+    /// Add identities from a JSON export, or enrol a directory GALLERY/<name>/*.jpg|png.
+    Import { input: PathBuf },
+}
+
+pub fn run(a: GalleryArgs) -> Result<(), String> {
+    crate::init_gst()?;
+    match a.cmd {
+        GalleryCmd::List => {
+            let g = load(&a.file)?;
+            println!("{} identities, model {} ({}-d), {}", g.len(), g.model(), g.dims(), a.file.display());
+            for i in g.identities() {
+                println!("  {:<24} id={:<24} embeddings={}", i.name, i.id, i.count);
+            }
+            Ok(())
+        }
+        GalleryCmd::Remove { name } => {
+            let mut g = load(&a.file)?;
+            if !g.remove(&name) {
+                return Err(format!("no identity '{name}' in {}", a.file.display()));
+            }
+            g.save(&a.file).map_err(|e| e.to_string())?;
+            println!("removed {name}; {} identities left", g.len());
+            Ok(())
+        }
+        GalleryCmd::Export { out } => {
+            let g = load(&a.file)?;
+            let idents: Vec<serde_json::Value> = g
+                .identities()
+                .iter()
+                .enumerate()
+                .map(|(k, i)| {
+                    serde_json::json!({"id": i.id, "name": i.name, "embeddings": g.embeddings_of(k).collect::<Vec<_>>()})
+                })
+                .collect();
+            let doc = serde_json::json!({"format": "sightline-gallery", "version": 1, "model": g.model(), "dims": g.dims(), "identities": idents});
+            std::fs::write(&out, serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("exported {} identities to {}", g.len(), out.display());
+            Ok(())
+        }
+        GalleryCmd::Import { input } => {
+            let mut g = load_or_new(&a.file, &a.model)?;
+            let before = g.len();
+            if input.is_dir() {
+                let (mut det, emb) = models_for(g.model())?;
+                let (dir_g, skipped) = gallery_from_directory(&input, &mut det, &emb)?;
+                for s in &skipped {
+                    eprintln!("skipped: {s}");
+                }
+                for (k, i) in dir_g.identities().iter().enumerate() {
+                    for v in dir_g.embeddings_of(k) {
+                        g.add(&i.name, v).map_err(|e| e.to_string())?;
+                    }
+                }
+            } else {
+                let text = std::fs::read_to_string(&input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+                let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", input.display()))?;
+                let model = doc["model"].as_str().unwrap_or_default();
+                let dims = doc["dims"].as_u64().unwrap_or(0) as usize;
+                g.expect_model(model, dims).map_err(|e| format!("{}: {e}", input.display()))?;
+                for i in doc["identities"].as_array().ok_or_else(|| format!("{}: no identities", input.display()))? {
+                    let name = i["name"].as_str().ok_or_else(|| format!("{}: identity without name", input.display()))?;
+                    for v in i["embeddings"].as_array().into_iter().flatten() {
+                        let v: Vec<f32> = v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).map(|x| x as f32).collect();
+                        g.add(name, &v).map_err(|e| format!("{}: {name}: {e}", input.display()))?;
+                    }
+                }
+            }
+            g.save(&a.file).map_err(|e| e.to_string())?;
+            println!("imported into {}: {} identities ({} new)", a.file.display(), g.len(), g.len() - before);
+            Ok(())
+        }
+        GalleryCmd::Enroll { name, largest, save_crops, photos } => {
+            let mut g = load_or_new(&a.file, &a.model)?;
+            let (mut det, emb) = models_for(g.model())?;
+            let policy = if largest { FacePolicy::Largest } else { FacePolicy::Single };
+            let mut vectors = Vec::new();
+            let mut errors = Vec::new();
+            for p in &photos {
+                match embed_file(&mut det, &emb, p, policy) {
+                    Ok((v, face)) => {
+                        if let Some(dir) = &save_crops
+                            && let Some(lm) = face.landmarks
+                        {
+                            save_crop(p, &lm, dir, &name, vectors.len())?;
+                        }
+                        vectors.push(v);
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            if !errors.is_empty() {
+                for e in &errors {
+                    eprintln!("refused: {e}");
+                }
+                return Err(format!("{} of {} photo(s) refused; nothing enrolled", errors.len(), photos.len()));
+            }
+            for v in &vectors {
+                g.add(&name, v).map_err(|e| e.to_string())?;
+            }
+            g.save(&a.file).map_err(|e| e.to_string())?;
+            println!("enrolled {name}: {} photo(s); {} now has {} identities", vectors.len(), a.file.display(), g.len());
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Gallery, String> {
+    Gallery::load(path).map_err(|e| e.to_string())
+}
+
+fn load_or_new(path: &Path, model: &str) -> Result<Gallery, String> {
+    if path.exists() {
+        return load(path);
+    }
+    let spec = models::registry()
+        .map_err(|e| e.to_string())?
+        .get(model)
+        .ok_or_else(|| format!("unknown embedding model '{model}'"))?;
+    Ok(Gallery::new(model, spec.output.dims.unwrap_or(0)))
+}
+
+/// The detector and the gallery's embedding model.
+pub fn models_for(model: &str) -> Result<(FaceDetector, FaceEmbedder), String> {
+    let engine = |n: &str| -> Result<_, String> {
+        let m = models::resolve(n, n).map_err(|e| e.to_string())?;
+        Engine::shared(&m, &EngineOptions::default()).map_err(|e| e.to_string())
+    };
+    let det = FaceDetector::new(engine("yunet-n")?).map_err(|e| e.to_string())?;
+    let emb = FaceEmbedder::new(engine(model)?).map_err(|e| e.to_string())?;
+    if emb.dims() == 0 {
+        return Err(format!("model '{model}' is not a face embedding model"));
+    }
+    Ok((det, emb))
+}
+
+/// Writes the aligned crop of `photo` as DIR/<name>-<k>.png (only when the user asks).
+fn save_crop(photo: &Path, lm: &[[f32; 2]; 5], dir: &Path, name: &str, k: usize) -> Result<(), String> {
+    let img = sightline_core::video::decode_image(photo)?;
+    let view = img.view().map_err(|e| e.to_string())?;
+    let t = TensorTarget { width: 112, height: 112, color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3], pad_value: 0.0 };
+    let mut planar = vec![0.0f32; t.len()];
+    align_into(&view, lm, &t, &mut planar);
+    let n = 112 * 112;
+    let rgb: Vec<u8> = (0..n).flat_map(|i| [planar[i], planar[n + i], planar[2 * n + i]]).map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let out = dir.join(format!("{}-{k}.png", sightline_core::gallery::slug(name)));
+    sightline_core::video::save_png(&out, &rgb, 112, 112)
+}
