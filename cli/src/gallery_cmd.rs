@@ -14,7 +14,12 @@ use std::path::{Path, PathBuf};
 #[derive(Args)]
 pub struct GalleryArgs {
     /// Gallery file (created by `enroll` when missing).
-    #[arg(long, short = 'g', env = "SIGHTLINE_GALLERY", default_value = "gallery.slg")]
+    #[arg(
+        long,
+        short = 'g',
+        env = "SIGHTLINE_GALLERY",
+        default_value = "gallery.slg"
+    )]
     pub file: PathBuf,
     /// Embedding model of a new gallery (mobilefacenet; w600k-mbf is non-commercial).
     #[arg(long, default_value = "mobilefacenet")]
@@ -54,7 +59,13 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
     match a.cmd {
         GalleryCmd::List => {
             let g = load(&a.file)?;
-            println!("{} identities, model {} ({}-d), {}", g.len(), g.model(), g.dims(), a.file.display());
+            println!(
+                "{} identities, model {} ({}-d), {}",
+                g.len(),
+                g.model(),
+                g.dims(),
+                a.file.display()
+            );
             for i in g.identities() {
                 println!("  {:<24} id={:<24} embeddings={}", i.name, i.id, i.count);
             }
@@ -80,8 +91,11 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
                 })
                 .collect();
             let doc = serde_json::json!({"format": "sightline-gallery", "version": 1, "model": g.model(), "dims": g.dims(), "identities": idents});
-            std::fs::write(&out, serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(
+                &out,
+                serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("exported {} identities to {}", g.len(), out.display());
             Ok(())
         }
@@ -100,27 +114,56 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
                     }
                 }
             } else {
-                let text = std::fs::read_to_string(&input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-                let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", input.display()))?;
+                let text = std::fs::read_to_string(&input)
+                    .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+                let doc: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: not JSON: {e}", input.display()))?;
                 let model = doc["model"].as_str().unwrap_or_default();
                 let dims = doc["dims"].as_u64().unwrap_or(0) as usize;
-                g.expect_model(model, dims).map_err(|e| format!("{}: {e}", input.display()))?;
-                for i in doc["identities"].as_array().ok_or_else(|| format!("{}: no identities", input.display()))? {
-                    let name = i["name"].as_str().ok_or_else(|| format!("{}: identity without name", input.display()))?;
+                g.expect_model(model, dims)
+                    .map_err(|e| format!("{}: {e}", input.display()))?;
+                for i in doc["identities"]
+                    .as_array()
+                    .ok_or_else(|| format!("{}: no identities", input.display()))?
+                {
+                    let name = i["name"]
+                        .as_str()
+                        .ok_or_else(|| format!("{}: identity without name", input.display()))?;
                     for v in i["embeddings"].as_array().into_iter().flatten() {
-                        let v: Vec<f32> = v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).map(|x| x as f32).collect();
-                        g.add(name, &v).map_err(|e| format!("{}: {name}: {e}", input.display()))?;
+                        let v: Vec<f32> = v
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_f64())
+                            .map(|x| x as f32)
+                            .collect();
+                        g.add(name, &v)
+                            .map_err(|e| format!("{}: {name}: {e}", input.display()))?;
                     }
                 }
             }
             g.save(&a.file).map_err(|e| e.to_string())?;
-            println!("imported into {}: {} identities ({} new)", a.file.display(), g.len(), g.len() - before);
+            println!(
+                "imported into {}: {} identities ({} new)",
+                a.file.display(),
+                g.len(),
+                g.len() - before
+            );
             Ok(())
         }
-        GalleryCmd::Enroll { name, largest, save_crops, photos } => {
+        GalleryCmd::Enroll {
+            name,
+            largest,
+            save_crops,
+            photos,
+        } => {
             let mut g = load_or_new(&a.file, &a.model)?;
             let (mut det, emb) = models_for(g.model())?;
-            let policy = if largest { FacePolicy::Largest } else { FacePolicy::Single };
+            let policy = if largest {
+                FacePolicy::Largest
+            } else {
+                FacePolicy::Single
+            };
             let mut vectors = Vec::new();
             let mut errors = Vec::new();
             for p in &photos {
@@ -140,13 +183,22 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
                 for e in &errors {
                     eprintln!("refused: {e}");
                 }
-                return Err(format!("{} of {} photo(s) refused; nothing enrolled", errors.len(), photos.len()));
+                return Err(format!(
+                    "{} of {} photo(s) refused; nothing enrolled",
+                    errors.len(),
+                    photos.len()
+                ));
             }
             for v in &vectors {
                 g.add(&name, v).map_err(|e| e.to_string())?;
             }
             g.save(&a.file).map_err(|e| e.to_string())?;
-            println!("enrolled {name}: {} photo(s); {} now has {} identities", vectors.len(), a.file.display(), g.len());
+            println!(
+                "enrolled {name}: {} photo(s); {} now has {} identities",
+                vectors.len(),
+                a.file.display(),
+                g.len()
+            );
             Ok(())
         }
     }
@@ -182,14 +234,30 @@ pub fn models_for(model: &str) -> Result<(FaceDetector, FaceEmbedder), String> {
 }
 
 /// Writes the aligned crop of `photo` as DIR/<name>-<k>.png (only when the user asks).
-fn save_crop(photo: &Path, lm: &[[f32; 2]; 5], dir: &Path, name: &str, k: usize) -> Result<(), String> {
+fn save_crop(
+    photo: &Path,
+    lm: &[[f32; 2]; 5],
+    dir: &Path,
+    name: &str,
+    k: usize,
+) -> Result<(), String> {
     let img = sightline_core::video::decode_image(photo)?;
     let view = img.view().map_err(|e| e.to_string())?;
-    let t = TensorTarget { width: 112, height: 112, color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3], pad_value: 0.0 };
+    let t = TensorTarget {
+        width: 112,
+        height: 112,
+        color: ColorOrder::Rgb,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        pad_value: 0.0,
+    };
     let mut planar = vec![0.0f32; t.len()];
     align_into(&view, lm, &t, &mut planar);
     let n = 112 * 112;
-    let rgb: Vec<u8> = (0..n).flat_map(|i| [planar[i], planar[n + i], planar[2 * n + i]]).map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
+    let rgb: Vec<u8> = (0..n)
+        .flat_map(|i| [planar[i], planar[n + i], planar[2 * n + i]])
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let out = dir.join(format!("{}-{k}.png", sightline_core::gallery::slug(name)));
     sightline_core::video::save_png(&out, &rgb, 112, 112)

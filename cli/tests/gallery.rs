@@ -22,7 +22,11 @@ fn sl(gallery: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -38,20 +42,44 @@ fn enroll_list_remove_export_import() {
     let g = dir.join("staff.slg");
     let f = faces();
     let p = |r: &str| f.join(r).to_string_lossy().into_owned();
-    let o = sl(&g, &["enroll", "--name", "Barack Obama", &p("face_recognition_examples/obama/obama.jpg"), &p("face_recognition_examples/obama/obama2.jpg")]);
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "Barack Obama",
+            &p("face_recognition_examples/obama/obama.jpg"),
+            &p("face_recognition_examples/obama/obama2.jpg"),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = sl(&g, &["enroll", "--name", "Joe Biden", &p("face_recognition_examples/biden/biden.jpg")]);
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "Joe Biden",
+            &p("face_recognition_examples/biden/biden.jpg"),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // Privacy by default: no face images written anywhere next to the gallery.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let o = sl(&g, &["list"]);
     let t = text(&o);
-    assert!(t.contains("2 identities") && t.contains("barack-obama") && t.contains("embeddings=2"), "{t}");
+    assert!(
+        t.contains("2 identities") && t.contains("barack-obama") && t.contains("embeddings=2"),
+        "{t}"
+    );
     let json = dir.join("staff.json");
     assert!(sl(&g, &["export", json.to_str().unwrap()]).status.success());
     let g2 = dir.join("copy.slg");
     let o = sl(&g2, &["import", json.to_str().unwrap()]);
-    assert!(o.status.success() && text(&o).contains("2 identities"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("2 identities"),
+        "{}",
+        text(&o)
+    );
     assert!(sl(&g, &["remove", "Joe Biden"]).status.success());
     assert!(text(&sl(&g, &["list"])).contains("1 identities"));
     let o = sl(&g, &["remove", "Nobody"]);
@@ -67,16 +95,39 @@ fn photos_without_exactly_one_face_are_refused_clearly() {
     let group = f.join("misc/t1.jpg");
     let o = sl(&g, &["enroll", "--name", "x", group.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("6 faces found") && text(&o).contains("--largest"), "{}", text(&o));
+    assert!(
+        text(&o).contains("6 faces found") && text(&o).contains("--largest"),
+        "{}",
+        text(&o)
+    );
     assert!(!g.exists(), "nothing enrolled");
     let scene = f.join("../multicam/meva/frames/G328.png");
     let o = sl(&g, &["enroll", "--name", "x", scene.to_str().unwrap()]);
     assert!(text(&o).contains("no face found"), "{}", text(&o));
-    let o = sl(&g, &["enroll", "--name", "x", "--largest", group.to_str().unwrap()]);
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "x",
+            "--largest",
+            group.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // Crops only when asked.
     let crops = dir.join("crops");
-    let o = sl(&g, &["enroll", "--name", "Tom Hanks", "--save-crops", crops.to_str().unwrap(), f.join("misc/Tom_Hanks_54745.png").to_str().unwrap()]);
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "Tom Hanks",
+            "--save-crops",
+            crops.to_str().unwrap(),
+            f.join("misc/Tom_Hanks_54745.png").to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(crops.join("tom-hanks-0.png").is_file());
     std::fs::remove_dir_all(dir).unwrap();
@@ -88,12 +139,20 @@ fn unreadable_gallery_and_wrong_model_are_clear_errors() {
     let g = dir.join("g.slg");
     std::fs::write(&g, b"definitely not a gallery").unwrap();
     let o = sl(&g, &["list"]);
-    assert!(!o.status.success() && text(&o).contains("not a Sightline gallery file"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("not a Sightline gallery file"),
+        "{}",
+        text(&o)
+    );
     // A 512-d export imported into a 192-d gallery.
     let json = dir.join("w600k.json");
     std::fs::write(&json, r#"{"model":"w600k-mbf","dims":512,"identities":[]}"#).unwrap();
     let g2 = dir.join("m.slg");
     let o = sl(&g2, &["import", json.to_str().unwrap()]);
-    assert!(!o.status.success() && text(&o).contains("w600k-mbf") && text(&o).contains("re-enrol"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("w600k-mbf") && text(&o).contains("re-enrol"),
+        "{}",
+        text(&o)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -139,9 +139,9 @@ pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
     if !path.is_file() {
         return Err(fail(&"no such file"));
     }
-    let p = gst::parse::launch(&format!(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false"
-    ))
+    let p = gst::parse::launch(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
+    )
     .map_err(|e| fail(&e))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| fail(&"not a pipeline"))?;
@@ -150,12 +150,16 @@ pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
     let sink = p.by_name("sink").ok_or_else(|| fail(&"no appsink"))?;
     p.set_state(gst::State::Playing).map_err(|e| fail(&e))?;
     let sample = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]);
-    let err = p.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error])).and_then(|m| match m.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
-    });
+    let err = p
+        .bus()
+        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+        .and_then(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        });
     let _ = p.set_state(gst::State::Null);
-    let sample = sample.ok_or_else(|| fail(&err.unwrap_or_else(|| "no image in the file".into())))?;
+    let sample =
+        sample.ok_or_else(|| fail(&err.unwrap_or_else(|| "no image in the file".into())))?;
     let info = sample
         .caps()
         .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
@@ -171,7 +175,12 @@ pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
 }
 
 /// Writes packed RGB pixels as a PNG file (GStreamer's pngenc). Needs `gst::init()`.
-pub fn save_png(path: &std::path::Path, rgb: &[u8], width: usize, height: usize) -> Result<(), String> {
+pub fn save_png(
+    path: &std::path::Path,
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+) -> Result<(), String> {
     use gst::prelude::*;
     let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
     let p = gst::parse::launch(&format!(
@@ -189,13 +198,18 @@ pub fn save_png(path: &std::path::Path, rgb: &[u8], width: usize, height: usize)
     let stride = info.stride()[0] as usize;
     let mut data = vec![0u8; info.size()];
     for y in 0..height {
-        data[y * stride..y * stride + width * 3].copy_from_slice(&rgb[y * width * 3..(y + 1) * width * 3]);
+        data[y * stride..y * stride + width * 3]
+            .copy_from_slice(&rgb[y * width * 3..(y + 1) * width * 3]);
     }
     p.set_state(gst::State::Playing).map_err(|e| fail(&e))?;
-    let _ = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&gst::Buffer::from_mut_slice(data)]);
+    let _ =
+        src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&gst::Buffer::from_mut_slice(data)]);
     let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
     let bus = p.bus().ok_or_else(|| fail(&"no bus"))?;
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
     let _ = p.set_state(gst::State::Null);
     match msg.map(|m| m.type_()) {
         Some(gst::MessageType::Eos) => Ok(()),
