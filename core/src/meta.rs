@@ -96,6 +96,69 @@ pub fn face_structure(d: &Detection, frame_w: u32, frame_h: u32) -> gst::Structu
     s.build()
 }
 
+/// What facematch decided for a face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognition {
+    /// Display name, or "unknown".
+    pub label: String,
+    /// Stable identity id (gallery id), or the unknown id for strangers.
+    pub identity: String,
+    pub similarity: f64,
+    /// Temporary id of an unknown face ("" for known people).
+    pub unknown_id: String,
+}
+
+pub const PARAM_EMBEDDING: &str = "embedding";
+
+/// Adds params to the ROI meta with id `roi_id`; false if there is none.
+pub fn add_params(buffer: &mut gst::BufferRef, roi_id: i32, params: Vec<gst::Structure>) -> bool {
+    for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+        if m.id() == roi_id {
+            for p in params {
+                m.add_param(p);
+            }
+            return true;
+        }
+    }
+    false
+}
+
+pub fn object_id_param(track_id: u64) -> gst::Structure {
+    gst::Structure::builder(PARAM_OBJECT_ID)
+        .field("id", track_id as i64)
+        .build()
+}
+
+pub fn recognition_param(r: &Recognition) -> gst::Structure {
+    gst::Structure::builder(PARAM_RECOGNITION)
+        .field("label", r.label.as_str())
+        .field("identity", r.identity.as_str())
+        .field("similarity", r.similarity)
+        .field("unknown-id", r.unknown_id.as_str())
+        .build()
+}
+
+/// The opt-in `embedding` param: the L2-normalised vector as little-endian f32 bytes.
+pub fn embedding_param(v: &[f32], model: &str) -> gst::Structure {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    gst::Structure::builder(PARAM_EMBEDDING)
+        .field("model", model)
+        .field("dims", v.len() as i32)
+        .field("format", "F32LE")
+        .field("data", glib::Bytes::from_owned(bytes))
+        .build()
+}
+
+/// Reads the `embedding` param back.
+pub fn read_embedding(s: &gst::StructureRef) -> Option<Vec<f32>> {
+    let b = s.get::<glib::Bytes>("data").ok()?;
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
 pub fn count_rois(buffer: &gst::BufferRef) -> usize {
     buffer.iter_meta::<VideoRegionOfInterestMeta>().count()
 }
@@ -113,6 +176,8 @@ pub struct Roi {
     pub object_id: Option<i64>,
     /// `recognition` label ("unknown" for strangers).
     pub recognition_label: Option<String>,
+    pub identity: Option<String>,
+    pub unknown_id: Option<String>,
     pub similarity: Option<f64>,
 }
 
@@ -158,6 +223,10 @@ pub fn read_rois(buffer: &gst::BufferRef) -> Vec<Roi> {
                         .or_else(|| s.get::<i32>("id").ok().map(i64::from))
                 }),
                 recognition_label: rec.and_then(|s| s.get::<String>("label").ok()),
+                identity: rec.and_then(|s| s.get::<String>("identity").ok()),
+                unknown_id: rec
+                    .and_then(|s| s.get::<String>("unknown-id").ok())
+                    .filter(|u| !u.is_empty()),
                 similarity: rec.and_then(|s| s.get::<f64>("similarity").ok()),
             }
         })

@@ -83,6 +83,8 @@ pub struct OutputSpec {
     pub dims: Option<usize>,
     pub default_score_threshold: Option<f32>,
     pub default_nms_threshold: Option<f32>,
+    /// Calibrated cosine threshold of an embedding model.
+    pub match_threshold: Option<f32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,36 +24,7 @@ glib::wrapper! {
     pub struct FaceDetect(ObjectSubclass<imp::FaceDetect>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
-/// Execution provider choices, as listed by gst-inspect.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "SightlineExecutionProvider")]
-pub enum ExecutionProvider {
-    #[default]
-    #[enum_value(name = "CPU (always available)", nick = "cpu")]
-    Cpu = 0,
-    #[enum_value(
-        name = "CUDA (build with --features cuda, onnxruntime-gpu library)",
-        nick = "cuda"
-    )]
-    Cuda = 1,
-    #[enum_value(name = "TensorRT (build with --features tensorrt)", nick = "tensorrt")]
-    TensorRt = 2,
-    #[enum_value(name = "OpenVINO (build with --features openvino)", nick = "openvino")]
-    OpenVino = 3,
-}
-
-impl From<ExecutionProvider> for sightline_core::inference::Provider {
-    fn from(p: ExecutionProvider) -> Self {
-        use sightline_core::inference::Provider;
-        match p {
-            ExecutionProvider::Cpu => Provider::Cpu,
-            ExecutionProvider::Cuda => Provider::Cuda,
-            ExecutionProvider::TensorRt => Provider::TensorRt,
-            ExecutionProvider::OpenVino => Provider::OpenVino,
-        }
-    }
-}
+sightline_core::execution_provider_enum!(ExecutionProvider, "SightlineFaceDetectExecutionProvider");
 
 /// Registers `facedetect` and its always-unambiguous alias `sightlinefacedetect`.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
