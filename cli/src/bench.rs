@@ -61,6 +61,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
+    /// End-to-end frames/s of `facedetect ! facematch` on a face video against the Python
+    /// reference (bench/reference_pipeline.py: OpenCV + onnxruntime + numpy), same video,
+    /// same machine, same gallery photo; each in its own process (for RSS).
+    Facematch {
+        #[arg(long, default_value = FACE_VIDEO)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        repeat: usize,
+        /// Internal: run only our pipeline and print one JSON line.
+        #[arg(long, hide = true)]
+        child: Option<u32>,
+        #[arg(long, hide = true)]
+        gallery: Option<PathBuf>,
+    },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
 }
@@ -95,10 +109,20 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             dims,
             queries,
         } => bench_match(identities, dims, queries),
+        BenchCmd::Facematch {
+            input,
+            repeat,
+            child,
+            gallery,
+        } => match (child, gallery) {
+            (Some(reembed), Some(g)) => facematch_child(&input, repeat, reembed, &g),
+            _ => bench_facematch(&input, repeat),
+        },
         BenchCmd::All => {
             bench_facedetect(Path::new(FACE_VIDEO), 640, 200, 3)?;
             bench_facedetect(Path::new(CCTV_VIDEO), 640, 100, 3)?;
             bench_match(100_000, 192, 200)?;
+            bench_facematch(Path::new(FACE_VIDEO), 10)?;
             bench_fps(
                 &[PathBuf::from(CCTV_VIDEO), PathBuf::from(FACE_VIDEO)],
                 &[640, 1280],
@@ -500,5 +524,161 @@ fn bench_match(n: usize, dims: usize, queries: usize) -> Result<(), String> {
         "match {n} identities x {dims}-d: {ours:.2} ms per face (int8 scan + f32 re-rank), plain f32 scan {base:.2} ms -> {:.1}x faster; top-1 agreement {hits}/{queries} vs {base_hits}/{queries} (target <= 2 ms)",
         base / ours
     );
+    Ok(())
+}
+
+/// Our pipeline on `input`, `repeat` times, in this process; prints frames/s and peak RSS.
+fn facematch_child(
+    input: &Path,
+    repeat: usize,
+    reembed: u32,
+    gallery: &Path,
+) -> Result<(), String> {
+    // Keep both model sessions loaded across the repeats, as a running pipeline does (the
+    // Python reference also loads its models once).
+    let _sessions = crate::gallery_cmd::models_for("mobilefacenet")?;
+    let (mut frames, mut secs) = (0u64, 0.0);
+    for _ in 0..repeat {
+        let desc = format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=BGRx ! facedetect idle-seconds=0 ! facematch name=fm gallery=\"{}\" reembed-interval={reembed} ! fakesink name=sink sync=false",
+            input.display(),
+            gallery.display()
+        );
+        let p = gst::parse::launch(&desc)
+            .map_err(|e| e.to_string())?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "not a pipeline")?;
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let n2 = n.clone();
+        p.by_name("sink")
+            .and_then(|s| s.static_pad("sink"))
+            .ok_or("no sink pad")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                n2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        let t = Instant::now();
+        p.set_state(gst::State::Playing)
+            .map_err(|e| e.to_string())?;
+        let res = wait_eos(&p);
+        secs += t.elapsed().as_secs_f64();
+        let _ = p.set_state(gst::State::Null);
+        res?;
+        frames += n.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let rss: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    println!(
+        "{}",
+        serde_json::json!({"frames": frames, "seconds": secs, "frames_per_s": frames as f64 / secs, "max_rss_kb": rss})
+    );
+    Ok(())
+}
+
+fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
+    // The gallery: the person of the video, enrolled from its first frame.
+    let dir = std::env::temp_dir().join(format!("sl-bench-fm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let still = dir.join("still.png");
+    let p = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! pngenc snapshot=true ! filesink location=\"{}\"",
+        input.display(),
+        still.display()
+    ))
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline")?;
+    p.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    wait_eos(&p)?;
+    let _ = p.set_state(gst::State::Null);
+    let gallery = dir.join("g.slg");
+    let (mut det, emb) = crate::gallery_cmd::models_for("mobilefacenet")?;
+    let (v, _) = sightline_core::enroll::embed_file(
+        &mut det,
+        &emb,
+        &still,
+        sightline_core::enroll::FacePolicy::Largest,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", emb.dims());
+    g.add("person", &v).map_err(|e| e.to_string())?;
+    g.save(&gallery).map_err(|e| e.to_string())?;
+    drop((det, emb));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let run = |cmd: &mut std::process::Command| -> Result<serde_json::Value, String> {
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| {
+                format!(
+                    "benchmark run failed: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference_pipeline.py");
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        let py = run(std::process::Command::new("python3")
+            .arg(&script)
+            .arg(input)
+            .arg(&still)
+            .arg(repeat.to_string()))?;
+        let every = run(std::process::Command::new(&exe)
+            .args([
+                "bench",
+                "facematch",
+                "--repeat",
+                &repeat.to_string(),
+                "--child",
+                "1",
+                "--input",
+            ])
+            .arg(input)
+            .arg("--gallery")
+            .arg(&gallery))?;
+        let default = run(std::process::Command::new(&exe)
+            .args([
+                "bench",
+                "facematch",
+                "--repeat",
+                &repeat.to_string(),
+                "--child",
+                "10",
+                "--input",
+            ])
+            .arg(input)
+            .arg("--gallery")
+            .arg(&gallery))?;
+        rows.push((round, py, every, default));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    for (round, py, every, default) in rows {
+        let f = |v: &serde_json::Value| v["frames_per_s"].as_f64().unwrap_or(0.0);
+        let m = |v: &serde_json::Value| v["max_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+        println!(
+            "facematch round {round}, {}: Python reference {:.1} frames/s ({:.0} MiB); facedetect ! facematch embedding every frame {:.1} frames/s ({:.0} MiB) -> {:.2}x; default reembed-interval=10 {:.1} frames/s -> {:.2}x (target >= 2x)",
+            input
+                .file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default(),
+            f(&py),
+            m(&py),
+            f(&every),
+            m(&every),
+            f(&every) / f(&py),
+            f(&default),
+            f(&default) / f(&py)
+        );
+    }
     Ok(())
 }

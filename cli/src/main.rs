@@ -55,5 +55,7 @@ fn main() -> ExitCode {
 pub fn init_gst() -> Result<(), String> {
     gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
     gstfacedetect::plugin_register_static()
-        .map_err(|e| format!("cannot register the facedetect plugin: {e}"))
+        .map_err(|e| format!("cannot register the facedetect plugin: {e}"))?;
+    gstfacematch::plugin_register_static()
+        .map_err(|e| format!("cannot register the facematch plugin: {e}"))
 }
