@@ -52,6 +52,24 @@ pub enum GalleryCmd {
     Export { out: PathBuf },
     /// Add identities from a JSON export, or enrol a directory GALLERY/<name>/*.jpg|png.
     Import { input: PathBuf },
+    /// Upload the gallery to Redis (one hash field per identity) and announce it, so every
+    /// facematch following that key reloads. Use each node's own ACL user in the URL.
+    Push {
+        #[arg(long, env = "SIGHTLINE_REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value = "sightline:gallery")]
+        key: String,
+        /// Also delete identities that are in Redis but not in this gallery.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Download the shared gallery from Redis into the gallery file (replacing it).
+    Pull {
+        #[arg(long, env = "SIGHTLINE_REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value = "sightline:gallery")]
+        key: String,
+    },
 }
 
 pub fn run(a: GalleryArgs) -> Result<(), String> {
@@ -148,6 +166,39 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
                 a.file.display(),
                 g.len(),
                 g.len() - before
+            );
+            Ok(())
+        }
+        GalleryCmd::Push {
+            redis_url,
+            key,
+            replace,
+        } => {
+            let g = load(&a.file)?;
+            let n = sightline_core::redis_store::push_gallery(&redis_url, &key, &g, replace)?;
+            println!(
+                "pushed {n} identities to {} key {key}",
+                sightline_core::redis_store::redact(&redis_url)
+            );
+            Ok(())
+        }
+        GalleryCmd::Pull { redis_url, key } => {
+            let spec = models::registry().map_err(|e| e.to_string())?;
+            let model = if a.file.exists() {
+                load(&a.file)?.model().to_string()
+            } else {
+                a.model.clone()
+            };
+            let dims = spec
+                .get(&model)
+                .and_then(|m| m.output.dims)
+                .ok_or_else(|| format!("unknown embedding model '{model}'"))?;
+            let g = sightline_core::redis_store::pull_gallery(&redis_url, &key, &model, dims)?;
+            g.save(&a.file).map_err(|e| e.to_string())?;
+            println!(
+                "pulled {} identities from key {key} into {}",
+                g.len(),
+                a.file.display()
             );
             Ok(())
         }

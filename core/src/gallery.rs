@@ -207,6 +207,18 @@ impl Gallery {
         true
     }
 
+    /// Adds every identity of `other` (same model) to this gallery; identities with the same
+    /// id get the other's embeddings too.
+    pub fn merge(&mut self, other: &Gallery) -> Result<(), GalleryError> {
+        for (k, ident) in other.identities().iter().enumerate() {
+            for v in other.embeddings_of(k) {
+                let i = self.add(&ident.name, v)?;
+                self.identities[i].id = ident.id.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// The best-matching identity of `q` (L2-normalised), if the gallery is not empty.
     pub fn best_match(&self, q: &[f32]) -> Option<Match> {
         if self.owner.is_empty() || q.len() != self.dims {

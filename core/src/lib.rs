@@ -18,6 +18,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod props;
 pub mod quality;
+pub mod redis_store;
 pub mod track;
 pub mod unknown;
 pub mod video;

@@ -40,6 +40,16 @@ impl<T> Tracker<T> {
         }
     }
 
+    /// Gives track `index` a new id (the object it follows turned out to be another one) and
+    /// returns it.
+    pub fn renew_id(&mut self, index: usize) -> Option<u64> {
+        let t = self.tracks.get_mut(index)?;
+        t.id = self.next_id;
+        t.hits = 1;
+        self.next_id += 1;
+        Some(t.id)
+    }
+
     /// Associates this frame's detections; returns, per detection, the index of its track in
     /// `self.tracks`, and the tracks that closed (not seen for more than `max_missed` updates).
     pub fn update(
@@ -146,6 +156,8 @@ mod tests {
         );
         assert_eq!(t.tracks[d[1]].id, 3);
         assert_eq!(t.tracks[d[1]].data, 7);
+        assert_eq!(t.renew_id(d[1]), Some(4));
+        assert_eq!(t.tracks[d[1]].id, 4);
     }
 
     #[test]

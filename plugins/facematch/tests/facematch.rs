@@ -28,7 +28,9 @@ fn data(rel: &str) -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sl-fm-{}-{name}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("sl-fm-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -457,5 +459,129 @@ fn bad_galleries_are_clear_errors_or_warnings() {
             && e[0].contains("no face found"),
         "{e:?}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A gallery with `name` enrolled from one photo, in memory.
+fn gallery_of(name: &str, photo: &str) -> Gallery {
+    let dir = tmp(&format!("mem-{}", sightline_core::gallery::slug(name)));
+    let f = dir.join("g.slg");
+    enrol(&f, &[(name, &[data(photo)])]);
+    let g = Gallery::load(&f).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    g
+}
+
+#[test]
+fn a_redis_gallery_update_reaches_a_running_pipeline_within_two_seconds() {
+    init();
+    let redis = sightline_testkit::RedisServer::start(&[
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "cam1",
+        "on",
+        ">pw1",
+        "~sightline:*",
+        "&*",
+        "+@all",
+    ]);
+    let url = redis.url(Some(("cam1", "pw1")));
+    let (obama, caps) = photo("faces/face_recognition_examples/obama/obama2.jpg", 480);
+    let mut live = Live::new(
+        &caps,
+        &format!("redis-url={url} gallery-key=sightline:staff reembed-interval=1"),
+    );
+    assert_eq!(
+        live.push(&obama)[0].recognition_label.as_deref(),
+        Some("unknown")
+    );
+    let g = gallery_of(
+        "Barack Obama",
+        "faces/face_recognition_examples/obama/obama.jpg",
+    );
+    let t = std::time::Instant::now();
+    sightline_core::redis_store::push_gallery(&url, "sightline:staff", &g, false).unwrap();
+    let msg = live
+        .wait_for("facematch-gallery", 5)
+        .expect("shared gallery reload");
+    assert!(
+        t.elapsed() <= std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(msg.get::<&str>("source").unwrap(), "redis:sightline:staff");
+    assert_eq!(
+        live.push(&obama)[0].recognition_label.as_deref(),
+        Some("Barack Obama")
+    );
+}
+
+#[test]
+fn redis_down_at_start_warns_runs_locally_and_catches_up_when_it_returns() {
+    init();
+    let mut redis = sightline_testkit::RedisServer::start(&[]);
+    let url = redis.url(None);
+    let g = gallery_of(
+        "Barack Obama",
+        "faces/face_recognition_examples/obama/obama.jpg",
+    );
+    sightline_core::redis_store::push_gallery(&url, "sightline:gallery", &g, false).unwrap();
+    redis.kill();
+    let dir = tmp("redis-down");
+    let local = dir.join("local.slg");
+    enrol(
+        &local,
+        &[(
+            "Joe Biden",
+            &[data("faces/face_recognition_examples/biden/biden.jpg")],
+        )],
+    );
+    let (biden, caps) = photo("faces/face_recognition_examples/biden/biden2.jpg", 480);
+    let (obama, _) = photo("faces/face_recognition_examples/obama/obama2.jpg", 480);
+    let mut live = Live::new(
+        &caps,
+        &format!(
+            "redis-url={url} gallery={} reembed-interval=1",
+            local.display()
+        ),
+    );
+    let warning = {
+        let bus = live.pipeline.bus().unwrap();
+        bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Warning],
+        )
+        .expect("a warning")
+    };
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {}", w.error(), w.debug().unwrap_or_default());
+    assert!(
+        text.contains("Shared gallery in Redis unavailable at start")
+            && text.contains("local gallery (1 identities)"),
+        "{text}"
+    );
+    assert!(text.contains("unreachable"), "{text}");
+    assert_eq!(
+        live.push(&biden)[0].recognition_label.as_deref(),
+        Some("Joe Biden")
+    );
+    assert_eq!(
+        live.push(&obama)[0].recognition_label.as_deref(),
+        Some("unknown")
+    );
+    // Redis is back (empty after the restart): the node pushes again, the pipeline follows.
+    redis.restart();
+    sightline_core::redis_store::push_gallery(&url, "sightline:gallery", &g, false).unwrap();
+    live.wait_for("facematch-gallery", 10)
+        .expect("reloaded after reconnecting");
+    assert_eq!(
+        live.push(&obama)[0].recognition_label.as_deref(),
+        Some("Barack Obama")
+    );
+    drop(live);
     std::fs::remove_dir_all(dir).unwrap();
 }

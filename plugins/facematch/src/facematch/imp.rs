@@ -5,7 +5,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use sightline_core::detect::FaceDetector;
-use sightline_core::embed::{FaceEmbedder, l2_normalised};
+use sightline_core::embed::{FaceEmbedder, cosine, l2_normalised};
 use sightline_core::enroll::gallery_from_directory;
 use sightline_core::events::utc_now;
 use sightline_core::gallery::Gallery;
@@ -14,6 +14,7 @@ use sightline_core::meta::{self, Recognition};
 use sightline_core::models::{self, DecoderKind};
 use sightline_core::postprocess::Detection;
 use sightline_core::quality;
+use sightline_core::redis_store::{self, Subscription, redact};
 use sightline_core::track::Tracker;
 use sightline_core::unknown::{UnknownRegistry, shared_registry};
 use sightline_core::video::{ANALYSIS_FORMATS, caps_for, filter_pad_templates, image_view};
@@ -104,12 +105,51 @@ struct FaceTrack {
     decision: Option<Recognition>,
 }
 
+/// The local gallery (file or directory), the shared one (Redis) and their union, which is
+/// what matching uses. Watchers replace a part and recombine; the streaming thread only ever
+/// clones the `combined` Arc.
+struct Galleries {
+    local: RwLock<Arc<Gallery>>,
+    remote: RwLock<Arc<Gallery>>,
+    combined: RwLock<Arc<Gallery>>,
+}
+
+impl Galleries {
+    fn new(local: Gallery, remote: Gallery) -> Self {
+        let g = Galleries {
+            local: RwLock::new(Arc::new(local)),
+            remote: RwLock::new(Arc::new(remote)),
+            combined: RwLock::new(Arc::new(Gallery::default())),
+        };
+        g.recombine();
+        g
+    }
+
+    fn recombine(&self) -> usize {
+        let (Ok(l), Ok(r)) = (self.local.read(), self.remote.read()) else {
+            return 0;
+        };
+        let mut c = (**l).clone();
+        let _ = c.merge(&r);
+        let n = c.len();
+        if let Ok(mut cur) = self.combined.write() {
+            *cur = Arc::new(c);
+        }
+        n
+    }
+
+    fn current(&self) -> Option<Arc<Gallery>> {
+        self.combined.read().ok().map(|g| g.clone())
+    }
+}
+
 struct State {
     embedder: FaceEmbedder,
-    gallery: Arc<RwLock<Arc<Gallery>>>,
+    gallery: Arc<Galleries>,
     /// The gallery the current decisions were made against.
     decided_with: Arc<Gallery>,
     _watcher: Option<Watcher>,
+    _subscription: Option<Subscription>,
     tracker: Tracker<FaceTrack>,
     unknowns: Arc<Mutex<UnknownRegistry>>,
     threshold: f32,
@@ -191,7 +231,7 @@ impl FaceMatch {
         source: &str,
         model: String,
         dims: usize,
-        slot: Arc<RwLock<Arc<Gallery>>>,
+        slots: Arc<Galleries>,
     ) -> Watcher {
         let weak = self.obj().downgrade();
         let src = source.to_string();
@@ -203,10 +243,10 @@ impl FaceMatch {
                     for s in skipped {
                         gst::warning!(CAT, obj = obj, "gallery photo skipped: {s}");
                     }
-                    let n = g.len();
-                    if let Ok(mut cur) = slot.write() {
+                    if let Ok(mut cur) = slots.local.write() {
                         *cur = Arc::new(g);
                     }
+                    let n = slots.recombine();
                     gst::info!(CAT, obj = obj, "gallery {src} reloaded: {n} identities");
                     imp.post(
                         gst::Structure::builder("facematch-gallery")
@@ -230,6 +270,67 @@ impl FaceMatch {
                 }
             }
         })
+    }
+}
+
+impl FaceMatch {
+    /// Follows the shared gallery in Redis: reloads on every announcement and after every
+    /// reconnection.
+    fn subscribe_gallery(
+        &self,
+        url: &str,
+        key: &str,
+        model: String,
+        dims: usize,
+        slots: Arc<Galleries>,
+    ) -> Subscription {
+        let weak = self.obj().downgrade();
+        let weak_err = weak.clone();
+        let (u, k) = (url.to_string(), key.to_string());
+        redis_store::subscribe_updates(
+            url,
+            key,
+            move || {
+                let Some(obj) = weak.upgrade() else { return };
+                match redis_store::pull_gallery(&u, &k, &model, dims) {
+                    Ok(g) => {
+                        if let Ok(mut cur) = slots.remote.write() {
+                            *cur = Arc::new(g);
+                        }
+                        let n = slots.recombine();
+                        gst::info!(
+                            CAT,
+                            obj = obj,
+                            "shared gallery {k} reloaded: {n} identities"
+                        );
+                        let imp = obj.imp();
+                        imp.post(
+                            gst::Structure::builder("facematch-gallery")
+                                .field("camera", imp.camera())
+                                .field("source", format!("redis:{k}"))
+                                .field("identities", n as u32)
+                                .field("utc-time", utc_now())
+                                .build(),
+                        );
+                    }
+                    Err(e) => gst::element_warning!(
+                        obj,
+                        gst::ResourceError::Read,
+                        ("Shared gallery {} cannot be loaded", k),
+                        ["{}", e]
+                    ),
+                }
+            },
+            move |e| {
+                if let Some(obj) = weak_err.upgrade() {
+                    gst::element_warning!(
+                        obj,
+                        gst::ResourceError::OpenRead,
+                        ("Shared gallery unavailable, retrying: {}", e)
+                    );
+                }
+            },
+        )
     }
 }
 
@@ -426,7 +527,7 @@ impl ObjectImpl for FaceMatch {
                     .ok()
                     .and_then(|s| {
                         s.as_ref()
-                            .and_then(|s| s.gallery.read().ok().map(|g| g.len() as u32))
+                            .and_then(|s| s.gallery.current().map(|g| g.len() as u32))
                     })
                     .unwrap_or(0)
                     .to_value();
@@ -556,18 +657,50 @@ impl BaseTransformImpl for FaceMatch {
                 ("Gallery photo skipped: {}", sk)
             );
         }
+        // The shared gallery: a node that cannot reach Redis at start runs with its local
+        // gallery and picks the shared one up when Redis answers.
+        let remote = match &s.redis_url {
+            Some(url) => match redis_store::pull_gallery(url, &s.gallery_key, &model_name, dims) {
+                Ok(g) => g,
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::OpenRead,
+                        (
+                            "Shared gallery in Redis unavailable at start; running with the local gallery ({} identities) and retrying",
+                            gallery.len()
+                        ),
+                        ["{}", e]
+                    );
+                    Gallery::new(&model_name, dims)
+                }
+            },
+            None => Gallery::new(&model_name, dims),
+        };
+        let slots = Arc::new(Galleries::new(gallery, remote));
+        let gallery = slots.current().unwrap_or_default();
         gst::info!(
             CAT,
             imp = self,
             "gallery: {} identities, model {model_name}",
             gallery.len()
         );
-        let gallery = Arc::new(gallery);
-        let slot = Arc::new(RwLock::new(gallery.clone()));
         let watcher = s
             .gallery
             .as_deref()
-            .map(|src| self.watch_gallery(src, model_name.clone(), dims, slot.clone()));
+            .map(|src| self.watch_gallery(src, model_name.clone(), dims, slots.clone()));
+        let subscription = s.redis_url.as_deref().map(|url| {
+            self.subscribe_gallery(url, &s.gallery_key, model_name.clone(), dims, slots.clone())
+        });
+        if let Some(url) = &s.redis_url {
+            gst::info!(
+                CAT,
+                imp = self,
+                "following shared gallery {} at {}",
+                s.gallery_key,
+                redact(url)
+            );
+        }
         let threshold = if s.threshold >= 0.0 {
             s.threshold as f32
         } else {
@@ -584,9 +717,10 @@ impl BaseTransformImpl for FaceMatch {
             .map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["state lock poisoned"]))? =
             Some(State {
                 embedder,
-                gallery: slot,
+                gallery: slots,
                 decided_with: gallery,
                 _watcher: watcher,
+                _subscription: subscription,
                 tracker: Tracker::new(0.3, TRACK_MAX_MISSED),
                 unknowns,
                 threshold,
@@ -702,7 +836,21 @@ impl BaseTransformImpl for FaceMatch {
                 })?;
                 st.embeddings += vecs.len() as u64;
                 for ((k, _, q), v) in chosen.iter().zip(vecs) {
-                    let t = &mut st.tracker.tracks[assign[*k]].data;
+                    // The box was matched by position, but the face is someone else's (people
+                    // crossing, a cut): a new track, decided afresh.
+                    let ti = assign[*k];
+                    let t = &st.tracker.tracks[ti].data;
+                    if t.embeds > 0 && cosine(&v, &t.mean) < st.threshold {
+                        let old = st.tracker.tracks[ti].id;
+                        let new = st.tracker.renew_id(ti).unwrap_or(old);
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "track {old}: appearance changed, now track {new}"
+                        );
+                        st.tracker.tracks[ti].data = FaceTrack::default();
+                    }
+                    let t = &mut st.tracker.tracks[ti].data;
                     let w = q.max(0.05);
                     if t.sum.is_empty() {
                         t.sum = vec![0.0; v.len()];
@@ -719,11 +867,7 @@ impl BaseTransformImpl for FaceMatch {
         }
 
         // Decide: tracks with a new embedding, or every track when the gallery was reloaded.
-        let gallery = st
-            .gallery
-            .read()
-            .map(|g| g.clone())
-            .map_err(|_| gst::FlowError::Error)?;
+        let gallery = st.gallery.current().ok_or(gst::FlowError::Error)?;
         let reloaded = !Arc::ptr_eq(&gallery, &st.decided_with);
         st.decided_with = gallery.clone();
         let mut changes = Vec::new();

@@ -1,0 +1,116 @@
+//! Helpers for Sightline's tests: a real `redis-server` (Debian package) on a free port of
+//! 127.0.0.1, started by the test and killed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts redis-server with `extra` arguments (e.g. ACL users) and waits until it answers.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sl-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut s = RedisServer {
+            port,
+            child: None,
+            dir,
+            extra: extra.iter().map(|x| x.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server (Debian package redis-server) must be installed: run scripts/setup",
+            );
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// True when the server answers PING (with or without auth required).
+    pub fn ping(&self) -> bool {
+        let Ok(mut c) = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{}", self.port).parse().expect("addr"),
+            Duration::from_millis(200),
+        ) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        if c.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(c.read(&mut buf), Ok(n) if n > 0)
+    }
+
+    /// `redis://127.0.0.1:PORT/`, or with `user:password@`.
+    pub fn url(&self, auth: Option<(&str, &str)>) -> String {
+        match auth {
+            Some((u, p)) => format!("redis://{u}:{p}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// Kills the server (simulating an outage); `restart` brings it back on the same port.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
