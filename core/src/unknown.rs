@@ -2,6 +2,12 @@
 //! across every camera of the process that uses the same embedding model. An unknown whose
 //! embedding matches a recent unknown (cosine >= threshold) gets that id; otherwise a new one.
 //! Entries unseen for `ttl` are forgotten.
+//!
+//! With Redis configured, strangers are shared by every node: ids come from `INCR
+//! <key>:unknown-seq`, embeddings live in the hash `<key>:unknowns` and last-seen times in the
+//! sorted set `<key>:unknowns:seen`. A node that does not know a stranger locally asks Redis
+//! before minting a new id. Redis trouble never blocks the stream for long: after a failure
+//! the registry works locally for 10 s before trying again.
 
 use crate::embed::{cosine, l2_normalised};
 use std::collections::HashMap;
@@ -17,12 +23,127 @@ struct Entry {
     last_seen: Instant,
 }
 
-#[derive(Debug)]
 pub struct UnknownRegistry {
     prefix: String,
     next: u64,
     entries: Vec<Entry>,
     pub ttl: Duration,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    url: String,
+    key: String,
+    con: Option<redis::Connection>,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+const REMOTE_RETRY: Duration = Duration::from_secs(10);
+
+impl Remote {
+    fn con(&mut self, now: Instant) -> Option<&mut redis::Connection> {
+        if self.con.is_none() && self.retry_at.is_none_or(|t| now >= t) {
+            match crate::redis_store::connect(&self.url) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+                    let _ = c.set_write_timeout(Some(Duration::from_millis(500)));
+                    self.con = Some(c);
+                    self.retry_at = None;
+                }
+                Err(e) => {
+                    self.last_error = Some(e);
+                    self.retry_at = Some(now + REMOTE_RETRY);
+                }
+            }
+        }
+        self.con.as_mut()
+    }
+
+    fn failed(&mut self, now: Instant, e: redis::RedisError) {
+        self.last_error = Some(format!(
+            "Redis {}: {e}",
+            crate::redis_store::redact(&self.url)
+        ));
+        self.con = None;
+        self.retry_at = Some(now + REMOTE_RETRY);
+    }
+
+    /// The id of a stranger other nodes saw (cosine >= threshold), if any.
+    fn lookup(&mut self, e: &[f32], threshold: f32, ttl: Duration, now: Instant) -> Option<String> {
+        use redis::Commands;
+        let (hash, seen) = (
+            format!("{}:unknowns", self.key),
+            format!("{}:unknowns:seen", self.key),
+        );
+        let cutoff = unix_now() - ttl.as_secs_f64();
+        let con = self.con(now)?;
+        let res = (|| -> redis::RedisResult<Option<String>> {
+            let stale: Vec<String> = con.zrangebyscore(&seen, "-inf", cutoff)?;
+            for id in &stale {
+                let _: i64 = con.hdel(&hash, id)?;
+                let _: i64 = con.zrem(&seen, id)?;
+            }
+            let all: Vec<(String, Vec<u8>)> = con.hgetall(&hash)?;
+            Ok(all
+                .into_iter()
+                .map(|(id, b)| {
+                    let v: Vec<f32> = b
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    (cosine(&v, e), id)
+                })
+                .filter(|(s, _)| *s >= threshold)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, id)| id))
+        })();
+        match res {
+            Ok(v) => v,
+            Err(err) => {
+                self.failed(now, err);
+                None
+            }
+        }
+    }
+
+    /// A new id from the shared sequence.
+    fn mint(&mut self, now: Instant) -> Option<u64> {
+        use redis::Commands;
+        let seq = format!("{}:unknown-seq", self.key);
+        let con = self.con(now)?;
+        match con.incr::<_, _, u64>(&seq, 1) {
+            Ok(n) => Some(n),
+            Err(err) => {
+                self.failed(now, err);
+                None
+            }
+        }
+    }
+
+    fn publish(&mut self, id: &str, e: &[f32], now: Instant) {
+        use redis::Commands;
+        let (hash, seen) = (
+            format!("{}:unknowns", self.key),
+            format!("{}:unknowns:seen", self.key),
+        );
+        let bytes: Vec<u8> = e.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let Some(con) = self.con(now) else { return };
+        let res = (|| -> redis::RedisResult<()> {
+            let _: i64 = con.hset(&hash, id, bytes)?;
+            let _: i64 = con.zadd(&seen, id, unix_now())?;
+            Ok(())
+        })();
+        if let Err(err) = res {
+            self.failed(now, err);
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl UnknownRegistry {
@@ -32,7 +153,31 @@ impl UnknownRegistry {
             next: 1,
             entries: Vec::new(),
             ttl,
+            remote: None,
         }
+    }
+
+    /// Shares strangers with other nodes through Redis at `url`, under `key`.
+    pub fn with_redis(&mut self, url: &str, key: &str) {
+        if self
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.url == url && r.key == key)
+        {
+            return;
+        }
+        self.remote = Some(Remote {
+            url: url.to_string(),
+            key: key.to_string(),
+            con: None,
+            retry_at: None,
+            last_error: None,
+        });
+    }
+
+    /// The last Redis error, taken (so that each outage is reported once).
+    pub fn take_remote_error(&mut self) -> Option<String> {
+        self.remote.as_mut().and_then(|r| r.last_error.take())
     }
 
     /// The id for an unknown face with embedding `e`, at time `now`.
@@ -54,10 +199,36 @@ impl UnknownRegistry {
             }
             x.mean = l2_normalised(&x.sum);
             x.last_seen = now;
-            return x.id.clone();
+            let (id, mean) = (x.id.clone(), x.mean.clone());
+            if let Some(r) = self.remote.as_mut() {
+                r.publish(&id, &mean, now);
+            }
+            return id;
         }
-        let id = format!("{}{}", self.prefix, self.next);
-        self.next += 1;
+        let ttl = self.ttl;
+        let shared = self
+            .remote
+            .as_mut()
+            .and_then(|r| r.lookup(e, threshold, ttl, now));
+        let id = match shared {
+            Some(id) => id,
+            None => match self.remote.as_mut().and_then(|r| r.mint(now)) {
+                Some(n) => format!("{}{n}", self.prefix),
+                None => {
+                    let n = self.next;
+                    self.next += 1;
+                    if self.remote.is_some() {
+                        // Minted without Redis: must not collide with the shared sequence.
+                        format!("{}local-{}-{n}", self.prefix, std::process::id())
+                    } else {
+                        format!("{}{n}", self.prefix)
+                    }
+                }
+            },
+        };
+        if let Some(r) = self.remote.as_mut() {
+            r.publish(&id, e, now);
+        }
         self.entries.push(Entry {
             id: id.clone(),
             sum: e.to_vec(),

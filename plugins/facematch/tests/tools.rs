@@ -90,3 +90,65 @@ fn both_plugins_in_one_gst_launch_process() {
         .count();
     assert_eq!(decided, 6, "{text}");
 }
+
+/// Runs one gst-launch process (one "node") on `photo` with facematch following `url`;
+/// returns the unknown ids it posted.
+fn node_unknown_ids(photo: &std::path::Path, url: &str) -> Vec<String> {
+    let (ok, text) = tool(
+        "gst-launch-1.0",
+        &[
+            "-m",
+            "filesrc",
+            &format!("location={}", photo.display()),
+            "!",
+            "decodebin",
+            "!",
+            "videoconvert",
+            "!",
+            "video/x-raw,format=BGRx",
+            "!",
+            "sightlinefacedetect",
+            "!",
+            "facematch",
+            &format!("redis-url={url}"),
+            "!",
+            "fakesink",
+        ],
+    );
+    assert!(ok, "{text}");
+    text.lines()
+        .filter(|l| l.contains("(element): facematch,"))
+        .filter_map(|l| l.split("unknown-id=(string)").nth(1))
+        .map(|rest| rest.split([',', ' ']).next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_stranger_keeps_one_unknown_id_across_nodes_through_redis() {
+    let redis = sightline_testkit::RedisServer::start(&[]);
+    let url = redis.url(None);
+    let faces = std::env::var_os("SIGHTLINE_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        })
+        .join("data/faces");
+    // Node A and node B (separate processes) see two different photos of the same stranger.
+    let a = node_unknown_ids(
+        &faces.join("face_recognition_examples/obama/obama.jpg"),
+        &url,
+    );
+    let b = node_unknown_ids(
+        &faces.join("face_recognition_examples/obama/obama2.jpg"),
+        &url,
+    );
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a, b, "same stranger, same id on both nodes");
+    // Another stranger on node B gets another id.
+    let c = node_unknown_ids(
+        &faces.join("face_recognition_examples/biden/biden.jpg"),
+        &url,
+    );
+    assert_eq!(c.len(), 1);
+    assert_ne!(c, a);
+}

@@ -711,6 +711,10 @@ impl BaseTransformImpl for FaceMatch {
             "unknown-",
             Duration::from_secs_f64(s.unknown_ttl),
         );
+        if let (Some(url), Ok(mut u)) = (&s.redis_url, unknowns.lock()) {
+            // Strangers are shared by every node following the same key.
+            u.with_redis(url, &s.gallery_key);
+        }
         *self
             .state
             .lock()
@@ -871,6 +875,7 @@ impl BaseTransformImpl for FaceMatch {
         let reloaded = !Arc::ptr_eq(&gallery, &st.decided_with);
         st.decided_with = gallery.clone();
         let mut changes = Vec::new();
+        let mut remote_errors = Vec::new();
         let embedded: Vec<usize> = chosen.iter().map(|c| assign[c.0]).collect();
         for (ti, t) in st.tracker.tracks.iter_mut().enumerate() {
             if t.data.embeds == 0 || !(reloaded || embedded.contains(&ti)) {
@@ -888,11 +893,16 @@ impl BaseTransformImpl for FaceMatch {
                     let uid = match &t.data.decision {
                         // Keep a stranger's id while the track lasts.
                         Some(d) if !d.unknown_id.is_empty() => d.unknown_id.clone(),
-                        _ => st
-                            .unknowns
-                            .lock()
-                            .map(|mut u| u.assign(&t.data.mean, st.threshold, Instant::now()))
-                            .unwrap_or_else(|_| "unknown".into()),
+                        _ => match st.unknowns.lock() {
+                            Ok(mut u) => {
+                                let id = u.assign(&t.data.mean, st.threshold, Instant::now());
+                                if let Some(e) = u.take_remote_error() {
+                                    remote_errors.push(e);
+                                }
+                                id
+                            }
+                            Err(_) => "unknown".into(),
+                        },
                     };
                     Recognition {
                         label: "unknown".into(),
@@ -933,6 +943,14 @@ impl BaseTransformImpl for FaceMatch {
             meta::add_params(buf, *roi_id, params);
         }
         drop(guard);
+        for e in remote_errors {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Read,
+                ("Unknown ids are not shared while Redis is unavailable"),
+                ["{}", e]
+            );
+        }
         if s.post_messages {
             for (track, rec, previous) in changes {
                 gst::debug!(
