@@ -135,3 +135,50 @@ fn unreachable_redis_is_a_clear_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn rediss_works_with_the_servers_ca_and_refuses_an_unknown_certificate() {
+    let redis = RedisServer::start_tls();
+    let url = redis.url(None);
+    assert!(url.starts_with("rediss://"));
+    let dir = std::env::temp_dir().join(format!("sl-redis-tls-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = dir.join("g.slg");
+    let o = sl(&[
+        "gallery",
+        "-g",
+        g.to_str().unwrap(),
+        "enroll",
+        "--name",
+        "Joe Biden",
+        &faces("face_recognition_examples/biden/biden.jpg"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let push = |ca: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        c.args([
+            "gallery",
+            "-g",
+            g.to_str().unwrap(),
+            "push",
+            "--redis-url",
+            &url,
+        ]);
+        match ca {
+            Some(ca) => c.env("SIGHTLINE_REDIS_CA", ca),
+            None => c.env_remove("SIGHTLINE_REDIS_CA"),
+        };
+        c.output().unwrap()
+    };
+    let o = push(redis.ca.as_deref());
+    assert!(o.status.success(), "{}", text(&o));
+    // Without the CA the throw-away certificate is not trusted: refused, clearly.
+    let o = push(None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).to_lowercase().contains("certificate"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -20,6 +20,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The CA certificate (PEM) of a TLS server.
+    pub ca: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -33,6 +35,94 @@ impl RedisServer {
             child: None,
             dir,
             extra: extra.iter().map(|x| x.to_string()).collect(),
+            ca: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts a TLS-only redis-server with a throw-away CA and a certificate for 127.0.0.1
+    /// (made with the openssl command line tool).
+    pub fn start_tls() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sl-redis-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let ssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "openssl {args:?} failed");
+        };
+        ssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=sightline-test-ca",
+        ]);
+        ssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext.cnf");
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let extra = vec![
+            "--port".to_string(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            d("server.pem"),
+            "--tls-key-file".into(),
+            d("server.key"),
+            "--tls-ca-cert-file".into(),
+            d("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let mut s = RedisServer {
+            port,
+            child: None,
+            ca: Some(dir.join("ca.pem")),
+            dir,
+            extra,
         };
         s.spawn();
         s
@@ -78,6 +168,10 @@ impl RedisServer {
         ) else {
             return false;
         };
+        if self.ca.is_some() {
+            // TLS port: accepting the connection is enough.
+            return true;
+        }
         let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
         if c.write_all(b"PING\r\n").is_err() {
             return false;
@@ -86,11 +180,12 @@ impl RedisServer {
         matches!(c.read(&mut buf), Ok(n) if n > 0)
     }
 
-    /// `redis://127.0.0.1:PORT/`, or with `user:password@`.
+    /// `redis://127.0.0.1:PORT/` (`rediss://` for TLS), optionally with `user:password@`.
     pub fn url(&self, auth: Option<(&str, &str)>) -> String {
+        let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
         match auth {
-            Some((u, p)) => format!("redis://{u}:{p}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some((u, p)) => format!("{scheme}://{u}:{p}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
         }
     }
 
