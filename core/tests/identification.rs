@@ -3,7 +3,6 @@
 //! gallery (plus the single-photo identities) must come back unknown. Four folds, so every
 //! identity is left out once. Both embedding models, at their calibrated thresholds.
 
-use gst::prelude::*;
 use sightline_core::detect::{DetectParams, FaceDetector};
 use sightline_core::embed::FaceEmbedder;
 use sightline_core::gallery::Gallery;
@@ -20,29 +19,9 @@ fn shared() -> PathBuf {
 }
 
 fn decode_bgr(path: &std::path::Path) -> (Vec<u8>, usize, usize, usize) {
-    let p = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink",
-        path.display()
-    ))
-    .unwrap();
-    let sink = p
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let s = sink.pull_sample().unwrap();
-    let info = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap();
-    let data = s.buffer().unwrap().map_readable().unwrap().to_vec();
-    p.set_state(gst::State::Null).unwrap();
-    (
-        data,
-        info.width() as usize,
-        info.height() as usize,
-        info.stride()[0] as usize,
-    )
+    gst::init().unwrap();
+    let img = sightline_core::video::decode_image(path).unwrap();
+    (img.data, img.width, img.height, img.stride)
 }
 
 struct Photo {

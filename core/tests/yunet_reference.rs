@@ -2,7 +2,6 @@
 //! by shared/models/reference_decode.py on the same photos
 //! (scripts/reference/yunet_reference.py -> tests/fixtures/yunet_reference.json).
 
-use gst::prelude::*;
 use sightline_core::detect::{DetectParams, FaceDetector};
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::models;
@@ -18,29 +17,8 @@ fn shared() -> PathBuf {
 /// Decodes a photo to packed BGR with GStreamer (the reference uses cv2.imread, also BGR).
 fn decode_bgr(path: &std::path::Path) -> (Vec<u8>, usize, usize, usize) {
     gst::init().unwrap();
-    let p = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink",
-        path.display()
-    ))
-    .unwrap();
-    let sink = p
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let s = sink.pull_sample().unwrap();
-    let info = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap();
-    let data = s.buffer().unwrap().map_readable().unwrap().to_vec();
-    p.set_state(gst::State::Null).unwrap();
-    (
-        data,
-        info.width() as usize,
-        info.height() as usize,
-        info.stride()[0] as usize,
-    )
+    let img = sightline_core::video::decode_image(path).unwrap();
+    (img.data, img.width, img.height, img.stride)
 }
 
 #[test]
