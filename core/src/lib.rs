@@ -16,6 +16,7 @@ pub mod meta;
 pub mod models;
 pub mod postprocess;
 pub mod preprocess;
+pub mod presence;
 pub mod props;
 pub mod quality;
 pub mod redis_store;
