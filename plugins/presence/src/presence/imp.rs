@@ -1,0 +1,540 @@
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use sightline_core::events::{Event, JsonlSink, utc_now};
+use sightline_core::gallery::slug;
+use sightline_core::meta::{self, structure_to_json};
+use sightline_core::presence::{self, Group, PresenceConfig};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "presence",
+        gst::DebugColorFlags::empty(),
+        Some("Sightline presence"),
+    )
+});
+
+const DEFAULT_GROUP: &str = "default";
+const DEFAULT_GRACE: f64 = 10.0;
+const DEFAULT_ABSENT: f64 = 300.0;
+const DEFAULT_CAMERA_TIMEOUT: f64 = 30.0;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    group: String,
+    camera: Option<String>,
+    grace_seconds: f64,
+    absent_seconds: f64,
+    camera_timeout_seconds: f64,
+    roster: Option<String>,
+    event_log: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            group: DEFAULT_GROUP.to_string(),
+            camera: None,
+            grace_seconds: DEFAULT_GRACE,
+            absent_seconds: DEFAULT_ABSENT,
+            camera_timeout_seconds: DEFAULT_CAMERA_TIMEOUT,
+            roster: None,
+            event_log: None,
+        }
+    }
+}
+
+/// One group of cameras in this process: the shared state, the elements that feed it, the
+/// clock its timeouts run on, and its event log.
+struct Hub {
+    name: String,
+    inner: Mutex<HubInner>,
+    wake: Condvar,
+}
+
+struct HubInner {
+    group: Group,
+    members: Vec<glib::WeakRef<super::Presence>>,
+    clock: Option<gst::Clock>,
+    /// The clock wait in progress and its deadline.
+    pending: Option<(gst::SingleShotClockId, u64)>,
+    log: Option<JsonlSink>,
+    timer_started: bool,
+    stopping: bool,
+}
+
+static HUBS: LazyLock<Mutex<HashMap<String, Arc<Hub>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
+    let mut hubs = HUBS.lock().unwrap_or_else(|e| e.into_inner());
+    hubs.retain(|_, h| h.inner.lock().map(|i| !i.stopping).unwrap_or(false));
+    hubs.entry(name.to_string())
+        .or_insert_with(|| {
+            Arc::new(Hub {
+                name: name.to_string(),
+                inner: Mutex::new(HubInner {
+                    group: Group::new(
+                        PresenceConfig {
+                            grace_ns: (s.grace_seconds * 1e9) as u64,
+                            absent_ns: (s.absent_seconds * 1e9) as u64,
+                        },
+                        (s.camera_timeout_seconds * 1e9) as u64,
+                    ),
+                    members: Vec::new(),
+                    clock: None,
+                    pending: None,
+                    log: None,
+                    timer_started: false,
+                    stopping: false,
+                }),
+                wake: Condvar::new(),
+            })
+        })
+        .clone()
+}
+
+/// Roster entries: "a, b" or "@file" (one name per line).
+fn parse_roster(spec: &str) -> Result<Vec<String>, String> {
+    let text = match spec.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read roster file {path}: {e}"))?,
+        None => spec.replace(',', "\n"),
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+impl Hub {
+    /// Re-arms the timer if `group`'s next deadline moved earlier than the current wait.
+    fn rearm(&self, inner: &mut HubInner) {
+        let next = inner.group.next_deadline();
+        match (&inner.pending, next) {
+            (Some((id, at)), Some(n)) if n < *at => id.unschedule(),
+            (None, Some(_)) => {}
+            _ => return,
+        }
+        self.wake.notify_all();
+    }
+
+    /// The timer: waits on the group's clock for the next deadline and ticks the group.
+    fn run_timer(self: Arc<Self>) {
+        loop {
+            let (id, deadline) = {
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if inner.stopping {
+                        return;
+                    }
+                    if let (Some(clock), Some(d)) =
+                        (inner.clock.clone(), inner.group.next_deadline())
+                    {
+                        let id = clock.new_single_shot_id(gst::ClockTime::from_nseconds(d));
+                        inner.pending = Some((id.clone(), d));
+                        break (id, d);
+                    }
+                    inner = self.wake.wait(inner).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let (res, _) = id.wait();
+            let (events, member) = {
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                inner.pending = None;
+                if inner.stopping {
+                    return;
+                }
+                if res == Err(gst::ClockError::Unscheduled) {
+                    // Re-armed for an earlier deadline.
+                    continue;
+                }
+                let now = inner
+                    .clock
+                    .as_ref()
+                    .map_or(deadline, |c| c.time().nseconds());
+                let ev = inner.group.tick(now);
+                let member = inner.members.iter().find_map(|w| w.upgrade());
+                (ev, member)
+            };
+            if let Some(m) = member {
+                m.imp().emit(&self, events);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Presence {
+    settings: Mutex<Settings>,
+    hub: Mutex<Option<Arc<Hub>>>,
+}
+
+impl Presence {
+    fn camera(&self) -> String {
+        self.settings
+            .lock()
+            .ok()
+            .and_then(|s| s.camera.clone())
+            .unwrap_or_else(|| self.obj().name().to_string())
+    }
+
+    /// Posts events as messages and writes them to the group's event log.
+    fn emit(&self, hub: &Hub, events: Vec<presence::Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let obj = self.obj();
+        let base = obj.base_time().map_or(0, |t| t.nseconds());
+        let own_camera = self.camera();
+        for ev in events {
+            let s = to_structure(&hub.name, &ev, &own_camera, base);
+            gst::info!(CAT, imp = self, "{s}");
+            let data = structure_to_json(&s);
+            let camera = data["camera"].as_str().unwrap_or("").to_string();
+            let rt = data["running-time"].as_u64();
+            let utc = data["utc-time"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(utc_now);
+            let mut d = data;
+            if let Some(o) = d.as_object_mut() {
+                for k in ["camera", "running-time", "utc-time"] {
+                    o.remove(k);
+                }
+            }
+            let event = Event::new(s.name(), &obj.name(), &camera, rt, utc, d);
+            if let Ok(mut inner) = hub.inner.lock()
+                && let Some(log) = inner.log.as_mut()
+                && let Err(e) = log.write(&event)
+            {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot write event log {}: {}", log.path().display(), e)
+                );
+            }
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        }
+    }
+}
+
+fn to_structure(group: &str, ev: &presence::Event, own_camera: &str, base: u64) -> gst::Structure {
+    let common = |name: &str, kind: &str, at: u64, camera: Option<&str>| {
+        gst::Structure::builder(name)
+            .field("group", group)
+            .field("event", kind)
+            .field("camera", camera.unwrap_or(own_camera))
+            .field("clock-time", at)
+            .field("running-time", at.saturating_sub(base))
+            .field("utc-time", utc_now())
+    };
+    match ev {
+        presence::Event::Transition {
+            identity,
+            label,
+            from,
+            to,
+            at_ns,
+            camera,
+        } => {
+            let kind = match (from, to) {
+                (presence::State::NotSeen, presence::State::Active) => "arrived",
+                (presence::State::Absent, presence::State::Active) => "re-entered",
+                (presence::State::Grace, presence::State::Active) => "back-in-view",
+                (_, presence::State::Grace) => "out-of-view",
+                (_, presence::State::Absent) => "absent",
+                _ => "changed",
+            };
+            common("presence", kind, *at_ns, camera.as_deref())
+                .field("identity", identity.as_str())
+                .field("label", label.as_str())
+                .field("from", from.name())
+                .field("to", to.name())
+                .build()
+        }
+        presence::Event::AbsentAlert {
+            identity,
+            label,
+            at_ns,
+            absent_for_ns,
+            last_camera,
+        } => common("presence-alert", "absent", *at_ns, last_camera.as_deref())
+            .field("identity", identity.as_str())
+            .field("label", label.as_str())
+            .field(
+                "absent-seconds",
+                absent_for_ns.map_or(-1.0, |n| n as f64 / 1e9),
+            )
+            .field("never-seen", absent_for_ns.is_none())
+            .build(),
+        presence::Event::CameraOffline {
+            camera,
+            at_ns,
+            last_frame_ns,
+        } => common("presence", "camera-offline", *at_ns, Some(camera))
+            .field("last-frame-clock-time", *last_frame_ns)
+            .build(),
+        presence::Event::CameraOnline { camera, at_ns } => {
+            common("presence", "camera-online", *at_ns, Some(camera)).build()
+        }
+        presence::Event::GroupOffline { at_ns } => {
+            common("presence", "group-offline", *at_ns, None).build()
+        }
+        presence::Event::GroupOnline {
+            at_ns,
+            offline_for_ns,
+        } => common("presence", "group-online", *at_ns, None)
+            .field("offline-seconds", *offline_for_ns as f64 / 1e9)
+            .build(),
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for Presence {
+    const NAME: &'static str = "SightlinePresence";
+    type Type = super::Presence;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl ObjectImpl for Presence {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("group")
+                    .nick("Group")
+                    .blurb("Group of cameras (an outlet): every presence element of the process with the same group shares one state (ANY-of-N)")
+                    .default_value(Some(DEFAULT_GROUP))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("camera")
+                    .nick("Camera")
+                    .blurb("Camera name carried by events (default: the element name)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("grace-seconds")
+                    .nick("Grace seconds")
+                    .blurb("Seconds without a sighting after which a present person is out of view (still present)")
+                    .minimum(0.0)
+                    .maximum(86_400.0)
+                    .default_value(DEFAULT_GRACE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("absent-seconds")
+                    .nick("Absent seconds")
+                    .blurb("Seconds without a sighting on any camera of the group after which a person is absent (one alert per absence)")
+                    .minimum(0.001)
+                    .maximum(31_536_000.0)
+                    .default_value(DEFAULT_ABSENT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("camera-timeout-seconds")
+                    .nick("Camera timeout seconds")
+                    .blurb("A camera that delivers no frame for this long is offline; with every camera offline absences are suspended")
+                    .minimum(0.001)
+                    .maximum(86_400.0)
+                    .default_value(DEFAULT_CAMERA_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("roster")
+                    .nick("Roster")
+                    .blurb("Who is expected: comma-separated names, or @FILE with one name per line; expected people never seen alert after absent-seconds. Unset: everyone recognised")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("event-log")
+                    .nick("Event log")
+                    .blurb("JSONL file that receives every transition and alert of the group (appended)")
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let Ok(mut s) = self.settings.lock() else {
+            return;
+        };
+        let string = |v: &glib::Value| {
+            v.get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|x| !x.is_empty())
+        };
+        match pspec.name() {
+            "group" => s.group = string(value).unwrap_or_else(|| DEFAULT_GROUP.to_string()),
+            "camera" => s.camera = string(value),
+            "grace-seconds" => s.grace_seconds = value.get().unwrap_or(DEFAULT_GRACE),
+            "absent-seconds" => s.absent_seconds = value.get().unwrap_or(DEFAULT_ABSENT),
+            "camera-timeout-seconds" => {
+                s.camera_timeout_seconds = value.get().unwrap_or(DEFAULT_CAMERA_TIMEOUT)
+            }
+            "roster" => s.roster = string(value),
+            "event-log" => s.event_log = string(value),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        match pspec.name() {
+            "group" => s.group.to_value(),
+            "camera" => s.camera.to_value(),
+            "grace-seconds" => s.grace_seconds.to_value(),
+            "absent-seconds" => s.absent_seconds.to_value(),
+            "camera-timeout-seconds" => s.camera_timeout_seconds.to_value(),
+            "roster" => s.roster.to_value(),
+            "event-log" => s.event_log.to_value(),
+            _ => glib::Value::from_type(pspec.value_type()),
+        }
+    }
+}
+
+impl GstObjectImpl for Presence {}
+
+impl ElementImpl for Presence {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Sightline presence",
+                "Filter/Analyzer/Video",
+                "Presence and absence of recognised people across the cameras of a group, one alert per absence, camera health",
+                "Sightline developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            sightline_core::video::filter_pad_templates(&gst::Caps::builder("video/x-raw").build())
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for Presence {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let roster = match &s.roster {
+            Some(spec) => parse_roster(spec).map_err(|e| {
+                gst::error_msg!(gst::ResourceError::OpenRead, ["Bad roster: {}", e])
+            })?,
+            None => Vec::new(),
+        };
+        let hub = hub_for(&s.group, &s);
+        {
+            let mut inner = hub
+                .inner
+                .lock()
+                .map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["group lock poisoned"]))?;
+            for name in &roster {
+                inner.group.expect(&slug(name), name);
+            }
+            if let Some(path) = &s.event_log
+                && inner.log.is_none()
+            {
+                inner.log = Some(JsonlSink::open(std::path::Path::new(path)).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ["Cannot open event log {}: {}", path, e]
+                    )
+                })?);
+            }
+            inner.members.push(self.obj().downgrade());
+            if !inner.timer_started {
+                inner.timer_started = true;
+                let h = hub.clone();
+                std::thread::Builder::new()
+                    .name(format!("sl-presence-{}", s.group))
+                    .spawn(move || h.run_timer())
+                    .map_err(|e| {
+                        gst::error_msg!(
+                            gst::CoreError::Failed,
+                            ["Cannot start the presence timer: {}", e]
+                        )
+                    })?;
+            }
+        }
+        *self
+            .hub
+            .lock()
+            .map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["lock poisoned"]))? = Some(hub);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let Some(hub) = self.hub.lock().ok().and_then(|mut h| h.take()) else {
+            return Ok(());
+        };
+        if let Ok(mut inner) = hub.inner.lock() {
+            let me = self.obj().downgrade();
+            inner
+                .members
+                .retain(|w| w.upgrade().is_some_and(|o| Some(o) != me.upgrade()));
+            if inner.members.is_empty() {
+                // Last camera of the group in this process: stop its timer.
+                inner.stopping = true;
+                if let Some((id, _)) = &inner.pending {
+                    id.unschedule();
+                }
+                hub.wake.notify_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let hub = self
+            .hub
+            .lock()
+            .ok()
+            .and_then(|h| h.clone())
+            .ok_or(gst::FlowError::Flushing)?;
+        let obj = self.obj();
+        let Some(pts) = buf.pts() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let Some(rt) = obj
+            .segment()
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|s| s.to_running_time(pts))
+        else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let now = rt.nseconds() + obj.base_time().map_or(0, |t| t.nseconds());
+        let camera = self.camera();
+        let events = {
+            let mut inner = hub.inner.lock().map_err(|_| gst::FlowError::Error)?;
+            if inner.clock.is_none() {
+                inner.clock = obj.clock();
+            }
+            let mut ev = inner.group.frame(&camera, now);
+            for roi in meta::read_rois(buf) {
+                if let (Some(label), Some(identity)) =
+                    (roi.recognition_label.as_deref(), roi.identity.as_deref())
+                    && label != "unknown"
+                {
+                    ev.extend(inner.group.hit(identity, label, &camera, now));
+                }
+            }
+            hub.rearm(&mut inner);
+            ev
+        };
+        self.emit(&hub, events);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

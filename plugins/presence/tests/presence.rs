@@ -1,0 +1,312 @@
+//! presence with a test clock: a scripted two-camera outlet on real photos
+//! (appsrc ! facedetect ! facematch ! presence per camera), 300-second timeouts in seconds of
+//! test time, driven by buffer timestamps and the pipeline's test clock. The photos of two
+//! people appear at the same place from one frame to the next, which real video never does,
+//! so facematch embeds every frame (reembed-interval=1) to notice the change at once.
+
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+const S: u64 = 1_000_000_000;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfacedetect::plugin_register_static().unwrap();
+        gstfacematch::plugin_register_static().unwrap();
+        gstpresence::plugin_register_static().unwrap();
+    });
+}
+
+fn data(rel: &str) -> PathBuf {
+    std::env::var_os("SIGHTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("data")
+        .join(rel)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sl-presence-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn enrol(path: &Path) {
+    let m = sightline_core::models::resolve("mobilefacenet", "mobilefacenet").unwrap();
+    let d = sightline_core::models::resolve("yunet-n", "yunet-n").unwrap();
+    let opts = sightline_core::inference::EngineOptions::default();
+    let emb = sightline_core::embed::FaceEmbedder::new(
+        sightline_core::inference::Engine::shared(&m, &opts).unwrap(),
+    )
+    .unwrap();
+    let mut det = sightline_core::detect::FaceDetector::new(
+        sightline_core::inference::Engine::shared(&d, &opts).unwrap(),
+    )
+    .unwrap();
+    let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", 192);
+    for (name, photo) in [
+        (
+            "Barack Obama",
+            "faces/face_recognition_examples/obama/obama.jpg",
+        ),
+        (
+            "Joe Biden",
+            "faces/face_recognition_examples/biden/biden.jpg",
+        ),
+    ] {
+        let (v, _) = sightline_core::enroll::embed_file(
+            &mut det,
+            &emb,
+            &data(photo),
+            sightline_core::enroll::FacePolicy::Single,
+        )
+        .unwrap();
+        g.add(name, &v).unwrap();
+    }
+    g.save(path).unwrap();
+}
+
+fn frame(rel: &str) -> (gst::Buffer, gst::Caps) {
+    let p = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=480,height=480,pixel-aspect-ratio=1/1 ! appsink name=sink",
+        data(rel).display()
+    ))
+    .unwrap();
+    let sink = p
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let s = sink.pull_sample().unwrap();
+    p.set_state(gst::State::Null).unwrap();
+    (s.buffer_owned().unwrap(), s.caps_owned().unwrap())
+}
+
+struct Outlet {
+    pipeline: gst::Pipeline,
+    clock: gst_check::TestClock,
+    cams: Vec<(gst_app::AppSrc, gst_app::AppSink)>,
+    log: Vec<(u64, String, String, String)>,
+}
+
+impl Outlet {
+    fn new(cameras: &[&str], gallery: &Path, event_log: &Path, group: &str) -> Outlet {
+        let mut desc = String::new();
+        for c in cameras {
+            desc.push_str(&format!(
+                "appsrc name=src-{c} format=time ! facedetect ! facematch gallery={} camera={c} reembed-interval=1 ! presence group={group} camera={c} grace-seconds=10 absent-seconds=300 camera-timeout-seconds=30 event-log={} ! appsink name=sink-{c} sync=false async=false  ",
+                gallery.display(),
+                event_log.display()
+            ));
+        }
+        let pipeline = gst::parse::launch(&desc)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        let clock = gst_check::TestClock::new();
+        pipeline.use_clock(Some(&clock));
+        let (_, caps) = frame("faces/misc/astronaut.png");
+        let cams = cameras
+            .iter()
+            .map(|c| {
+                let src = pipeline
+                    .by_name(&format!("src-{c}"))
+                    .unwrap()
+                    .downcast::<gst_app::AppSrc>()
+                    .unwrap();
+                src.set_caps(Some(&caps));
+                let sink = pipeline
+                    .by_name(&format!("sink-{c}"))
+                    .unwrap()
+                    .downcast::<gst_app::AppSink>()
+                    .unwrap();
+                (src, sink)
+            })
+            .collect();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        pipeline.state(gst::ClockTime::from_seconds(10)).0.unwrap();
+        Outlet {
+            pipeline,
+            clock,
+            cams,
+            log: Vec::new(),
+        }
+    }
+
+    /// Runs the group's timeouts up to clock time `t` (each at its own deadline).
+    fn advance_to(&mut self, t: u64) {
+        loop {
+            match self.clock.peek_next_pending_id() {
+                Some(id) if id.time().nseconds() <= t => {
+                    self.clock.crank();
+                    self.drain();
+                }
+                _ => break,
+            }
+        }
+        if self.clock.time().nseconds() < t {
+            self.clock.set_time(gst::ClockTime::from_nseconds(t));
+        }
+    }
+
+    /// Pushes `buf` on camera `k` at time `t` and waits for it to come out.
+    fn show(&mut self, k: usize, buf: &gst::Buffer, t: u64) {
+        self.advance_to(t);
+        let mut b = buf.copy();
+        b.make_mut().set_pts(gst::ClockTime::from_nseconds(t));
+        self.cams[k].0.push_buffer(b).unwrap();
+        self.cams[k].1.pull_sample().unwrap();
+        self.drain();
+    }
+
+    /// Collects presence messages: (clock time, structure name, event, identity or camera).
+    fn drain(&mut self) {
+        // After a crank the timer thread ticks and posts on its own: it is done when it waits on
+        // the clock again (or has no deadline left).
+        let bus = self.pipeline.bus().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        loop {
+            let m = bus.timed_pop(gst::ClockTime::from_mseconds(5));
+            match m {
+                Some(m) => {
+                    if let Some(s) = m.structure()
+                        && s.name().starts_with("presence")
+                    {
+                        let who = s
+                            .get::<String>("identity")
+                            .unwrap_or_else(|_| s.get::<String>("camera").unwrap_or_default());
+                        self.log.push((
+                            s.get::<u64>("clock-time").unwrap() / S,
+                            s.name().to_string(),
+                            s.get::<String>("event").unwrap(),
+                            who,
+                        ));
+                    }
+                }
+                None if self.clock.peek_next_pending_id().is_some()
+                    || std::time::Instant::now() > deadline =>
+                {
+                    break;
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn ev(t: u64, name: &str, event: &str, who: &str) -> (u64, String, String, String) {
+    (t, name.to_string(), event.to_string(), who.to_string())
+}
+
+#[test]
+fn outlet_timeline_any_of_n_one_alert_per_absence_and_reentry() {
+    init();
+    let dir = tmp("timeline");
+    let gallery = dir.join("g.slg");
+    enrol(&gallery);
+    let log_path = dir.join("events.jsonl");
+    let (obama, _) = frame("faces/face_recognition_examples/obama/obama2.jpg");
+    let (biden, _) = frame("faces/face_recognition_examples/biden/biden2.jpg");
+    let (empty, _) = frame("multicam/meva/frames/G328.png");
+    let mut o = Outlet::new(&["door", "till"], &gallery, &log_path, "outlet-a");
+    let wall = std::time::Instant::now();
+    o.show(0, &obama, 0);
+    o.show(1, &biden, 0);
+    // Obama leaves the door but is at the till until 100 s; Biden is gone after 0 s.
+    for t in (5..=455).step_by(5) {
+        let at_door = if t == 450 { &obama } else { &empty };
+        let at_till = if t <= 100 { &obama } else { &empty };
+        o.show(0, at_door, t * S);
+        o.show(1, at_till, t * S);
+    }
+    o.advance_to(455 * S);
+    let people: Vec<_> = o
+        .log
+        .iter()
+        .filter(|e| e.3 == "barack-obama" || e.3 == "joe-biden")
+        .cloned()
+        .collect();
+    assert_eq!(
+        people,
+        vec![
+            ev(0, "presence", "arrived", "barack-obama"),
+            ev(0, "presence", "arrived", "joe-biden"),
+            ev(10, "presence", "out-of-view", "joe-biden"),
+            ev(110, "presence", "out-of-view", "barack-obama"),
+            ev(300, "presence", "absent", "joe-biden"),
+            ev(300, "presence-alert", "absent", "joe-biden"),
+            ev(400, "presence", "absent", "barack-obama"),
+            ev(400, "presence-alert", "absent", "barack-obama"),
+            ev(450, "presence", "re-entered", "barack-obama"),
+        ]
+    );
+    assert!(
+        !o.log.iter().any(|e| e.2 == "camera-offline"),
+        "both cameras kept delivering: {:?}",
+        o.log
+    );
+    // The JSONL log holds the same events, in order.
+    let events = sightline_core::events::read_jsonl(&log_path).unwrap();
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.data["identity"].as_str().is_some())
+        .map(|e| {
+            (
+                e.kind.clone(),
+                e.data["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 9);
+    assert_eq!(kinds[5], ("presence-alert".into(), "absent".into()));
+    eprintln!("460 s of outlet time in {:?}", wall.elapsed());
+    drop(o);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn all_cameras_stopping_reports_the_group_offline_and_alerts_nobody() {
+    init();
+    let dir = tmp("offline");
+    let gallery = dir.join("g.slg");
+    enrol(&gallery);
+    let (obama, _) = frame("faces/face_recognition_examples/obama/obama2.jpg");
+    let (biden, _) = frame("faces/face_recognition_examples/biden/biden2.jpg");
+    let mut o = Outlet::new(
+        &["door", "till"],
+        &gallery,
+        &dir.join("events.jsonl"),
+        "outlet-b",
+    );
+    o.show(0, &obama, 0);
+    o.show(1, &biden, 0);
+    // No frame ever again: an hour passes on the clock alone.
+    o.advance_to(3600 * S);
+    let events: Vec<&str> = o.log.iter().map(|e| e.2.as_str()).collect();
+    assert!(
+        events.contains(&"camera-offline") && events.contains(&"group-offline"),
+        "{events:?}"
+    );
+    assert_eq!(o.log.iter().filter(|e| e.2 == "camera-offline").count(), 2);
+    assert!(
+        !o.log.iter().any(|e| e.1 == "presence-alert"),
+        "{:?}",
+        o.log
+    );
+    assert!(!o.log.iter().any(|e| e.2 == "absent"), "{:?}", o.log);
+    drop(o);
+    std::fs::remove_dir_all(dir).unwrap();
+}
