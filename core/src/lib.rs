@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod align;
+pub mod delivery;
 pub mod detect;
 pub mod draw;
 pub mod embed;
