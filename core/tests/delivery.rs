@@ -5,9 +5,6 @@ use redis::Commands;
 use sightline_core::delivery::{Delivery, DeliveryConfig};
 use sightline_core::events::Event;
 use sightline_testkit::RedisServer;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn event(i: u64) -> Event {
@@ -114,35 +111,6 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
     let _ = std::fs::remove_dir_all(&cfg.spool_dir);
 }
 
-/// A tiny HTTP server that records POST bodies and answers 200.
-fn http_server(port: u16, bodies: Arc<Mutex<Vec<String>>>) -> std::thread::JoinHandle<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(40) {
-            let Ok(mut s) = stream else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            bodies
-                .lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&body).into_owned());
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    })
-}
-
 #[test]
 fn webhook_down_is_retried_until_it_answers() {
     let port = sightline_testkit::free_port();
@@ -162,8 +130,7 @@ fn webhook_down_is_retried_until_it_answers() {
         "refused connection reported"
     );
     assert_eq!(d.backlog(), 3);
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let _server = http_server(port, bodies.clone());
+    let (bodies, _server) = sightline_testkit::http_recorder(port, 40);
     assert!(
         wait_until(|| d.backlog() == 0, 20),
         "retried with backoff until delivered"

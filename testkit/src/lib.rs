@@ -1,7 +1,7 @@
 //! Helpers for Sightline's tests: a real `redis-server` (Debian package) on a free port of
 //! 127.0.0.1, started by the test and killed when dropped.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -208,4 +208,43 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A minimal HTTP server on 127.0.0.1:`port` that answers 200 to every request and records
+/// the bodies of the first `max` requests (for webhook tests).
+pub fn http_recorder(
+    port: u16,
+    max: usize,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::thread::JoinHandle<()>,
+) {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind http recorder");
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut s) = stream else { continue };
+            let Ok(clone) = s.try_clone() else { continue };
+            let mut r = BufReader::new(clone);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            if let Ok(mut v) = b.lock() {
+                v.push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (bodies, handle)
 }

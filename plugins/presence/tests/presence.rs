@@ -98,10 +98,20 @@ struct Outlet {
 
 impl Outlet {
     fn new(cameras: &[&str], gallery: &Path, event_log: &Path, group: &str) -> Outlet {
+        Outlet::with(cameras, gallery, event_log, group, "")
+    }
+
+    fn with(
+        cameras: &[&str],
+        gallery: &Path,
+        event_log: &Path,
+        group: &str,
+        extra: &str,
+    ) -> Outlet {
         let mut desc = String::new();
         for c in cameras {
             desc.push_str(&format!(
-                "appsrc name=src-{c} format=time ! facedetect ! facematch gallery={} camera={c} reembed-interval=1 ! presence group={group} camera={c} grace-seconds=10 absent-seconds=300 camera-timeout-seconds=30 event-log={} ! appsink name=sink-{c} sync=false async=false  ",
+                "appsrc name=src-{c} format=time ! facedetect ! facematch gallery={} camera={c} reembed-interval=1 ! presence group={group} camera={c} grace-seconds=10 absent-seconds=300 camera-timeout-seconds=30 event-log={} {extra} ! appsink name=sink-{c} sync=false async=false  ",
                 gallery.display(),
                 event_log.display()
             ));
@@ -307,6 +317,97 @@ fn all_cameras_stopping_reports_the_group_offline_and_alerts_nobody() {
         o.log
     );
     assert!(!o.log.iter().any(|e| e.2 == "absent"), "{:?}", o.log);
+    drop(o);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn redis_stream_gets_every_event_in_order_through_an_outage_and_the_webhook_gets_the_alerts() {
+    init();
+    let dir = tmp("delivery");
+    let gallery = dir.join("g.slg");
+    enrol(&gallery);
+    let mut redis = sightline_testkit::RedisServer::start(&["--appendonly", "yes"]);
+    let url = redis.url(None);
+    let port = sightline_testkit::free_port();
+    let (hooks, _server) = sightline_testkit::http_recorder(port, 10);
+    let extra = format!(
+        "node-id=n1 redis-url={url} stream=outlet:events webhook-url=http://127.0.0.1:{port}/alert spool-dir={}",
+        dir.join("spool").display()
+    );
+    let log_path = dir.join("events.jsonl");
+    let (obama, _) = frame("faces/face_recognition_examples/obama/obama2.jpg");
+    let (biden, _) = frame("faces/face_recognition_examples/biden/biden2.jpg");
+    let (empty, _) = frame("multicam/meva/frames/G328.png");
+    let mut o = Outlet::with(&["door", "till"], &gallery, &log_path, "outlet-c", &extra);
+    o.show(0, &obama, 0);
+    o.show(1, &biden, 0);
+    for t in (5..=455).step_by(5) {
+        if t == 150 {
+            redis.kill();
+        }
+        if t == 350 {
+            redis.restart();
+        }
+        o.show(0, if t == 450 { &obama } else { &empty }, t * S);
+        o.show(1, if t <= 100 { &obama } else { &empty }, t * S);
+    }
+    o.advance_to(455 * S);
+    let logged = sightline_core::events::read_jsonl(&log_path).unwrap();
+    let key = |e: &sightline_core::events::Event| {
+        (
+            e.kind.clone(),
+            e.data["event"].as_str().unwrap_or("").to_string(),
+            e.data["clock-time"].as_u64().unwrap_or(0),
+        )
+    };
+    let want: Vec<_> = logged.iter().map(key).collect();
+    assert!(want.len() >= 9, "{want:?}");
+    // Every event reaches the stream, in order, once.
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("outlet:events")
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .unwrap();
+        got = entries
+            .iter()
+            .map(|(_, f)| {
+                let e: sightline_core::events::Event =
+                    serde_json::from_str(&f.iter().find(|(k, _)| k == "event").unwrap().1).unwrap();
+                key(&e)
+            })
+            .collect();
+        if got.len() >= want.len() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(got, want);
+    // The webhook received the two alerts.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hooks.lock().unwrap().len() < 2 && std::time::Instant::now() < end {
+        std::thread::yield_now();
+    }
+    let alerts: Vec<String> = hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["data"]["identity"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(alerts, vec!["joe-biden", "barack-obama"]);
     drop(o);
     std::fs::remove_dir_all(dir).unwrap();
 }

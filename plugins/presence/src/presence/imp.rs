@@ -4,6 +4,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use sightline_core::delivery::{Delivery, DeliveryConfig};
 use sightline_core::events::{Event, JsonlSink, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, structure_to_json};
@@ -34,7 +35,34 @@ struct Settings {
     camera_timeout_seconds: f64,
     roster: Option<String>,
     event_log: Option<String>,
+    node_id: String,
+    redis_url: Option<String>,
+    stream: String,
+    webhook_url: Option<String>,
+    spool_dir: Option<String>,
 }
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+/// `$XDG_STATE_HOME/sightline/spool`, or `~/.local/state/sightline/spool`.
+fn default_spool_dir() -> std::path::PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
+        .join("sightline")
+        .join("spool")
+}
+
+const DEFAULT_STREAM: &str = "sightline:events";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -46,6 +74,11 @@ impl Default for Settings {
             camera_timeout_seconds: DEFAULT_CAMERA_TIMEOUT,
             roster: None,
             event_log: None,
+            node_id: default_node_id(),
+            redis_url: None,
+            stream: DEFAULT_STREAM.to_string(),
+            webhook_url: None,
+            spool_dir: None,
         }
     }
 }
@@ -65,6 +98,9 @@ struct HubInner {
     /// The clock wait in progress and its deadline.
     pending: Option<(gst::SingleShotClockId, u64)>,
     log: Option<JsonlSink>,
+    /// Every event to the Redis Stream; alerts to the webhook.
+    stream: Option<Delivery>,
+    webhook: Option<Delivery>,
     timer_started: bool,
     stopping: bool,
 }
@@ -91,6 +127,8 @@ fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
                     clock: None,
                     pending: None,
                     log: None,
+                    stream: None,
+                    webhook: None,
                     timer_started: false,
                     stopping: false,
                 }),
@@ -212,15 +250,34 @@ impl Presence {
                 }
             }
             let event = Event::new(s.name(), &obj.name(), &camera, rt, utc, d);
-            if let Ok(mut inner) = hub.inner.lock()
-                && let Some(log) = inner.log.as_mut()
-                && let Err(e) = log.write(&event)
-            {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Cannot write event log {}: {}", log.path().display(), e)
-                );
+            let mut problems = Vec::new();
+            if let Ok(mut inner) = hub.inner.lock() {
+                if let Some(log) = inner.log.as_mut()
+                    && let Err(e) = log.write(&event)
+                {
+                    problems.push(format!(
+                        "Cannot write event log {}: {e}",
+                        log.path().display()
+                    ));
+                }
+                for (sink, only_alerts) in [
+                    (inner.stream.as_ref(), false),
+                    (inner.webhook.as_ref(), true),
+                ] {
+                    let Some(d) = sink else { continue };
+                    if (!only_alerts || s.name() == "presence-alert")
+                        && let Err(e) = d.send(&event)
+                    {
+                        problems.push(format!(
+                            "Cannot spool event in {}: {e}",
+                            d.spool_path().display()
+                        ));
+                    }
+                    problems.extend(d.take_errors().into_iter().map(|e| format!("Event delivery delayed (events are kept and sent in order when it is back): {e}")));
+                }
+            }
+            for p in problems {
+                gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", p));
             }
             let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
         }
@@ -354,6 +411,32 @@ impl ObjectImpl for Presence {
                     .blurb("JSONL file that receives every transition and alert of the group (appended)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("node-id")
+                    .nick("Node id")
+                    .blurb("This node's name in shared state and delivered events (default: the host name)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("redis-url")
+                    .nick("Redis URL")
+                    .blurb("redis:// or rediss:// URL (the node's own ACL user): every event is appended to a Redis Stream, buffered on disk while Redis is away")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("stream")
+                    .nick("Stream")
+                    .blurb("Redis Stream key that receives the events")
+                    .default_value(Some(DEFAULT_STREAM))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("webhook-url")
+                    .nick("Webhook URL")
+                    .blurb("http(s) URL that receives every alert as a JSON POST, retried with backoff until it answers 2xx")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("spool-dir")
+                    .nick("Spool directory")
+                    .blurb("Where undelivered events wait on disk (default: $XDG_STATE_HOME/sightline/spool)")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -379,6 +462,11 @@ impl ObjectImpl for Presence {
             }
             "roster" => s.roster = string(value),
             "event-log" => s.event_log = string(value),
+            "node-id" => s.node_id = string(value).unwrap_or_else(default_node_id),
+            "redis-url" => s.redis_url = string(value),
+            "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.to_string()),
+            "webhook-url" => s.webhook_url = string(value),
+            "spool-dir" => s.spool_dir = string(value),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -393,6 +481,11 @@ impl ObjectImpl for Presence {
             "camera-timeout-seconds" => s.camera_timeout_seconds.to_value(),
             "roster" => s.roster.to_value(),
             "event-log" => s.event_log.to_value(),
+            "node-id" => s.node_id.to_value(),
+            "redis-url" => s.redis_url.to_value(),
+            "stream" => s.stream.to_value(),
+            "webhook-url" => s.webhook_url.to_value(),
+            "spool-dir" => s.spool_dir.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -452,6 +545,42 @@ impl BaseTransformImpl for Presence {
                         gst::ResourceError::OpenWrite,
                         ["Cannot open event log {}: {}", path, e]
                     )
+                })?);
+            }
+            let spool = s
+                .spool_dir
+                .as_ref()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(default_spool_dir);
+            let node = format!("{}-{}", s.node_id, slug(&s.group));
+            let open = |cfg: DeliveryConfig| {
+                Delivery::start(cfg).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ["Cannot open the event spool in {}: {}", spool.display(), e]
+                    )
+                })
+            };
+            if let Some(url) = &s.redis_url
+                && inner.stream.is_none()
+            {
+                inner.stream = Some(open(DeliveryConfig {
+                    node: format!("{node}-stream"),
+                    spool_dir: spool.clone(),
+                    redis_url: Some(url.clone()),
+                    stream: s.stream.clone(),
+                    webhook_url: None,
+                })?);
+            }
+            if let Some(url) = &s.webhook_url
+                && inner.webhook.is_none()
+            {
+                inner.webhook = Some(open(DeliveryConfig {
+                    node: format!("{node}-webhook"),
+                    spool_dir: spool.clone(),
+                    redis_url: None,
+                    stream: String::new(),
+                    webhook_url: Some(url.clone()),
                 })?);
             }
             inner.members.push(self.obj().downgrade());
