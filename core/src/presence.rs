@@ -102,6 +102,8 @@ pub enum Event {
         at_ns: u64,
         offline_for_ns: u64,
     },
+    /// The same stranger was seen by enough cameras (or nodes) within the window.
+    UnknownAlert(UnknownAlert),
 }
 
 #[derive(Debug, Clone)]
@@ -578,5 +580,107 @@ mod tests {
         assert_eq!(g.next_deadline(), Some(130 * S));
         g.frame("cam", 290 * S);
         assert_eq!(g.next_deadline(), Some(302 * S));
+    }
+}
+
+/// "The same stranger on k cameras within a window": one alert per unknown id.
+#[derive(Debug, Clone)]
+pub struct UnknownConsensus {
+    pub cameras_needed: usize,
+    pub window_ns: u64,
+    seen: BTreeMap<String, BTreeMap<String, u64>>,
+    alerted: BTreeMap<String, u64>,
+}
+
+/// Raised when an unknown id has been seen by enough distinct cameras.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownAlert {
+    pub unknown_id: String,
+    pub cameras: Vec<String>,
+    pub at_ns: u64,
+}
+
+impl UnknownConsensus {
+    pub fn new(cameras_needed: usize, window_ns: u64) -> Self {
+        UnknownConsensus {
+            cameras_needed,
+            window_ns,
+            seen: BTreeMap::new(),
+            alerted: BTreeMap::new(),
+        }
+    }
+
+    /// `unknown_id` seen on `camera` at `now`; the alert if this sighting completes the
+    /// consensus (an id alerts again only after it was unseen for a whole window).
+    pub fn sighting(&mut self, unknown_id: &str, camera: &str, now: u64) -> Option<UnknownAlert> {
+        if self.cameras_needed == 0 {
+            return None;
+        }
+        let w = self.window_ns;
+        self.seen.retain(|_, cams| {
+            cams.retain(|_, t| now.saturating_sub(*t) <= w);
+            !cams.is_empty()
+        });
+        self.alerted
+            .retain(|id, t| now.saturating_sub(*t) <= w || self.seen.contains_key(id));
+        let cams = self.seen.entry(unknown_id.to_string()).or_default();
+        cams.insert(camera.to_string(), now);
+        if cams.len() >= self.cameras_needed && !self.alerted.contains_key(unknown_id) {
+            self.alerted.insert(unknown_id.to_string(), now);
+            return Some(UnknownAlert {
+                unknown_id: unknown_id.to_string(),
+                cameras: cams.keys().cloned().collect(),
+                at_ns: now,
+            });
+        }
+        if let Some(t) = self.alerted.get_mut(unknown_id) {
+            *t = now;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod consensus_tests {
+    use super::*;
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn k_cameras_within_the_window_alert_once_k_minus_one_never() {
+        let mut c = UnknownConsensus::new(3, 60 * S);
+        assert!(c.sighting("u1", "a", 0).is_none());
+        assert!(
+            c.sighting("u1", "a", 5 * S).is_none(),
+            "the same camera twice is one camera"
+        );
+        assert!(c.sighting("u1", "b", 10 * S).is_none());
+        let a = c.sighting("u1", "c", 20 * S).expect("third camera");
+        assert_eq!(a.cameras, vec!["a", "b", "c"]);
+        assert!(
+            c.sighting("u1", "d", 25 * S).is_none(),
+            "one alert per stranger"
+        );
+        // Another stranger on two cameras only: nothing.
+        assert!(c.sighting("u2", "a", 30 * S).is_none());
+        assert!(c.sighting("u2", "b", 31 * S).is_none());
+    }
+
+    #[test]
+    fn sightings_outside_the_window_do_not_count() {
+        let mut c = UnknownConsensus::new(2, 60 * S);
+        assert!(c.sighting("u", "a", 0).is_none());
+        assert!(
+            c.sighting("u", "b", 61 * S).is_none(),
+            "camera a's sighting expired"
+        );
+        assert!(c.sighting("u", "a", 100 * S).is_some());
+    }
+
+    #[test]
+    fn zero_disables_it() {
+        let mut c = UnknownConsensus::new(0, 60 * S);
+        for cam in ["a", "b", "c", "d"] {
+            assert!(c.sighting("u", cam, 0).is_none());
+        }
     }
 }

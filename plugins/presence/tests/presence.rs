@@ -411,3 +411,118 @@ fn redis_stream_gets_every_event_in_order_through_an_outage_and_the_webhook_gets
     drop(o);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_stranger_on_k_cameras_raises_one_alert_and_on_k_minus_one_none() {
+    init();
+    let dir = tmp("consensus");
+    let gallery = dir.join("g.slg");
+    enrol(&gallery);
+    let (stranger, _) = frame("faces/misc/astronaut.png");
+    let (empty, _) = frame("multicam/meva/frames/G328.png");
+    let extra = "unknown-alert-cameras=3 unknown-alert-window-seconds=60";
+    let mut o = Outlet::with(
+        &["a", "b", "c"],
+        &gallery,
+        &dir.join("events.jsonl"),
+        "outlet-k",
+        extra,
+    );
+    // Two cameras see the stranger: no alert (k - 1).
+    o.show(0, &stranger, 0);
+    o.show(1, &stranger, 5 * S);
+    o.show(2, &empty, 5 * S);
+    let unknown_alerts = |o: &Outlet| {
+        o.log
+            .iter()
+            .filter(|e| e.1 == "presence-alert" && e.2 == "unknown")
+            .count()
+    };
+    assert_eq!(unknown_alerts(&o), 0, "{:?}", o.log);
+    // The third camera within the window: one alert.
+    o.show(2, &stranger, 10 * S);
+    assert_eq!(unknown_alerts(&o), 1, "{:?}", o.log);
+    // More sightings of the same stranger: still one.
+    for t in [15, 20] {
+        for k in 0..3 {
+            o.show(k, &stranger, t * S);
+        }
+    }
+    assert_eq!(unknown_alerts(&o), 1);
+    drop(o);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_processes_share_the_unknown_consensus_through_redis() {
+    let redis = sightline_testkit::RedisServer::start(&[]);
+    let url = redis.url(None);
+    let plugins = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        plugins.join("libgstpresence.so").is_file(),
+        "build the plugins first (cargo build)"
+    );
+    let dir = tmp("consensus-redis");
+    // Each "node" is its own gst-launch process with its own camera; both follow Redis.
+    let node = |name: &str, photo: &str| -> String {
+        let out = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-m",
+                "filesrc",
+                &format!("location={}", data(photo).display()),
+                "!",
+                "decodebin",
+                "!",
+                "videoconvert",
+                "!",
+                "video/x-raw,format=BGRx",
+                "!",
+                "sightlinefacedetect",
+                "!",
+            ])
+            .args(["facematch", &format!("redis-url={url}"), "!"])
+            .args([
+                "presence",
+                "group=outlet-r",
+                &format!("camera={name}"),
+                &format!("node-id={name}"),
+                &format!("redis-url={url}"),
+                "unknown-alert-cameras=2",
+            ])
+            .arg(format!("spool-dir={}", dir.join(name).display()))
+            .args(["!", "fakesink"])
+            .env("GST_PLUGIN_PATH", &plugins)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // The same stranger (two photos of one person) on node A, then node B.
+    let a = node("node-a", "faces/face_recognition_examples/obama/obama.jpg");
+    let b = node("node-b", "faces/face_recognition_examples/obama/obama2.jpg");
+    let alerts = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("presence-alert") && l.contains("event=(string)unknown"))
+            .count()
+    };
+    assert_eq!(alerts(&a), 0, "one camera is not enough: {a}");
+    assert_eq!(
+        alerts(&b),
+        1,
+        "the second node completes the consensus: {b}"
+    );
+    // A third node seeing the same stranger does not alert again.
+    let c = node("node-c", "faces/face_recognition_examples/obama/obama3.jpg");
+    assert_eq!(alerts(&c), 0, "{c}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

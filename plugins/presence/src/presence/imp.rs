@@ -8,7 +8,7 @@ use sightline_core::delivery::{Delivery, DeliveryConfig};
 use sightline_core::events::{Event, JsonlSink, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, structure_to_json};
-use sightline_core::presence::{self, Group, PresenceConfig};
+use sightline_core::presence::{self, Group, PresenceConfig, UnknownAlert, UnknownConsensus};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -40,7 +40,25 @@ struct Settings {
     stream: String,
     webhook_url: Option<String>,
     spool_dir: Option<String>,
+    unknown_alert_cameras: u32,
+    unknown_alert_window: f64,
 }
+
+const DEFAULT_UNKNOWN_WINDOW: f64 = 60.0;
+
+/// Atomically records a sighting of an unknown id by one camera of one node and raises the
+/// alert once when enough distinct cameras saw it within the window. Returns the number of
+/// cameras when this call raised the alert, else 0.
+const UNKNOWN_CONSENSUS: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[4]) and redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  return n
+end
+return 0
+";
 
 fn default_node_id() -> String {
     std::fs::read_to_string("/etc/hostname")
@@ -79,6 +97,8 @@ impl Default for Settings {
             stream: DEFAULT_STREAM.to_string(),
             webhook_url: None,
             spool_dir: None,
+            unknown_alert_cameras: 0,
+            unknown_alert_window: DEFAULT_UNKNOWN_WINDOW,
         }
     }
 }
@@ -101,6 +121,9 @@ struct HubInner {
     /// Every event to the Redis Stream; alerts to the webhook.
     stream: Option<Delivery>,
     webhook: Option<Delivery>,
+    consensus: UnknownConsensus,
+    /// Shared consensus across nodes (Redis), when configured.
+    consensus_redis: Option<ConsensusRedis>,
     timer_started: bool,
     stopping: bool,
 }
@@ -129,6 +152,11 @@ fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
                     log: None,
                     stream: None,
                     webhook: None,
+                    consensus: UnknownConsensus::new(
+                        s.unknown_alert_cameras as usize,
+                        (s.unknown_alert_window * 1e9) as u64,
+                    ),
+                    consensus_redis: None,
                     timer_started: false,
                     stopping: false,
                 }),
@@ -205,6 +233,80 @@ impl Hub {
             };
             if let Some(m) = member {
                 m.imp().emit(&self, events);
+            }
+        }
+    }
+}
+
+struct ConsensusRedis {
+    url: String,
+    prefix: String,
+    node: String,
+    con: Option<redis::Connection>,
+    retry_at: Option<std::time::Instant>,
+    /// (unknown id, camera) -> when it was last reported to Redis.
+    reported: HashMap<(String, String), std::time::Instant>,
+}
+
+impl ConsensusRedis {
+    /// Reports a sighting; Ok(Some(cameras)) when this node raised the shared alert.
+    fn sighting(
+        &mut self,
+        uid: &str,
+        camera: &str,
+        needed: u32,
+        window: f64,
+    ) -> Result<Option<i64>, String> {
+        let now = std::time::Instant::now();
+        let key = (uid.to_string(), camera.to_string());
+        // Each camera reports a stranger at most every quarter window.
+        if self
+            .reported
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t).as_secs_f64() < window / 4.0)
+        {
+            return Ok(None);
+        }
+        if self.con.is_none() {
+            if self.retry_at.is_some_and(|t| now < t) {
+                return Err("Redis unavailable".into());
+            }
+            match sightline_core::redis_store::connect(&self.url) {
+                Ok(c) => self.con = Some(c),
+                Err(e) => {
+                    self.retry_at = Some(now + std::time::Duration::from_secs(10));
+                    return Err(e);
+                }
+            }
+        }
+        let Some(con) = self.con.as_mut() else {
+            return Err("Redis unavailable".into());
+        };
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(UNKNOWN_CONSENSUS)
+            .arg(2)
+            .arg(format!("{}:{uid}:cameras", self.prefix))
+            .arg(format!("{}:{uid}:alerted", self.prefix))
+            .arg(unix_ms)
+            .arg(format!("{}/{camera}", self.node))
+            .arg((window * 1000.0) as u64)
+            .arg(needed)
+            .query(con);
+        match res {
+            Ok(n) => {
+                self.reported.insert(key, now);
+                Ok((n > 0).then_some(n))
+            }
+            Err(e) => {
+                self.con = None;
+                self.retry_at = Some(now + std::time::Duration::from_secs(10));
+                Err(format!(
+                    "Redis {}: {e}",
+                    sightline_core::redis_store::redact(&self.url)
+                ))
             }
         }
     }
@@ -346,6 +448,15 @@ fn to_structure(group: &str, ev: &presence::Event, own_camera: &str, base: u64) 
         presence::Event::GroupOffline { at_ns } => {
             common("presence", "group-offline", *at_ns, None).build()
         }
+        presence::Event::UnknownAlert(UnknownAlert {
+            unknown_id,
+            cameras,
+            at_ns,
+        }) => common("presence-alert", "unknown", *at_ns, None)
+            .field("unknown-id", unknown_id.as_str())
+            .field("cameras", cameras.join(","))
+            .field("camera-count", cameras.len() as u32)
+            .build(),
         presence::Event::GroupOnline {
             at_ns,
             offline_for_ns,
@@ -432,6 +543,21 @@ impl ObjectImpl for Presence {
                     .blurb("http(s) URL that receives every alert as a JSON POST, retried with backoff until it answers 2xx")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("unknown-alert-cameras")
+                    .nick("Unknown alert cameras")
+                    .blurb("Raise one alert when the same unknown person (facematch unknown-id) is seen by at least this many distinct cameras (of every node, through Redis when redis-url is set) within unknown-alert-window-seconds; 0 = off")
+                    .maximum(1000)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("unknown-alert-window-seconds")
+                    .nick("Unknown alert window")
+                    .blurb("Window of the unknown-person consensus, seconds")
+                    .minimum(0.001)
+                    .maximum(86_400.0)
+                    .default_value(DEFAULT_UNKNOWN_WINDOW)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("spool-dir")
                     .nick("Spool directory")
                     .blurb("Where undelivered events wait on disk (default: $XDG_STATE_HOME/sightline/spool)")
@@ -467,6 +593,10 @@ impl ObjectImpl for Presence {
             "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.to_string()),
             "webhook-url" => s.webhook_url = string(value),
             "spool-dir" => s.spool_dir = string(value),
+            "unknown-alert-cameras" => s.unknown_alert_cameras = value.get().unwrap_or(0),
+            "unknown-alert-window-seconds" => {
+                s.unknown_alert_window = value.get().unwrap_or(DEFAULT_UNKNOWN_WINDOW)
+            }
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -486,6 +616,8 @@ impl ObjectImpl for Presence {
             "stream" => s.stream.to_value(),
             "webhook-url" => s.webhook_url.to_value(),
             "spool-dir" => s.spool_dir.to_value(),
+            "unknown-alert-cameras" => s.unknown_alert_cameras.to_value(),
+            "unknown-alert-window-seconds" => s.unknown_alert_window.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -583,6 +715,19 @@ impl BaseTransformImpl for Presence {
                     webhook_url: Some(url.clone()),
                 })?);
             }
+            if let Some(url) = &s.redis_url
+                && inner.consensus_redis.is_none()
+                && s.unknown_alert_cameras > 0
+            {
+                inner.consensus_redis = Some(ConsensusRedis {
+                    url: url.clone(),
+                    prefix: format!("sightline:unknown:{}", slug(&s.group)),
+                    node: s.node_id.clone(),
+                    con: None,
+                    retry_at: None,
+                    reported: HashMap::new(),
+                });
+            }
             inner.members.push(self.obj().downgrade());
             if !inner.timer_started {
                 inner.timer_started = true;
@@ -646,13 +791,50 @@ impl BaseTransformImpl for Presence {
         };
         let now = rt.nseconds() + obj.base_time().map_or(0, |t| t.nseconds());
         let camera = self.camera();
+        let mut problems = Vec::new();
         let events = {
             let mut inner = hub.inner.lock().map_err(|_| gst::FlowError::Error)?;
             if inner.clock.is_none() {
                 inner.clock = obj.clock();
             }
             let mut ev = inner.group.frame(&camera, now);
+            let (needed, window) = (
+                inner.consensus.cameras_needed as u32,
+                inner.consensus.window_ns as f64 / 1e9,
+            );
             for roi in meta::read_rois(buf) {
+                if let (Some("unknown"), Some(uid)) =
+                    (roi.recognition_label.as_deref(), roi.unknown_id.as_deref())
+                    && needed > 0
+                {
+                    let shared = inner
+                        .consensus_redis
+                        .as_mut()
+                        .map(|r| r.sighting(uid, &camera, needed, window));
+                    match shared {
+                        Some(Ok(Some(n))) => ev.push(presence::Event::UnknownAlert(UnknownAlert {
+                            unknown_id: uid.to_string(),
+                            cameras: vec![format!("{n} cameras of the group's nodes")],
+                            at_ns: now,
+                        })),
+                        Some(Ok(None)) => {}
+                        Some(Err(e)) => {
+                            problems.push(e);
+                            ev.extend(
+                                inner
+                                    .consensus
+                                    .sighting(uid, &camera, now)
+                                    .map(presence::Event::UnknownAlert),
+                            );
+                        }
+                        None => ev.extend(
+                            inner
+                                .consensus
+                                .sighting(uid, &camera, now)
+                                .map(presence::Event::UnknownAlert),
+                        ),
+                    }
+                }
                 if let (Some(label), Some(identity)) =
                     (roi.recognition_label.as_deref(), roi.identity.as_deref())
                     && label != "unknown"
@@ -663,6 +845,16 @@ impl BaseTransformImpl for Presence {
             hub.rearm(&mut inner);
             ev
         };
+        for p in problems {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Read,
+                (
+                    "Unknown-person consensus is local while Redis is unavailable: {}",
+                    p
+                )
+            );
+        }
         self.emit(&hub, events);
         Ok(gst::FlowSuccess::Ok)
     }
