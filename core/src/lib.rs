@@ -25,3 +25,4 @@ pub mod track;
 pub mod unknown;
 pub mod video;
 pub mod watch;
+pub mod zones;

@@ -104,6 +104,11 @@ pub enum Event {
     },
     /// The same stranger was seen by enough cameras (or nodes) within the window.
     UnknownAlert(UnknownAlert),
+    /// A zone event of one camera.
+    Zone {
+        camera: String,
+        event: crate::zones::ZoneEvent,
+    },
 }
 
 #[derive(Debug, Clone)]

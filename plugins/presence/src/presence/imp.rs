@@ -9,6 +9,7 @@ use sightline_core::events::{Event, JsonlSink, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, structure_to_json};
 use sightline_core::presence::{self, Group, PresenceConfig, UnknownAlert, UnknownConsensus};
+use sightline_core::zones::{self, ZoneEvent, ZoneTracker};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -42,6 +43,7 @@ struct Settings {
     spool_dir: Option<String>,
     unknown_alert_cameras: u32,
     unknown_alert_window: f64,
+    zones: Option<String>,
 }
 
 const DEFAULT_UNKNOWN_WINDOW: f64 = 60.0;
@@ -99,6 +101,7 @@ impl Default for Settings {
             spool_dir: None,
             unknown_alert_cameras: 0,
             unknown_alert_window: DEFAULT_UNKNOWN_WINDOW,
+            zones: None,
         }
     }
 }
@@ -316,9 +319,55 @@ impl ConsensusRedis {
 pub struct Presence {
     settings: Mutex<Settings>,
     hub: Mutex<Option<Arc<Hub>>>,
+    /// This camera's zones, and the frame size to normalise positions.
+    zones: Mutex<Option<ZoneTracker>>,
+    frame_size: Mutex<Option<(u32, u32)>>,
 }
 
 impl Presence {
+    /// Zone events of this frame: every face/person ROI, by identity, unknown id or track.
+    fn zone_events(&self, buf: &gst::BufferRef, now: u64, camera: &str) -> Vec<presence::Event> {
+        let Ok(mut z) = self.zones.lock() else {
+            return Vec::new();
+        };
+        let Some(tracker) = z.as_mut() else {
+            return Vec::new();
+        };
+        let Some((w, h)) = self.frame_size.lock().ok().and_then(|f| *f) else {
+            return Vec::new();
+        };
+        let seen: Vec<(String, f64, f64)> = meta::read_rois(buf)
+            .into_iter()
+            .filter_map(|r| {
+                let subject = match (
+                    r.recognition_label.as_deref(),
+                    r.identity.clone(),
+                    r.unknown_id.clone(),
+                    r.object_id,
+                ) {
+                    (Some("unknown"), _, Some(u), _) => u,
+                    (Some(_), Some(id), _, _) => id,
+                    (_, _, _, Some(t)) => format!("{}-track-{t}", r.roi_type),
+                    _ => return None,
+                };
+                let (x, y, rw, rh) = r.rect;
+                Some((
+                    subject,
+                    (x as f64 + rw as f64 / 2.0) / w as f64,
+                    (y as f64 + rh as f64 / 2.0) / h as f64,
+                ))
+            })
+            .collect();
+        tracker
+            .update(now, &seen)
+            .into_iter()
+            .map(|e| presence::Event::Zone {
+                camera: camera.to_string(),
+                event: e,
+            })
+            .collect()
+    }
+
     fn camera(&self) -> String {
         self.settings
             .lock()
@@ -457,6 +506,34 @@ fn to_structure(group: &str, ev: &presence::Event, own_camera: &str, base: u64) 
             .field("cameras", cameras.join(","))
             .field("camera-count", cameras.len() as u32)
             .build(),
+        presence::Event::Zone { camera, event } => {
+            let (kind, zone, subject, at, stayed) = match event {
+                ZoneEvent::Enter {
+                    zone,
+                    subject,
+                    at_ns,
+                } => ("zone-enter", zone, subject, *at_ns, None),
+                ZoneEvent::Leave {
+                    zone,
+                    subject,
+                    at_ns,
+                    stayed_ns,
+                } => ("zone-leave", zone, subject, *at_ns, Some(*stayed_ns)),
+                ZoneEvent::Dwell {
+                    zone,
+                    subject,
+                    at_ns,
+                    stayed_ns,
+                } => ("zone-dwell", zone, subject, *at_ns, Some(*stayed_ns)),
+            };
+            let mut b = common("presence", kind, at, Some(camera))
+                .field("zone", zone.as_str())
+                .field("subject", subject.as_str());
+            if let Some(st) = stayed {
+                b = b.field("stayed-seconds", st as f64 / 1e9);
+            }
+            b.build()
+        }
         presence::Event::GroupOnline {
             at_ns,
             offline_for_ns,
@@ -558,6 +635,11 @@ impl ObjectImpl for Presence {
                     .default_value(DEFAULT_UNKNOWN_WINDOW)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("zones")
+                    .nick("Zones")
+                    .blurb("JSON file of named polygons per camera (docs/elements.md): zone-enter, zone-leave and zone-dwell events for known and unknown people")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("spool-dir")
                     .nick("Spool directory")
                     .blurb("Where undelivered events wait on disk (default: $XDG_STATE_HOME/sightline/spool)")
@@ -593,6 +675,7 @@ impl ObjectImpl for Presence {
             "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.to_string()),
             "webhook-url" => s.webhook_url = string(value),
             "spool-dir" => s.spool_dir = string(value),
+            "zones" => s.zones = string(value),
             "unknown-alert-cameras" => s.unknown_alert_cameras = value.get().unwrap_or(0),
             "unknown-alert-window-seconds" => {
                 s.unknown_alert_window = value.get().unwrap_or(DEFAULT_UNKNOWN_WINDOW)
@@ -616,6 +699,7 @@ impl ObjectImpl for Presence {
             "stream" => s.stream.to_value(),
             "webhook-url" => s.webhook_url.to_value(),
             "spool-dir" => s.spool_dir.to_value(),
+            "zones" => s.zones.to_value(),
             "unknown-alert-cameras" => s.unknown_alert_cameras.to_value(),
             "unknown-alert-window-seconds" => s.unknown_alert_window.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
@@ -660,6 +744,32 @@ impl BaseTransformImpl for Presence {
             })?,
             None => Vec::new(),
         };
+        let camera = s
+            .camera
+            .clone()
+            .unwrap_or_else(|| self.obj().name().to_string());
+        if let Some(path) = &s.zones {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ["Cannot read zones file {}: {}", path, e]
+                )
+            })?;
+            let cfg = zones::parse(&text, path).map_err(|e| {
+                gst::error_msg!(gst::ResourceError::Settings, ["Bad zones file: {}", e])
+            })?;
+            let mine = cfg.cameras.get(&camera).cloned().unwrap_or_default();
+            if mine.is_empty() {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "zones file {path} has no zones for camera {camera}"
+                );
+            }
+            if let Ok(mut z) = self.zones.lock() {
+                *z = Some(ZoneTracker::new(mine, cfg.leave_after_ns));
+            }
+        }
         let hub = hub_for(&s.group, &s);
         {
             let mut inner = hub
@@ -771,6 +881,15 @@ impl BaseTransformImpl for Presence {
         Ok(())
     }
 
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "Cannot parse video caps {}", incaps))?;
+        if let Ok(mut f) = self.frame_size.lock() {
+            *f = Some((info.width(), info.height()));
+        }
+        Ok(())
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let hub = self
             .hub
@@ -855,6 +974,8 @@ impl BaseTransformImpl for Presence {
                 )
             );
         }
+        let mut events = events;
+        events.extend(self.zone_events(buf, now, &camera));
         self.emit(&hub, events);
         Ok(gst::FlowSuccess::Ok)
     }

@@ -1,0 +1,146 @@
+//! Zones on a scripted path: buffers carry the ROIs facematch would have written (the
+//! element reads metadata only), with timestamps as the clock.
+
+use gst::prelude::*;
+use std::sync::Once;
+
+const S: u64 = 1_000_000_000;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstpresence::plugin_register_static().unwrap();
+    });
+}
+
+/// A 640x480 frame with one recognised face centred at (cx, cy) (normalised).
+fn frame_with(subject: Option<(&str, f64, f64)>, t: u64) -> gst::Buffer {
+    let mut b = gst::Buffer::with_size(640 * 480 * 4).unwrap();
+    {
+        let b = b.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_nseconds(t));
+        if let Some((name, cx, cy)) = subject {
+            let d = sightline_core::postprocess::Detection {
+                x1: (cx * 640.0 - 20.0) as f32,
+                y1: (cy * 480.0 - 25.0) as f32,
+                x2: (cx * 640.0 + 20.0) as f32,
+                y2: (cy * 480.0 + 25.0) as f32,
+                score: 0.9,
+                landmarks: None,
+                class_id: 0,
+            };
+            let id =
+                sightline_core::meta::add_detection(b, "face", &d, 640, 480, "face", 0, "yunet-n");
+            let rec = sightline_core::meta::Recognition {
+                label: name.to_string(),
+                identity: sightline_core::gallery::slug(name),
+                similarity: 0.8,
+                unknown_id: String::new(),
+            };
+            sightline_core::meta::add_params(
+                b,
+                id,
+                vec![
+                    sightline_core::meta::object_id_param(1),
+                    sightline_core::meta::recognition_param(&rec),
+                ],
+            );
+        }
+    }
+    b
+}
+
+fn zones_file(text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "sl-zones-{}-{}.json",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn enter_dwell_move_and_leave_on_a_scripted_path() {
+    init();
+    let zones = zones_file(
+        r#"{"cameras": {"door": [
+            {"name": "entrance", "polygon": [[0.0,0.0],[0.5,0.0],[0.5,1.0],[0.0,1.0]], "dwell-seconds": 10},
+            {"name": "till", "polygon": [[0.6,0.2],[0.9,0.2],[0.75,0.8]]}]}}"#,
+    );
+    // Properties first: the harness starts the element it is given.
+    let el = gst::ElementFactory::make("presence")
+        .property("camera", "door")
+        .property("group", "zones-test")
+        .property("zones", zones.to_str().unwrap())
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.play();
+    h.set_src_caps_str("video/x-raw,format=BGRx,width=640,height=480,framerate=1/1");
+    for t in 0..12 {
+        h.push(frame_with(Some(("Ann", 0.2, 0.5)), t * S)).unwrap();
+    }
+    h.push(frame_with(Some(("Ann", 0.75, 0.4)), 12 * S))
+        .unwrap();
+    h.push(frame_with(None, 13 * S)).unwrap();
+    h.push(frame_with(None, 14 * S)).unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = bus.pop() {
+        if let Some(s) = m.structure()
+            && s.get::<&str>("event").is_ok_and(|e| e.starts_with("zone-"))
+        {
+            got.push((
+                s.get::<String>("event").unwrap(),
+                s.get::<String>("zone").unwrap(),
+                s.get::<String>("subject").unwrap(),
+                s.get::<u64>("running-time").unwrap() / S,
+            ));
+        }
+    }
+    let e = |a: &str, z: &str, t: u64| (a.to_string(), z.to_string(), "ann".to_string(), t);
+    assert_eq!(
+        got,
+        vec![
+            e("zone-enter", "entrance", 0),
+            e("zone-dwell", "entrance", 10),
+            e("zone-leave", "entrance", 12),
+            e("zone-enter", "till", 12),
+            e("zone-leave", "till", 14)
+        ]
+    );
+    std::fs::remove_file(zones).unwrap();
+}
+
+#[test]
+fn a_bad_zones_file_is_a_clear_error() {
+    init();
+    let zones =
+        zones_file(r#"{"cameras": {"door": [{"name": "gate", "polygon": [[0,0],[1,1]]}]}}"#);
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! presence camera=door zones={} ! fakesink",
+        zones.display()
+    ))
+    .unwrap();
+    let _ = p.set_state(gst::State::Playing);
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("error");
+    p.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {}", err.error(), err.debug().unwrap_or_default());
+    assert!(
+        text.contains("Bad zones file")
+            && text.contains("zone \"gate\"")
+            && text.contains("at least 3 points"),
+        "{text}"
+    );
+    std::fs::remove_file(zones).unwrap();
+}
