@@ -242,6 +242,60 @@ impl Group {
         ev
     }
 
+    /// `identity` was seen at `at` somewhere else (another node of the group): refreshes the
+    /// last sighting if that is newer, without touching camera health. A person out of view or
+    /// absent here becomes present again (a transition without a camera).
+    pub fn seen_elsewhere(&mut self, identity: &str, label: &str, at: u64) -> Vec<Event> {
+        let eff = self.effective(at);
+        let p = self
+            .people
+            .entry(identity.to_string())
+            .or_insert_with(|| Person {
+                identity: identity.to_string(),
+                label: label.to_string(),
+                state: State::NotSeen,
+                last_seen_ns: None,
+                last_camera: None,
+                alerted: false,
+                expected: false,
+            });
+        if p.last_seen_ns.is_some_and(|t| t >= eff) {
+            return Vec::new();
+        }
+        p.last_seen_ns = Some(eff);
+        if !label.is_empty() {
+            p.label = label.to_string();
+        }
+        let mut ev = Vec::new();
+        if p.state != State::Active {
+            ev.push(Event::Transition {
+                identity: p.identity.clone(),
+                label: p.label.clone(),
+                from: p.state,
+                to: State::Active,
+                at_ns: at,
+                camera: None,
+            });
+            p.state = State::Active;
+            p.alerted = false;
+        }
+        ev
+    }
+
+    /// People whose next timeout is due at `now` (worth checking with other nodes first).
+    pub fn due(&self, now: u64) -> Vec<(String, Option<u64>)> {
+        let eff = self.effective(now);
+        self.people
+            .values()
+            .filter(|p| match (p.state, p.last_seen_ns) {
+                (State::Active, Some(t)) => eff.saturating_sub(t) >= self.config.grace_ns,
+                (State::Grace, Some(t)) => eff.saturating_sub(t) >= self.config.absent_ns,
+                _ => false,
+            })
+            .map(|p| (p.identity.clone(), p.last_seen_ns.map(|t| t + (now - eff))))
+            .collect()
+    }
+
     /// Advances the clock to `now`: grace, absences, alerts, camera and group health.
     pub fn tick(&mut self, now: u64) -> Vec<Event> {
         let mut ev = Vec::new();
@@ -563,6 +617,31 @@ mod tests {
         );
         assert!(!ev.iter().any(|e| matches!(e, Event::GroupOffline { .. })));
         assert!(!g.is_offline());
+    }
+
+    #[test]
+    fn a_sighting_elsewhere_keeps_a_person_present_and_brings_them_back() {
+        let mut g = group();
+        g.hit("hal", "Hal", "cam", 0);
+        g.frame("cam", 20 * S);
+        assert_eq!(g.due(20 * S), vec![("hal".to_string(), Some(0))]);
+        // Another node saw Hal at 15 s: not due any more, no transition (still active).
+        assert!(g.seen_elsewhere("hal", "Hal", 15 * S).is_empty());
+        assert!(g.due(20 * S).is_empty());
+        assert!(
+            g.seen_elsewhere("hal", "Hal", 10 * S).is_empty(),
+            "older news is ignored"
+        );
+        g.frame("cam", 30 * S);
+        assert_eq!(
+            transitions(&g.tick(30 * S)),
+            vec![("hal".into(), State::Active, State::Grace)]
+        );
+        let ev = g.seen_elsewhere("hal", "Hal", 31 * S);
+        assert_eq!(
+            transitions(&ev),
+            vec![("hal".into(), State::Grace, State::Active)]
+        );
     }
 
     #[test]

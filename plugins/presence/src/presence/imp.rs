@@ -127,6 +127,10 @@ struct HubInner {
     consensus: UnknownConsensus,
     /// Shared consensus across nodes (Redis), when configured.
     consensus_redis: Option<ConsensusRedis>,
+    /// The group's state shared with other nodes (Redis), when configured.
+    shared: Option<SharedGroup>,
+    /// Problems met on the timer thread, reported by the next emit.
+    problems: Vec<String>,
     timer_started: bool,
     stopping: bool,
 }
@@ -135,9 +139,12 @@ static HUBS: LazyLock<Mutex<HashMap<String, Arc<Hub>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
+    // One state per (node, group): elements of one node share it in the process; two
+    // node-ids in one process behave as two nodes that share only through Redis.
+    let hub_key = format!("{}\u{0}{name}", s.node_id);
     let mut hubs = HUBS.lock().unwrap_or_else(|e| e.into_inner());
     hubs.retain(|_, h| h.inner.lock().map(|i| !i.stopping).unwrap_or(false));
-    hubs.entry(name.to_string())
+    hubs.entry(hub_key)
         .or_insert_with(|| {
             Arc::new(Hub {
                 name: name.to_string(),
@@ -160,6 +167,8 @@ fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
                         (s.unknown_alert_window * 1e9) as u64,
                     ),
                     consensus_redis: None,
+                    shared: None,
+                    problems: Vec::new(),
                     timer_started: false,
                     stopping: false,
                 }),
@@ -185,6 +194,46 @@ fn parse_roster(spec: &str) -> Result<Vec<String>, String> {
 }
 
 impl Hub {
+    /// Ticks the group at `now`, first catching up with other nodes' sightings of the people
+    /// whose timeouts are due, then keeping only the absence alerts this node won.
+    fn tick_shared(inner: &mut HubInner, now: u64) -> Vec<presence::Event> {
+        let mut ev = Vec::new();
+        if let Some(shared) = inner.shared.as_mut() {
+            let due = inner.group.due(now);
+            let ids: Vec<String> = due.iter().map(|d| d.0.clone()).collect();
+            match shared.fetch(&ids) {
+                Ok(remote) => {
+                    for ((id, local), r) in due.iter().zip(remote) {
+                        if let Some((t, label)) = r
+                            && local.is_none_or(|l| t > l)
+                            && t <= now
+                        {
+                            ev.extend(inner.group.seen_elsewhere(id, &label, t));
+                        }
+                    }
+                }
+                Err(e) => inner.problems.push(e),
+            }
+        }
+        for e in inner.group.tick(now) {
+            if let presence::Event::AbsentAlert { identity, .. } = &e
+                && let Some(shared) = inner.shared.as_mut()
+            {
+                let last = inner
+                    .group
+                    .person(identity)
+                    .and_then(|p| p.last_seen_ns)
+                    .unwrap_or(0);
+                match shared.claim_alert(identity, last) {
+                    Ok(false) => continue,
+                    Ok(true) => {}
+                    Err(err) => inner.problems.push(err),
+                }
+            }
+            ev.push(e);
+        }
+        ev
+    }
     /// Re-arms the timer if `group`'s next deadline moved earlier than the current wait.
     fn rearm(&self, inner: &mut HubInner) {
         let next = inner.group.next_deadline();
@@ -230,13 +279,174 @@ impl Hub {
                     .clock
                     .as_ref()
                     .map_or(deadline, |c| c.time().nseconds());
-                let ev = inner.group.tick(now);
+                let ev = Hub::tick_shared(&mut inner, now);
                 let member = inner.members.iter().find_map(|w| w.upgrade());
                 (ev, member)
             };
             if let Some(m) = member {
                 m.imp().emit(&self, events);
             }
+        }
+    }
+}
+
+/// Keeps the presence of a group consistent across nodes: every sighting is published (last
+/// sighting per identity, in pipeline clock time: nodes sharing a group run on comparable
+/// clocks, e.g. the system clock of one machine or a network/NTP clock), a node checks the
+/// others' sightings before declaring anyone out of view or absent, and one node only raises
+/// each absence alert (SET NX on the absence's last sighting). A (re)started node loads the
+/// group's sightings.
+struct SharedGroup {
+    url: String,
+    prefix: String,
+    node: String,
+    con: Option<redis::Connection>,
+    retry_at: Option<std::time::Instant>,
+    /// identity -> clock time of the last sighting published.
+    pushed: HashMap<String, u64>,
+    loaded: bool,
+}
+
+const SEEN_IF_NEWER: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
+impl SharedGroup {
+    fn con(&mut self) -> Result<&mut redis::Connection, String> {
+        let now = std::time::Instant::now();
+        if self.con.is_none() {
+            if self.retry_at.is_some_and(|t| now < t) {
+                return Err(format!(
+                    "Redis {} unavailable",
+                    sightline_core::redis_store::redact(&self.url)
+                ));
+            }
+            match sightline_core::redis_store::connect(&self.url) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                    self.con = Some(c);
+                }
+                Err(e) => {
+                    self.retry_at = Some(now + std::time::Duration::from_secs(10));
+                    return Err(e);
+                }
+            }
+        }
+        self.con
+            .as_mut()
+            .ok_or_else(|| "Redis unavailable".to_string())
+    }
+
+    fn failed(&mut self, e: redis::RedisError) -> String {
+        self.con = None;
+        self.retry_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
+        format!(
+            "Redis {}: {e}",
+            sightline_core::redis_store::redact(&self.url)
+        )
+    }
+
+    /// Publishes a sighting (at most once a second per identity).
+    fn push(&mut self, identity: &str, label: &str, t: u64) -> Result<(), String> {
+        if self
+            .pushed
+            .get(identity)
+            .is_some_and(|p| t < p + 1_000_000_000)
+        {
+            return Ok(());
+        }
+        let (seen, labels) = (
+            format!("{}:seen", self.prefix),
+            format!("{}:labels", self.prefix),
+        );
+        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(SEEN_IF_NEWER)
+            .arg(2)
+            .arg(seen)
+            .arg(labels)
+            .arg(identity)
+            .arg(t)
+            .arg(label)
+            .query(self.con()?);
+        match res {
+            Ok(_) => {
+                self.pushed.insert(identity.to_string(), t);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Last sightings (clock time, label) of `ids` on any node.
+    fn fetch(&mut self, ids: &[String]) -> Result<Vec<Option<(u64, String)>>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (seen, labels) = (
+            format!("{}:seen", self.prefix),
+            format!("{}:labels", self.prefix),
+        );
+        let con = self.con()?;
+        let res = (|| -> redis::RedisResult<(Vec<Option<u64>>, Vec<Option<String>>)> {
+            let t: Vec<Option<u64>> = redis::cmd("HMGET").arg(&seen).arg(ids).query(con)?;
+            let l: Vec<Option<String>> = redis::cmd("HMGET").arg(&labels).arg(ids).query(con)?;
+            Ok((t, l))
+        })();
+        match res {
+            Ok((t, l)) => Ok(t
+                .into_iter()
+                .zip(l)
+                .map(|(t, l)| t.map(|t| (t, l.unwrap_or_default())))
+                .collect()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Every sighting of the group: (identity, clock time, label).
+    fn load(&mut self) -> Result<Vec<(String, u64, String)>, String> {
+        let (seen, labels) = (
+            format!("{}:seen", self.prefix),
+            format!("{}:labels", self.prefix),
+        );
+        let con = self.con()?;
+        let res = (|| -> redis::RedisResult<(HashMap<String, u64>, HashMap<String, String>)> {
+            Ok((
+                redis::cmd("HGETALL").arg(&seen).query(con)?,
+                redis::cmd("HGETALL").arg(&labels).query(con)?,
+            ))
+        })();
+        match res {
+            Ok((t, l)) => Ok(t
+                .into_iter()
+                .map(|(id, t)| {
+                    let label = l.get(&id).cloned().unwrap_or_default();
+                    (id, t, label)
+                })
+                .collect()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// True if this node may raise the alert of `identity`'s absence since `last_seen`.
+    fn claim_alert(&mut self, identity: &str, last_seen: u64) -> Result<bool, String> {
+        let key = format!("{}:alerted:{identity}:{last_seen}", self.prefix);
+        let node = self.node.clone();
+        let res: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(key)
+            .arg(node)
+            .arg("NX")
+            .arg("PX")
+            .arg(86_400_000u64)
+            .query(self.con()?);
+        match res {
+            Ok(v) => Ok(v.is_some()),
+            Err(e) => Err(self.failed(e)),
         }
     }
 }
@@ -403,6 +613,7 @@ impl Presence {
             let event = Event::new(s.name(), &obj.name(), &camera, rt, utc, d);
             let mut problems = Vec::new();
             if let Ok(mut inner) = hub.inner.lock() {
+                problems.append(&mut inner.problems);
                 if let Some(log) = inner.log.as_mut()
                     && let Err(e) = log.write(&event)
                 {
@@ -838,6 +1049,19 @@ impl BaseTransformImpl for Presence {
                     reported: HashMap::new(),
                 });
             }
+            if let Some(url) = &s.redis_url
+                && inner.shared.is_none()
+            {
+                inner.shared = Some(SharedGroup {
+                    url: url.clone(),
+                    prefix: format!("sightline:presence:{}", slug(&s.group)),
+                    node: s.node_id.clone(),
+                    con: None,
+                    retry_at: None,
+                    pushed: HashMap::new(),
+                    loaded: false,
+                });
+            }
             inner.members.push(self.obj().downgrade());
             if !inner.timer_started {
                 inner.timer_started = true;
@@ -916,7 +1140,24 @@ impl BaseTransformImpl for Presence {
             if inner.clock.is_none() {
                 inner.clock = obj.clock();
             }
-            let mut ev = inner.group.frame(&camera, now);
+            // A (re)started node picks the group's state up from the other nodes.
+            let mut ev = Vec::new();
+            if let Some(shared) = inner.shared.as_mut()
+                && !shared.loaded
+            {
+                match shared.load() {
+                    Ok(all) => {
+                        shared.loaded = true;
+                        for (id, t, label) in all {
+                            if t <= now {
+                                ev.extend(inner.group.seen_elsewhere(&id, &label, t));
+                            }
+                        }
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+            ev.extend(inner.group.frame(&camera, now));
             let (needed, window) = (
                 inner.consensus.cameras_needed as u32,
                 inner.consensus.window_ns as f64 / 1e9,
@@ -959,6 +1200,11 @@ impl BaseTransformImpl for Presence {
                     && label != "unknown"
                 {
                     ev.extend(inner.group.hit(identity, label, &camera, now));
+                    if let Some(shared) = inner.shared.as_mut()
+                        && let Err(e) = shared.push(identity, label, now)
+                    {
+                        problems.push(e);
+                    }
                 }
             }
             hub.rearm(&mut inner);
