@@ -393,7 +393,8 @@ impl SharedGroup {
             format!("{}:labels", self.prefix),
         );
         let con = self.con()?;
-        let res = (|| -> redis::RedisResult<(Vec<Option<u64>>, Vec<Option<String>>)> {
+        type Columns = (Vec<Option<u64>>, Vec<Option<String>>);
+        let res = (|| -> redis::RedisResult<Columns> {
             let t: Vec<Option<u64>> = redis::cmd("HMGET").arg(&seen).arg(ids).query(con)?;
             let l: Vec<Option<String>> = redis::cmd("HMGET").arg(&labels).arg(ids).query(con)?;
             Ok((t, l))
