@@ -144,3 +144,57 @@ fn a_bad_zones_file_is_a_clear_error() {
     );
     std::fs::remove_file(zones).unwrap();
 }
+
+#[test]
+fn a_roster_from_a_gallery_expects_everyone_in_it() {
+    init();
+    let dir = std::env::temp_dir().join(format!("sl-roster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = dir.join("staff.slg");
+    let mut gal = sightline_core::gallery::Gallery::new("mobilefacenet", 4);
+    gal.add("Ann Lee", &[1.0, 0.0, 0.0, 0.0]).unwrap();
+    gal.add("Bo", &[0.0, 1.0, 0.0, 0.0]).unwrap();
+    gal.save(&g).unwrap();
+    let el = gst::ElementFactory::make("presence")
+        .property("group", "roster-test")
+        .property("roster", format!("gallery:{}", g.display()))
+        .property("absent-seconds", 60.0f64)
+        .property("camera-timeout-seconds", 3600.0f64)
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.play();
+    h.set_src_caps_str("video/x-raw,format=BGRx,width=640,height=480,framerate=1/1");
+    // Ann shows up; Bo never does: after 60 s Bo is absent (never seen), Ann is not.
+    h.push(frame_with(Some(("Ann Lee", 0.2, 0.5)), 0)).unwrap();
+    for t in 1..=61 {
+        h.push(frame_with(Some(("Ann Lee", 0.2, 0.5)), t * S))
+            .unwrap();
+        let clock = h.testclock().unwrap();
+        while clock
+            .peek_next_pending_id()
+            .is_some_and(|id| id.time().nseconds() <= t * S)
+        {
+            clock.crank();
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while clock.peek_next_pending_id().is_none() && std::time::Instant::now() < end {
+                std::thread::yield_now();
+            }
+        }
+    }
+    let mut alerts = Vec::new();
+    while let Some(m) = bus.pop() {
+        if let Some(s) = m.structure()
+            && s.name() == "presence-alert"
+        {
+            alerts.push((
+                s.get::<String>("identity").unwrap(),
+                s.get::<bool>("never-seen").unwrap(),
+            ));
+        }
+    }
+    assert_eq!(alerts, vec![("bo".to_string(), true)]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -178,8 +178,14 @@ fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
         .clone()
 }
 
-/// Roster entries: "a, b" or "@file" (one name per line).
+/// Roster entries: "a, b", "@file" (one name per line) or "gallery:FILE" (every identity of a
+/// gallery file written by `sightline gallery`).
 fn parse_roster(spec: &str) -> Result<Vec<String>, String> {
+    if let Some(path) = spec.strip_prefix("gallery:") {
+        let g = sightline_core::gallery::Gallery::load(std::path::Path::new(path))
+            .map_err(|e| e.to_string())?;
+        return Ok(g.identities().iter().map(|i| i.name.clone()).collect());
+    }
     let text = match spec.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read roster file {path}: {e}"))?,
@@ -803,7 +809,7 @@ impl ObjectImpl for Presence {
                     .build(),
                 glib::ParamSpecString::builder("roster")
                     .nick("Roster")
-                    .blurb("Who is expected: comma-separated names, or @FILE with one name per line; expected people never seen alert after absent-seconds. Unset: everyone recognised")
+                    .blurb("Who is expected: comma-separated names, @FILE with one name per line, or gallery:FILE for every identity of a gallery; expected people never seen alert after absent-seconds. Unset: everyone recognised")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("event-log")
