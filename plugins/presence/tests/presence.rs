@@ -152,6 +152,11 @@ impl Outlet {
 
     /// Runs the group's timeouts up to clock time `t` (each at its own deadline).
     fn advance_to(&mut self, t: u64) {
+        // The timer (re-)arms asynchronously: wait until it waits.
+        let end = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while self.clock.peek_next_pending_id().is_none() && std::time::Instant::now() < end {
+            std::thread::yield_now();
+        }
         loop {
             match self.clock.peek_next_pending_id() {
                 Some(id) if id.time().nseconds() <= t => {

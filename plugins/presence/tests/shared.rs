@@ -82,6 +82,12 @@ impl Node {
     /// Runs this node's timeouts up to `t`.
     fn advance(&mut self, t: u64) {
         let clock = self.h.testclock().unwrap();
+        // The timer (re-)arms asynchronously: wait until it waits.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while clock.peek_next_pending_id().is_none() && std::time::Instant::now() < end {
+            std::thread::yield_now();
+        }
+
         loop {
             match clock.peek_next_pending_id() {
                 Some(id) if id.time().nseconds() <= t => {
@@ -163,4 +169,117 @@ fn two_nodes_one_absence_alert_and_a_restarted_node_picks_the_state_up() {
     drop(a);
     drop(b);
     let _ = std::fs::remove_dir_all(spool);
+}
+
+/// One node as its own gst-launch process, in real time on the system clock: Ann (a real
+/// photo) for 1 s, then an empty scene for 4 s, through facedetect ! facematch ! presence.
+fn node_process(
+    id: &str,
+    url: &str,
+    gallery: &std::path::Path,
+    spool: &std::path::Path,
+) -> std::process::Child {
+    let shared = std::env::var_os("SIGHTLINE_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        });
+    let plugins = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .to_path_buf();
+    let still = |path: std::path::PathBuf, n: u32| {
+        format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=320,pixel-aspect-ratio=1/1 ! imagefreeze num-buffers={n} ! video/x-raw,framerate=10/1 ! c.",
+            path.display()
+        )
+    };
+    let desc = format!(
+        "concat name=c ! sightlinefacedetect ! facematch gallery=\"{}\" ! presence group=outlet-proc node-id={id} camera={id} redis-url={url} grace-seconds=0.5 absent-seconds=2 camera-timeout-seconds=60 spool-dir=\"{}\" ! fakesink sync=true  {}  {}",
+        gallery.display(),
+        spool.join(id).display(),
+        still(
+            shared.join("data/faces/face_recognition_examples/obama/obama2.jpg"),
+            10
+        ),
+        still(shared.join("data/multicam/meva/frames/G328.png"), 40),
+    );
+    std::process::Command::new("gst-launch-1.0")
+        .arg("-m")
+        .args(desc.split_whitespace())
+        .env("GST_PLUGIN_PATH", plugins)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_processes_watching_one_outlet_raise_exactly_one_absence_alert() {
+    init();
+    let redis = sightline_testkit::RedisServer::start(&[]);
+    let url = redis.url(None);
+    let dir = std::env::temp_dir().join(format!("sl-shared-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The gallery: Ann = Barack Obama's other photo.
+    let shared = std::env::var_os("SIGHTLINE_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        });
+    let gallery = dir.join("g.slg");
+    let m = sightline_core::models::resolve("mobilefacenet", "mobilefacenet").unwrap();
+    let d = sightline_core::models::resolve("yunet-n", "yunet-n").unwrap();
+    let opts = sightline_core::inference::EngineOptions::default();
+    let emb = sightline_core::embed::FaceEmbedder::new(
+        sightline_core::inference::Engine::shared(&m, &opts).unwrap(),
+    )
+    .unwrap();
+    let mut det = sightline_core::detect::FaceDetector::new(
+        sightline_core::inference::Engine::shared(&d, &opts).unwrap(),
+    )
+    .unwrap();
+    let (v, _) = sightline_core::enroll::embed_file(
+        &mut det,
+        &emb,
+        &shared.join("data/faces/face_recognition_examples/obama/obama.jpg"),
+        sightline_core::enroll::FacePolicy::Single,
+    )
+    .unwrap();
+    let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", 192);
+    g.add("Ann", &v).unwrap();
+    g.save(&gallery).unwrap();
+    let a = node_process("proc-a", &url, &gallery, &dir);
+    let b = node_process("proc-b", &url, &gallery, &dir);
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ta, tb) = (
+        String::from_utf8_lossy(&oa.stdout),
+        String::from_utf8_lossy(&ob.stdout),
+    );
+    assert!(
+        oa.status.success() && ob.status.success(),
+        "{ta}\n{tb}\n{}",
+        String::from_utf8_lossy(&oa.stderr)
+    );
+    let count = |t: &str, what: &str| {
+        t.lines()
+            .filter(|l| l.contains("(element): presence,") && l.contains(what))
+            .count()
+    };
+    // Both processes saw Ann arrive and leave ...
+    for t in [&ta, &tb] {
+        assert_eq!(count(t, "event=(string)arrived"), 1, "{t}");
+        assert_eq!(count(t, "event=(string)absent, "), 1, "{t}");
+    }
+    // ... and exactly one of them raised the alert.
+    let alerts = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("(element): presence-alert,"))
+            .count()
+    };
+    let alerts = alerts(&ta) + alerts(&tb);
+    assert_eq!(alerts, 1, "{ta}\n{tb}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -173,6 +173,12 @@ fn a_roster_from_a_gallery_expects_everyone_in_it() {
         h.push(frame_with(Some(("Ann Lee", 0.2, 0.5)), t * S))
             .unwrap();
         let clock = h.testclock().unwrap();
+        // The timer (re-)arms asynchronously: wait until it waits.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while clock.peek_next_pending_id().is_none() && std::time::Instant::now() < end {
+            std::thread::yield_now();
+        }
+
         while clock
             .peek_next_pending_id()
             .is_some_and(|id| id.time().nseconds() <= t * S)

@@ -230,7 +230,7 @@ impl Hub {
                     .person(identity)
                     .and_then(|p| p.last_seen_ns)
                     .unwrap_or(0);
-                match shared.claim_alert(identity, last) {
+                match shared.claim_alert(identity, last, inner.group.config.absent_ns / 2) {
                     Ok(false) => continue,
                     Ok(true) => {}
                     Err(err) => inner.problems.push(err),
@@ -305,13 +305,21 @@ impl Hub {
 struct SharedGroup {
     url: String,
     prefix: String,
-    node: String,
     con: Option<redis::Connection>,
     retry_at: Option<std::time::Instant>,
     /// identity -> clock time of the last sighting published.
     pushed: HashMap<String, u64>,
     loaded: bool,
 }
+
+/// Claims the alert of one absence: an alert already raised for a last sighting within
+/// ARGV[2] of ours is the same absence (nodes may know the last sighting a little apart).
+const CLAIM_ALERT: &str = r"
+local prev = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if prev >= 0 and prev >= tonumber(ARGV[1]) - tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+";
 
 const SEEN_IF_NEWER: &str = r"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
@@ -441,18 +449,23 @@ impl SharedGroup {
     }
 
     /// True if this node may raise the alert of `identity`'s absence since `last_seen`.
-    fn claim_alert(&mut self, identity: &str, last_seen: u64) -> Result<bool, String> {
-        let key = format!("{}:alerted:{identity}:{last_seen}", self.prefix);
-        let node = self.node.clone();
-        let res: redis::RedisResult<Option<String>> = redis::cmd("SET")
+    fn claim_alert(
+        &mut self,
+        identity: &str,
+        last_seen: u64,
+        tolerance: u64,
+    ) -> Result<bool, String> {
+        let key = format!("{}:alerted:{identity}", self.prefix);
+        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(CLAIM_ALERT)
+            .arg(1)
             .arg(key)
-            .arg(node)
-            .arg("NX")
-            .arg("PX")
-            .arg(86_400_000u64)
+            .arg(last_seen)
+            .arg(tolerance)
+            .arg(30 * 86_400_000u64)
             .query(self.con()?);
         match res {
-            Ok(v) => Ok(v.is_some()),
+            Ok(v) => Ok(v == 1),
             Err(e) => Err(self.failed(e)),
         }
     }
@@ -1062,7 +1075,6 @@ impl BaseTransformImpl for Presence {
                 inner.shared = Some(SharedGroup {
                     url: url.clone(),
                     prefix: format!("sightline:presence:{}", slug(&s.group)),
-                    node: s.node_id.clone(),
                     con: None,
                     retry_at: None,
                     pushed: HashMap::new(),
@@ -1139,7 +1151,17 @@ impl BaseTransformImpl for Presence {
         else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let now = rt.nseconds() + obj.base_time().map_or(0, |t| t.nseconds());
+        // The frame's clock time. Before PLAYING (preroll) the base time is not known yet:
+        // the clock's current time stands in for it.
+        let now = if obj.current_state() == gst::State::Playing {
+            rt.nseconds() + obj.base_time().map_or(0, |t| t.nseconds())
+        } else {
+            // No clock distributed yet: the system clock, which pipelines use by default.
+            obj.clock()
+                .unwrap_or_else(gst::SystemClock::obtain)
+                .time()
+                .nseconds()
+        };
         let camera = self.camera();
         let mut problems = Vec::new();
         let events = {
