@@ -2,7 +2,8 @@
 
 use crate::inference::{EngineHandle, InferenceError};
 use crate::models::DecoderKind;
-use crate::postprocess::{DecodeError, Detection, YunetLevel, decode_yunet, nms};
+use crate::models::InputSpec;
+use crate::postprocess::{DecodeError, Detection, YunetLevel, decode_yolox, decode_yunet, nms};
 use crate::preprocess::{ImageView, SrcRect, TensorTarget, resize_into};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,40 +86,7 @@ impl FaceDetector {
 
     /// The tensor geometry for a `w` x `h` frame.
     pub fn plan(&self, w: usize, h: usize, p: &DetectParams) -> Plan {
-        let input = &self.engine.model.spec.input;
-        let (wf, hf) = (w as f32, h as f32);
-        let (s, fixed) = match input.fixed_size() {
-            Some((th, tw)) => (
-                (tw as f32 / wf).min(th as f32 / hf),
-                Some((tw as usize, th as usize)),
-            ),
-            None => {
-                let (iw, ih) = (p.inference_width as f32, p.inference_height as f32);
-                let s = match (iw > 0.0, ih > 0.0) {
-                    (false, false) => 1.0,
-                    (true, false) => iw / wf,
-                    (false, true) => ih / hf,
-                    (true, true) => (iw / wf).min(ih / hf),
-                };
-                (s, None)
-            }
-        };
-        let content_w = ((wf * s).round() as usize).max(1);
-        let content_h = ((hf * s).round() as usize).max(1);
-        let align = input.align.max(1) as usize;
-        let (tensor_w, tensor_h) = fixed.unwrap_or((
-            content_w.div_ceil(align) * align,
-            content_h.div_ceil(align) * align,
-        ));
-        let (content_w, content_h) = (content_w.min(tensor_w), content_h.min(tensor_h));
-        Plan {
-            content_w,
-            content_h,
-            tensor_w,
-            tensor_h,
-            scale_x: content_w as f32 / wf,
-            scale_y: content_h as f32 / hf,
-        }
+        plan_for(&self.engine.model.spec.input, w, h, p)
     }
 
     /// Detects faces; boxes and landmarks in frame pixels, best first.
@@ -153,6 +121,113 @@ impl FaceDetector {
             })
             .collect();
         let raw = decode_yunet(&levels, plan.tensor_w, plan.tensor_h, p.score_threshold)?;
+        let mut dets = nms(raw, p.nms_threshold);
+        let (fw, fh) = (img.width as f32, img.height as f32);
+        for d in dets.iter_mut() {
+            d.unscale(plan.scale_x, plan.scale_y, fw, fh);
+        }
+        dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
+        Ok(dets)
+    }
+}
+
+/// The tensor geometry for a `w` x `h` frame: the frame scaled to the requested inference size
+/// (aspect kept), at the top-left of a tensor padded up to the model's alignment (or its fixed
+/// size).
+pub fn plan_for(input: &InputSpec, w: usize, h: usize, p: &DetectParams) -> Plan {
+    let (wf, hf) = (w as f32, h as f32);
+    let (s, fixed) = match input.fixed_size() {
+        Some((th, tw)) => (
+            (tw as f32 / wf).min(th as f32 / hf),
+            Some((tw as usize, th as usize)),
+        ),
+        None => {
+            let (iw, ih) = (p.inference_width as f32, p.inference_height as f32);
+            let s = match (iw > 0.0, ih > 0.0) {
+                (false, false) => 1.0,
+                (true, false) => iw / wf,
+                (false, true) => ih / hf,
+                (true, true) => (iw / wf).min(ih / hf),
+            };
+            (s, None)
+        }
+    };
+    let content_w = ((wf * s).round() as usize).max(1);
+    let content_h = ((hf * s).round() as usize).max(1);
+    let align = input.align.max(1) as usize;
+    let (tensor_w, tensor_h) = fixed.unwrap_or((
+        content_w.div_ceil(align) * align,
+        content_h.div_ceil(align) * align,
+    ));
+    let (content_w, content_h) = (content_w.min(tensor_w), content_h.min(tensor_h));
+    Plan {
+        content_w,
+        content_h,
+        tensor_w,
+        tensor_h,
+        scale_x: content_w as f32 / wf,
+        scale_y: content_h as f32 / hf,
+    }
+}
+
+/// Person detection (YOLOX, COCO class 0): same planning and preprocessing as faces.
+pub struct PersonDetector {
+    engine: EngineHandle,
+    output: usize,
+}
+
+impl PersonDetector {
+    pub fn new(engine: EngineHandle) -> Result<Self, DetectError> {
+        let spec = &engine.model.spec;
+        if spec.output.decoder != DecoderKind::Yolox {
+            return Err(DetectError::WrongDecoder(
+                spec.name.clone(),
+                spec.output.decoder,
+            ));
+        }
+        let name = spec.output.names.first().cloned().unwrap_or_default();
+        let output = engine
+            .output_index(&name)
+            .ok_or(DecodeError::MissingOutput(name))?;
+        Ok(PersonDetector { engine, output })
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    pub fn plan(&self, w: usize, h: usize, p: &DetectParams) -> Plan {
+        plan_for(&self.engine.model.spec.input, w, h, p)
+    }
+
+    /// Detects persons; boxes in frame pixels, best first.
+    pub fn detect(
+        &mut self,
+        img: &ImageView,
+        p: &DetectParams,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let spec = &self.engine.model.spec;
+        let plan = plan_for(&spec.input, img.width, img.height, p);
+        let target = TensorTarget::from_spec(&spec.input, plan.tensor_w, plan.tensor_h);
+        let src = SrcRect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width as f32,
+            h: img.height as f32,
+        };
+        let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
+        let strides = spec.output.strides.clone();
+        let o = self.engine.run_with(shape, |dst| {
+            resize_into(img, src, plan.content_w, plan.content_h, &target, dst)
+        })?;
+        let raw = decode_yolox(
+            &o[self.output].data,
+            plan.tensor_w,
+            plan.tensor_h,
+            &strides,
+            0,
+            p.score_threshold,
+        )?;
         let mut dets = nms(raw, p.nms_threshold);
         let (fw, fh) = (img.width as f32, img.height as f32);
         for d in dets.iter_mut() {

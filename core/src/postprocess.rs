@@ -154,6 +154,65 @@ pub fn decode_yunet(
     Ok(out)
 }
 
+/// Decodes YOLOX outputs `[A, 5 + classes]` for a `pad_w` x `pad_h` input (anchors by
+/// stride 8, 16, 32, row-major): `cx = (tx + gx) * s`, `w = exp(tw) * s`,
+/// `score = obj * cls[class_id]`. Boxes in tensor pixels, before NMS.
+pub fn decode_yolox(
+    out: &[f32],
+    pad_w: usize,
+    pad_h: usize,
+    strides: &[u32],
+    class_id: usize,
+    score_threshold: f32,
+) -> Result<Vec<Detection>, DecodeError> {
+    let anchors: usize = strides
+        .iter()
+        .map(|&s| (pad_w / s as usize) * (pad_h / s as usize))
+        .sum();
+    if anchors == 0 || !out.len().is_multiple_of(anchors) || out.len() / anchors < 5 + class_id + 1
+    {
+        return Err(DecodeError::AnchorCount {
+            stride: strides.first().copied().unwrap_or(0),
+            got: out.len(),
+            expected: anchors,
+            w: pad_w,
+            h: pad_h,
+        });
+    }
+    let row = out.len() / anchors;
+    let mut dets = Vec::new();
+    let mut i = 0;
+    for &st in strides {
+        let s = st as usize;
+        let (cols, rows) = (pad_w / s, pad_h / s);
+        for gy in 0..rows {
+            for gx in 0..cols {
+                let r = &out[i * row..(i + 1) * row];
+                i += 1;
+                let score = r[4] * r[5 + class_id];
+                if score <= score_threshold {
+                    continue;
+                }
+                let sf = st as f32;
+                let cx = (r[0] + gx as f32) * sf;
+                let cy = (r[1] + gy as f32) * sf;
+                let w = r[2].exp() * sf;
+                let h = r[3].exp() * sf;
+                dets.push(Detection {
+                    x1: cx - w / 2.0,
+                    y1: cy - h / 2.0,
+                    x2: cx + w / 2.0,
+                    y2: cy + h / 2.0,
+                    score,
+                    landmarks: None,
+                    class_id: class_id as i32,
+                });
+            }
+        }
+    }
+    Ok(dets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +292,22 @@ mod tests {
         assert_eq!((d.x1, d.y1, d.x2, d.y2), (0.0, 0.0, 32.0, 32.0));
         let lm = d.landmarks.unwrap();
         assert!((lm[0][0] - 3.2).abs() < 1e-5 && (lm[4][1] - 28.8).abs() < 1e-5);
+    }
+
+    #[test]
+    fn yolox_decode_one_anchor() {
+        // 32x32 input: 16 + 4 + 1 anchors of 85 values; the stride-32 anchor holds a person.
+        let mut out = vec![0.0f32; 21 * 85];
+        let a = &mut out[20 * 85..21 * 85];
+        a[0] = 0.5;
+        a[1] = 0.5;
+        a[4] = 0.9; // objectness
+        a[5] = 0.8; // person
+        let d = decode_yolox(&out, 32, 32, &[8, 16, 32], 0, 0.3).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!((d[0].score - 0.72).abs() < 1e-6);
+        assert_eq!((d[0].x1, d[0].y1, d[0].x2, d[0].y2), (0.0, 0.0, 32.0, 32.0));
+        assert!(decode_yolox(&out[..100], 32, 32, &[8, 16, 32], 0, 0.3).is_err());
     }
 
     #[test]
