@@ -12,6 +12,7 @@ pub mod embed;
 pub mod enroll;
 pub mod events;
 pub mod gallery;
+pub mod geometry;
 pub mod inference;
 pub mod meta;
 pub mod models;
