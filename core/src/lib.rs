@@ -16,6 +16,7 @@ pub mod geometry;
 pub mod inference;
 pub mod meta;
 pub mod models;
+pub mod mot;
 pub mod postprocess;
 pub mod preprocess;
 pub mod presence;

@@ -14,8 +14,8 @@ fn data(rel: &str) -> PathBuf {
 
 type Box4 = [f32; 4];
 
-/// Ground truth per frame: (x1, y1, x2, y2).
-fn ground_truth() -> Vec<Vec<Box4>> {
+/// Ground truth per frame: (person id, (x1, y1, x2, y2)).
+fn ground_truth() -> Vec<Vec<(u64, Box4)>> {
     let text = std::fs::read_to_string(data(
         "multicam/pets2009/annotations/PETS2009-S2L1_frames000-399.csv",
     ))
@@ -23,7 +23,7 @@ fn ground_truth() -> Vec<Vec<Box4>> {
     let mut frames = vec![Vec::new(); 400];
     for line in text.lines().skip(1) {
         let v: Vec<f32> = line.split(',').map(|x| x.trim().parse().unwrap()).collect();
-        frames[v[0] as usize].push([v[2], v[3], v[2] + v[4], v[3] + v[5]]);
+        frames[v[0] as usize].push((v[1] as u64, [v[2], v[3], v[2] + v[4], v[3] + v[5]]));
     }
     frames
 }
@@ -115,8 +115,12 @@ fn evaluate(gt: &[Vec<Box4>], det: &[Vec<Box4>], min_h: f32) -> Counts {
 }
 
 #[test]
-fn pets2009_recall_and_precision() {
-    let gt = ground_truth();
+fn pets2009_recall_precision_and_tracking() {
+    let gt_ids = ground_truth();
+    let gt: Vec<Vec<Box4>> = gt_ids
+        .iter()
+        .map(|f| f.iter().map(|g| g.1).collect())
+        .collect();
     // The element's defaults: 640 px input, score 0.4.
     let det = detect_all("");
     let big = evaluate(&gt, &det, 100.0);
@@ -135,4 +139,24 @@ fn pets2009_recall_and_precision() {
     // measured values with about 5 points of margin (2396 boxes: one point is 24 boxes).
     assert!(r(&big) >= 0.75 && p(&big) >= 0.8, "{big:?}");
     assert!(r(&all) >= 0.85 && p(&all) >= 0.75, "{all:?}");
+
+    // Tracking (Kalman + IoU, Kuhn-Munkres association) on the same detections.
+    let mut tracker: sightline_core::mot::MotTracker<()> =
+        sightline_core::mot::MotTracker::new(Default::default());
+    let min_hits = tracker.config.min_hits;
+    let pred: Vec<Vec<(u64, Box4)>> = det
+        .iter()
+        .map(|d| {
+            let idx = tracker.update(d, None, || ());
+            idx.iter()
+                .zip(d)
+                .filter(|(i, _)| tracker.tracks[**i].confirmed(min_hits))
+                .map(|(i, b)| (tracker.tracks[*i].id, *b))
+                .collect()
+        })
+        .collect();
+    let (f1, switches) = sightline_core::mot::idf1(&gt_ids, &pred);
+    eprintln!("tracking: IDF1 {f1:.3}, {switches} ID switches");
+    // Target IDF1 >= 0.6.
+    assert!(f1 >= 0.6, "IDF1 {f1}");
 }
