@@ -114,3 +114,78 @@ pub fn l2_normalised(v: &[f32]) -> Vec<f32> {
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// Embeddings of image regions stretched to the model's input (person re-identification:
+/// OSNet takes a 128x256 crop of the person box), one model run for every box of a frame.
+pub struct CropEmbedder {
+    engine: EngineHandle,
+    output: usize,
+    dims: usize,
+    target: TensorTarget,
+}
+
+impl CropEmbedder {
+    pub fn new(engine: EngineHandle) -> Result<Self, EmbedError> {
+        let spec = &engine.model.spec;
+        if spec.output.decoder != DecoderKind::Embedding {
+            return Err(EmbedError::WrongDecoder(
+                spec.name.clone(),
+                spec.output.decoder,
+            ));
+        }
+        let name = spec.output.names.first().cloned().unwrap_or_default();
+        let output = engine
+            .output_index(&name)
+            .ok_or_else(|| EmbedError::MissingOutput(spec.name.clone(), name.clone()))?;
+        let (h, w) = spec.input.fixed_size().unwrap_or((256, 128));
+        let target = TensorTarget::from_spec(&spec.input, w as usize, h as usize);
+        Ok(CropEmbedder {
+            dims: spec.output.dims.unwrap_or(0),
+            engine,
+            output,
+            target,
+        })
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.engine.model.spec.name
+    }
+
+    /// One L2-normalised embedding per box (x1, y1, x2, y2 in frame pixels, clipped).
+    pub fn embed(&self, img: &ImageView, boxes: &[[f32; 4]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if boxes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let item = self.target.len();
+        let t = self.target;
+        let shape = [boxes.len() as i64, 3, t.height as i64, t.width as i64];
+        let (fw, fh) = (img.width as f32, img.height as f32);
+        let out = self.engine.run_with(shape, |dst| {
+            for (b, slot) in boxes.iter().zip(dst.chunks_exact_mut(item)) {
+                let x1 = b[0].clamp(0.0, fw - 1.0);
+                let y1 = b[1].clamp(0.0, fh - 1.0);
+                let src = crate::preprocess::SrcRect {
+                    x: x1,
+                    y: y1,
+                    w: (b[2].min(fw) - x1).max(1.0),
+                    h: (b[3].min(fh) - y1).max(1.0),
+                };
+                crate::preprocess::resize_into(img, src, t.width, t.height, &t, slot);
+            }
+        })?;
+        let data = &out[self.output].data;
+        if data.len() != boxes.len() * self.dims {
+            return Err(EmbedError::Shape {
+                model: self.model_name().to_string(),
+                got: data.len(),
+                faces: boxes.len(),
+                dims: self.dims,
+            });
+        }
+        Ok(data.chunks_exact(self.dims).map(l2_normalised).collect())
+    }
+}
