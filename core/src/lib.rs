@@ -14,6 +14,7 @@ pub mod events;
 pub mod gallery;
 pub mod geometry;
 pub mod inference;
+pub mod mapstate;
 pub mod meta;
 pub mod models;
 pub mod mot;

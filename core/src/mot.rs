@@ -10,9 +10,9 @@ use pathfinding::matrix::Matrix;
 /// Constant-velocity Kalman filter on (cx, cy, w, h) with velocities, diagonal covariance
 /// per component pair (position, velocity) — the four axes are independent.
 #[derive(Debug, Clone)]
-struct AxisKf {
-    x: f32,
-    v: f32,
+pub(crate) struct AxisKf {
+    pub(crate) x: f32,
+    pub(crate) v: f32,
     // Covariance [[pxx, pxv], [pxv, pvv]].
     pxx: f32,
     pxv: f32,
@@ -20,7 +20,7 @@ struct AxisKf {
 }
 
 impl AxisKf {
-    fn new(x: f32, pos_var: f32) -> Self {
+    pub(crate) fn new(x: f32, pos_var: f32) -> Self {
         AxisKf {
             x,
             v: 0.0,
@@ -30,14 +30,19 @@ impl AxisKf {
         }
     }
 
-    fn predict(&mut self, q: f32) {
-        self.x += self.v;
-        self.pxx += 2.0 * self.pxv + self.pvv + q;
-        self.pxv += self.pvv;
+    pub(crate) fn predict(&mut self, q: f32) {
+        self.predict_dt(1.0, q);
+    }
+
+    /// Predicts `dt` time units ahead.
+    pub(crate) fn predict_dt(&mut self, dt: f32, q: f32) {
+        self.x += self.v * dt;
+        self.pxx += 2.0 * dt * self.pxv + dt * dt * self.pvv + q;
+        self.pxv += dt * self.pvv;
         self.pvv += q * 0.1;
     }
 
-    fn update(&mut self, z: f32, r: f32) {
+    pub(crate) fn update(&mut self, z: f32, r: f32) {
         let s = self.pxx + r;
         let (kx, kv) = (self.pxx / s, self.pxv / s);
         let y = z - self.x;

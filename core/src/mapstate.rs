@@ -1,0 +1,284 @@
+//! The floor map shared by the cameras of a process: one global identity per person across
+//! cameras (appearance gated by map position and time), smoothed positions (constant-velocity
+//! Kalman filter in map units) and trajectories.
+
+use crate::mot::AxisKf;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MapConfig {
+    /// Appearance (ReID cosine) at or above which two observations are the same person.
+    pub match_threshold: f32,
+    /// Fastest plausible walking speed (map units per second) for position gating.
+    pub max_speed: f64,
+    /// Position tolerance (map units): calibration and foot-point errors.
+    pub slack: f64,
+    /// Trajectory length kept, ns.
+    pub trail_ns: u64,
+    /// A person unseen this long is forgotten, ns.
+    pub forget_ns: u64,
+}
+
+impl Default for MapConfig {
+    fn default() -> Self {
+        MapConfig {
+            match_threshold: 0.65,
+            max_speed: 3.0,
+            slack: 1.5,
+            trail_ns: 10_000_000_000,
+            forget_ns: 60_000_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MapPerson {
+    appearance: Option<Vec<f32>>,
+    axes: [AxisKf; 2],
+    last_t: u64,
+    trail: VecDeque<(u64, [f64; 2])>,
+    /// Cameras that currently follow this person, with their local track.
+    cameras: BTreeMap<String, u64>,
+}
+
+/// A person on the map, for drawing and messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapEntry {
+    pub global_id: u64,
+    pub position: [f64; 2],
+    pub last_seen_ns: u64,
+    pub trail: Vec<(u64, [f64; 2])>,
+    pub cameras: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapState {
+    pub config: MapConfig,
+    people: BTreeMap<u64, MapPerson>,
+    links: HashMap<(String, u64), u64>,
+    next_id: u64,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl MapState {
+    pub fn new(config: MapConfig) -> Self {
+        MapState {
+            config,
+            people: BTreeMap::new(),
+            links: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    fn predicted(p: &MapPerson, t: u64) -> [f64; 2] {
+        let dt = t.saturating_sub(p.last_t) as f64 / 1e9;
+        [
+            p.axes[0].x as f64 + p.axes[0].v as f64 * dt,
+            p.axes[1].x as f64 + p.axes[1].v as f64 * dt,
+        ]
+    }
+
+    /// An observation of local track `track` of `camera` at map position `pos` (with its
+    /// appearance when known) at `t`; returns its global id and smoothed position.
+    pub fn observe(
+        &mut self,
+        camera: &str,
+        track: u64,
+        pos: [f64; 2],
+        appearance: Option<&[f32]>,
+        t: u64,
+    ) -> (u64, [f64; 2]) {
+        let cfg = self.config;
+        let forget = cfg.forget_ns;
+        // Forget people unseen for long, and their links.
+        let stale: Vec<u64> = self
+            .people
+            .iter()
+            .filter(|(_, p)| t.saturating_sub(p.last_t) > forget)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.people.remove(&id);
+            self.links.retain(|_, g| *g != id);
+        }
+        let key = (camera.to_string(), track);
+        let gid = match self.links.get(&key).copied() {
+            Some(g) if self.people.contains_key(&g) => g,
+            _ => {
+                // A new local track: the best person it could be, else a new one.
+                let mut best: Option<(f32, u64)> = None;
+                for (id, p) in &self.people {
+                    if p.cameras.get(camera).is_some_and(|&tr| tr != track) {
+                        continue; // that person is another track of this very camera
+                    }
+                    let dt = t.saturating_sub(p.last_t) as f64 / 1e9;
+                    let pr = Self::predicted(p, t);
+                    let d = ((pr[0] - pos[0]).powi(2) + (pr[1] - pos[1]).powi(2)).sqrt();
+                    if d > cfg.max_speed * dt + cfg.slack {
+                        continue;
+                    }
+                    let score = match (appearance, &p.appearance) {
+                        (Some(a), Some(b)) => {
+                            let s = cosine(a, b);
+                            if s < cfg.match_threshold {
+                                continue;
+                            }
+                            s
+                        }
+                        // Without appearance, only a person seen right now by another
+                        // camera at the same place (overlapping views) is a match.
+                        _ if dt < 1.0 && d <= cfg.slack && !p.cameras.is_empty() => {
+                            0.5 - (d / cfg.slack) as f32 * 0.1
+                        }
+                        _ => continue,
+                    };
+                    if best.is_none_or(|(s, _)| score > s) {
+                        best = Some((score, *id));
+                    }
+                }
+                let g = match best {
+                    Some((_, g)) => g,
+                    None => {
+                        let g = self.next_id;
+                        self.next_id += 1;
+                        let var = (cfg.slack * cfg.slack) as f32;
+                        self.people.insert(
+                            g,
+                            MapPerson {
+                                appearance: None,
+                                axes: [
+                                    AxisKf::new(pos[0] as f32, var),
+                                    AxisKf::new(pos[1] as f32, var),
+                                ],
+                                last_t: t,
+                                trail: VecDeque::new(),
+                                cameras: BTreeMap::new(),
+                            },
+                        );
+                        g
+                    }
+                };
+                self.links.insert(key, g);
+                g
+            }
+        };
+        let Some(p) = self.people.get_mut(&gid) else {
+            return (gid, pos);
+        };
+        p.cameras.insert(camera.to_string(), track);
+        // Kalman step in map units (time in seconds).
+        let dt = (t.saturating_sub(p.last_t) as f64 / 1e9) as f32;
+        if t > p.last_t {
+            for a in p.axes.iter_mut() {
+                a.predict_dt(dt, 0.05 * dt.max(0.04));
+            }
+        }
+        let r = (cfg.slack as f32 * 0.3).powi(2);
+        p.axes[0].update(pos[0] as f32, r);
+        p.axes[1].update(pos[1] as f32, r);
+        p.last_t = p.last_t.max(t);
+        if let Some(a) = appearance {
+            p.appearance = Some(match p.appearance.take() {
+                Some(prev) => crate::embed::l2_normalised(
+                    &prev
+                        .iter()
+                        .zip(a)
+                        .map(|(x, y)| 0.8 * x + 0.2 * y)
+                        .collect::<Vec<_>>(),
+                ),
+                None => a.to_vec(),
+            });
+        }
+        let smoothed = [p.axes[0].x as f64, p.axes[1].x as f64];
+        p.trail.push_back((t, smoothed));
+        while p
+            .trail
+            .front()
+            .is_some_and(|(ts, _)| t.saturating_sub(*ts) > cfg.trail_ns)
+        {
+            p.trail.pop_front();
+        }
+        (gid, smoothed)
+    }
+
+    /// Local track `track` of `camera` has ended.
+    pub fn track_ended(&mut self, camera: &str, track: u64) {
+        if let Some(g) = self.links.remove(&(camera.to_string(), track))
+            && let Some(p) = self.people.get_mut(&g)
+        {
+            p.cameras.remove(camera);
+        }
+    }
+
+    /// Everyone seen within `window_ns` of `now`.
+    pub fn snapshot(&self, now: u64, window_ns: u64) -> Vec<MapEntry> {
+        self.people
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.last_t) <= window_ns)
+            .map(|(id, p)| MapEntry {
+                global_id: *id,
+                position: [p.axes[0].x as f64, p.axes[1].x as f64],
+                last_seen_ns: p.last_t,
+                trail: p.trail.iter().copied().collect(),
+                cameras: p.cameras.keys().cloned().collect(),
+            })
+            .collect()
+    }
+}
+
+static MAPS: LazyLock<Mutex<HashMap<String, Arc<Mutex<MapState>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The process-wide state of map `name` (shared by every reidmap and mapview naming it).
+pub fn shared_map(name: &str, config: MapConfig) -> Arc<Mutex<MapState>> {
+    let mut m = MAPS.lock().unwrap_or_else(|e| e.into_inner());
+    m.entry(name.to_string())
+        .or_insert_with(|| Arc::new(Mutex::new(MapState::new(config))))
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn overlapping_cameras_share_a_global_id_and_strangers_do_not() {
+        let mut m = MapState::new(MapConfig::default());
+        let a = vec![1.0f32, 0.0, 0.0];
+        let b = vec![0.0f32, 1.0, 0.0];
+        let (g1, _) = m.observe("left", 1, [5.0, 5.0], Some(&a), 0);
+        // The same person seen by the right camera at (almost) the same place.
+        let (g2, _) = m.observe("right", 7, [5.3, 5.1], Some(&[0.98, 0.1, 0.0]), S / 10);
+        assert_eq!(g1, g2);
+        // Someone else nearby, with a different appearance: another id.
+        let (g3, _) = m.observe("right", 8, [5.5, 5.0], Some(&b), S / 10);
+        assert_ne!(g3, g1);
+        // Someone who looks like person 1 but is 50 m away 1 s later: gated out.
+        let (g4, _) = m.observe("far", 1, [55.0, 5.0], Some(&a), S);
+        assert_ne!(g4, g1);
+    }
+
+    #[test]
+    fn smoothing_follows_a_walk_and_keeps_a_trail() {
+        let mut m = MapState::new(MapConfig::default());
+        let mut last = [0.0, 0.0];
+        for i in 0..50u64 {
+            // 1 m/s along x with +-0.3 m of foot-point noise.
+            let noise = if i % 2 == 0 { 0.3 } else { -0.3 };
+            let (_, p) = m.observe("cam", 1, [i as f64 * 0.1 + noise, 2.0], None, i * S / 10);
+            last = p;
+        }
+        assert!((last[0] - 4.9).abs() < 0.35, "{last:?}");
+        assert!((last[1] - 2.0).abs() < 0.1);
+        let snap = m.snapshot(5 * S, S);
+        assert_eq!(snap.len(), 1);
+        assert!(snap[0].trail.len() >= 40);
+        m.track_ended("cam", 1);
+        assert!(m.snapshot(5 * S, S)[0].cameras.is_empty());
+    }
+}
