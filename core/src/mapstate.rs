@@ -202,7 +202,61 @@ impl MapState {
         {
             p.trail.pop_front();
         }
-        (gid, smoothed)
+        // Two ids for one person: another camera follows someone right here, right now, who
+        // looks the same (a track that started at a crop edge, with a partial box, got its
+        // own id). Merge them into the older id.
+        let app = self.people.get(&gid).and_then(|p| p.appearance.clone());
+        let merge = self
+            .people
+            .iter()
+            .filter(|(id, q)| {
+                **id != gid
+                    && !q.cameras.contains_key(camera)
+                    && !q.cameras.is_empty()
+                    && t.saturating_sub(q.last_t) < 500_000_000
+            })
+            .filter_map(|(id, q)| {
+                let d = ((q.axes[0].x as f64 - smoothed[0]).powi(2)
+                    + (q.axes[1].x as f64 - smoothed[1]).powi(2))
+                .sqrt();
+                let same_look = match (&app, &q.appearance) {
+                    (Some(a), Some(b)) => cosine(a, b) >= cfg.match_threshold,
+                    _ => d <= cfg.slack * 0.3,
+                };
+                (d <= cfg.slack * 0.5 && same_look).then_some((d, *id))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, id)| id);
+        match merge {
+            Some(other) => {
+                let (keep, gone) = (gid.min(other), gid.max(other));
+                self.merge(keep, gone);
+                (keep, smoothed)
+            }
+            None => (gid, smoothed),
+        }
+    }
+
+    /// Folds person `gone` into person `keep`: links, cameras, appearance.
+    fn merge(&mut self, keep: u64, gone: u64) {
+        let Some(g) = self.people.remove(&gone) else {
+            return;
+        };
+        for v in self.links.values_mut() {
+            if *v == gone {
+                *v = keep;
+            }
+        }
+        if let Some(k) = self.people.get_mut(&keep) {
+            k.cameras.extend(g.cameras);
+            k.appearance = match (k.appearance.take(), g.appearance) {
+                (Some(a), Some(b)) => Some(crate::embed::l2_normalised(
+                    &a.iter().zip(&b).map(|(x, y)| x + y).collect::<Vec<_>>(),
+                )),
+                (a, b) => a.or(b),
+            };
+            k.last_t = k.last_t.max(g.last_t);
+        }
     }
 
     /// Local track `track` of `camera` has ended.
@@ -261,6 +315,42 @@ mod tests {
         // Someone who looks like person 1 but is 50 m away 1 s later: gated out.
         let (g4, _) = m.observe("far", 1, [55.0, 5.0], Some(&a), S);
         assert_ne!(g4, g1);
+    }
+
+    #[test]
+    fn two_ids_for_one_person_on_two_cameras_are_merged() {
+        let mut m = MapState::new(MapConfig::default());
+        let look = vec![1.0f32, 0.0];
+        let (g1, _) = m.observe("left", 1, [5.0, 5.0], Some(&look), 0);
+        // The right camera's track starts 3 m away (a partial box at the crop edge): new id.
+        let (g2, _) = m.observe("right", 4, [8.0, 5.0], Some(&look), 0);
+        assert_ne!(g1, g2);
+        // The next frames agree on the position: soon one person, the older id.
+        let mut g = g2;
+        for f in 1..10u64 {
+            m.observe(
+                "left",
+                1,
+                [5.0 + 0.02 * f as f64, 5.0],
+                Some(&look),
+                f * 100_000_000,
+            );
+            g = m
+                .observe(
+                    "right",
+                    4,
+                    [5.1 + 0.02 * f as f64, 5.0],
+                    Some(&look),
+                    f * 100_000_000,
+                )
+                .0;
+        }
+        assert_eq!(g, g1);
+        assert_eq!(
+            m.observe("right", 4, [5.3, 5.0], None, 1_100_000_000).0,
+            g1,
+            "the link follows the merge"
+        );
     }
 
     #[test]

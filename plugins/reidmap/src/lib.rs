@@ -7,9 +7,11 @@
 use gst::glib;
 
 pub mod persondetect;
+pub mod reidmap;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    persondetect::register(plugin)
+    persondetect::register(plugin)?;
+    reidmap::register(plugin)
 }
 
 gst::plugin_define!(
