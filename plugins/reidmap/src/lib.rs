@@ -1,4 +1,4 @@
-// Sightline people-on-a-map plugin: `persondetect` (and, later, `reidmap`, `mapview`).
+// Sightline people-on-a-map plugin: `persondetect`, `reidmap`, `mapview`.
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
 
 //! GStreamer plugin `reidmap` of Sightline: person detection, re-identification across
@@ -6,12 +6,14 @@
 
 use gst::glib;
 
+pub mod mapview;
 pub mod persondetect;
 pub mod reidmap;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     persondetect::register(plugin)?;
-    reidmap::register(plugin)
+    reidmap::register(plugin)?;
+    mapview::register(plugin)
 }
 
 gst::plugin_define!(
