@@ -15,6 +15,7 @@ pub mod gallery;
 pub mod geometry;
 pub mod inference;
 pub mod mapstate;
+pub mod mapsync;
 pub mod meta;
 pub mod models;
 pub mod mot;
