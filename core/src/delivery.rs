@@ -28,6 +28,25 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 1
 ";
 
+/// This machine's name (`/etc/hostname`), the default node id of the elements.
+pub fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+/// `$XDG_STATE_HOME/sightline/spool`, or `~/.local/state/sightline/spool`.
+pub fn default_spool_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("sightline")
+        .join("spool")
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryConfig {
     pub node: String,

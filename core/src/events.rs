@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA: &str = "sightline.event/1";
@@ -55,10 +55,17 @@ pub fn utc_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Appends events as JSON lines; each line is flushed so a crash loses nothing written.
+/// UTC time `ago_ns` nanoseconds before now, formatted as [`utc_now`].
+pub fn utc_ago(ago_ns: u64) -> String {
+    (chrono::Utc::now() - chrono::Duration::nanoseconds(ago_ns.min(i64::MAX as u64) as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Appends events as JSON lines, each with one `write` to a file opened for appending, so a
+/// crash loses nothing written and several sinks (elements) may share one file.
 pub struct JsonlSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: File,
 }
 
 impl JsonlSink {
@@ -69,7 +76,7 @@ impl JsonlSink {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonlSink {
             path: path.to_path_buf(),
-            out: BufWriter::new(f),
+            out: f,
         })
     }
 
@@ -78,9 +85,9 @@ impl JsonlSink {
     }
 
     pub fn write(&mut self, ev: &Event) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, ev)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        let mut line = serde_json::to_vec(ev)?;
+        line.push(b'\n');
+        self.out.write_all(&line)
     }
 }
 

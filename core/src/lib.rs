@@ -26,6 +26,7 @@ pub mod props;
 pub mod quality;
 pub mod redis_store;
 pub mod track;
+pub mod trajectory;
 pub mod unknown;
 pub mod video;
 pub mod watch;

@@ -2,41 +2,10 @@
 //! 768 px frame, 192 px of overlap), each with the PETS ground homography shifted to its crop:
 //! a person in the overlap must get one global id in both and one position on the map.
 
+mod common;
+
+use common::{crop_calibration, data};
 use gst::prelude::*;
-use std::path::PathBuf;
-
-fn data(rel: &str) -> PathBuf {
-    std::env::var_os("SIGHTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("data")
-        .join(rel)
-}
-
-/// Calibration of a crop starting at x = `left`: ground (m) = S * H * T(left) * pixel.
-fn crop_calibration(left: f64, path: &std::path::Path) {
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data(
-            "multicam/pets2009/pets2009_view001_ground_homography.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let h = &doc["View_001"]["H_undistorted_px_to_ground_mm"];
-    let m: [[f64; 3]; 3] =
-        std::array::from_fn(|r| std::array::from_fn(|c| h[r][c].as_f64().unwrap()));
-    let scaled: Vec<Vec<f64>> = (0..3)
-        .map(|r| {
-            let s = if r < 2 { 0.001 } else { 1.0 };
-            vec![s * m[r][0], s * m[r][1], s * (m[r][0] * left + m[r][2])]
-        })
-        .collect();
-    std::fs::write(
-        path,
-        serde_json::json!({"map": "pets", "units": "m", "homography": scaled}).to_string(),
-    )
-    .unwrap();
-}
 
 /// Per frame: (track global id, map x, map y, foot point x in the full frame).
 type Seen = Vec<Vec<(i64, f64, f64, f64)>>;
@@ -45,8 +14,7 @@ type Seen = Vec<Vec<(i64, f64, f64, f64)>>;
 fn a_person_in_the_overlap_has_one_global_id_and_one_position() {
     gst::init().unwrap();
     gstreidmap::plugin_register_static().unwrap();
-    let dir = std::env::temp_dir().join(format!("sl-cross-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("cross");
     let (ca, cb) = (dir.join("a.json"), dir.join("b.json"));
     crop_calibration(0.0, &ca);
     crop_calibration(288.0, &cb);

@@ -4,7 +4,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use sightline_core::delivery::{Delivery, DeliveryConfig};
+use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
 use sightline_core::events::{Event, JsonlSink, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, structure_to_json};
@@ -61,26 +61,6 @@ if n >= tonumber(ARGV[4]) and redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', AR
 end
 return 0
 ";
-
-fn default_node_id() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into())
-}
-
-/// `$XDG_STATE_HOME/sightline/spool`, or `~/.local/state/sightline/spool`.
-fn default_spool_dir() -> std::path::PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
-        })
-        .unwrap_or_else(std::env::temp_dir)
-        .join("sightline")
-        .join("spool")
-}
 
 const DEFAULT_STREAM: &str = "sightline:events";
 

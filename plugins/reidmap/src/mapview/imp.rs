@@ -7,6 +7,7 @@ use gst_base::subclass::prelude::*;
 
 use sightline_core::draw::{Canvas, Rgb};
 use sightline_core::mapstate::{MapConfig, MapState, shared_map};
+use sightline_core::mapsync::{MapSync, shared_sync};
 use sightline_core::preprocess::{SrcRect, TensorTarget, resize_into};
 
 use std::sync::{Arc, LazyLock, Mutex};
@@ -30,6 +31,7 @@ struct Settings {
     trail_seconds: f64,
     hide_after_seconds: f64,
     is_live: bool,
+    redis_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             trail_seconds: 10.0,
             hide_after_seconds: 5.0,
             is_live: true,
+            redis_url: None,
         }
     }
 }
@@ -53,6 +56,7 @@ struct State {
     /// The background, packed RGBx of the output size.
     background: Vec<u8>,
     frame: u64,
+    sync: Option<Arc<MapSync>>,
 }
 
 #[derive(Default)]
@@ -201,6 +205,7 @@ impl ObjectImpl for MapView {
                 glib::ParamSpecString::builder("floor-plan").nick("Floor plan").blurb("Image covering exactly the map area shown; unset: a metric grid (a line per unit, darker every 5)").mutable_ready().build(),
                 glib::ParamSpecDouble::builder("trail-seconds").nick("Trail seconds").blurb("Length of the fading trail behind each person, seconds").minimum(0.0).maximum(3600.0).default_value(d.trail_seconds).mutable_playing().build(),
                 glib::ParamSpecDouble::builder("hide-after-seconds").nick("Hide after seconds").blurb("People not seen for this long are not drawn").minimum(0.0).maximum(3600.0).default_value(d.hide_after_seconds).mutable_playing().build(),
+                glib::ParamSpecString::builder("redis-url").nick("Redis URL").blurb("Show the map shared through this Redis by every process of the site (the reidmap elements' redis-url); unset = this process's cameras only").mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("is-live").nick("Live").blurb("Produce frames in real time (on the clock); false: as fast as downstream takes them").default_value(true).mutable_ready().build(),
             ]
         });
@@ -235,6 +240,13 @@ impl ObjectImpl for MapView {
             }
             "trail-seconds" => s.trail_seconds = value.get().unwrap_or(10.0),
             "hide-after-seconds" => s.hide_after_seconds = value.get().unwrap_or(5.0),
+            "redis-url" => {
+                s.redis_url = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty())
+            }
             "is-live" => {
                 s.is_live = value.get().unwrap_or(true);
                 let live = s.is_live;
@@ -260,6 +272,7 @@ impl ObjectImpl for MapView {
             "trail-seconds" => s.trail_seconds.to_value(),
             "hide-after-seconds" => s.hide_after_seconds.to_value(),
             "is-live" => s.is_live.to_value(),
+            "redis-url" => s.redis_url.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -316,14 +329,28 @@ impl BaseSrcImpl for MapView {
             })?,
             None => grid(&s),
         };
+        let map = shared_map(&s.map, MapConfig::default());
+        let sync = match &s.redis_url {
+            Some(url) => Some(
+                shared_sync(
+                    &s.map,
+                    url,
+                    map.clone(),
+                    Arc::new(|| gst::SystemClock::obtain().time().nseconds()),
+                )
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
+            ),
+            None => None,
+        };
         *self
             .state
             .lock()
             .map_err(|_| gst::error_msg!(gst::CoreError::Failed, ["lock poisoned"]))? =
             Some(State {
-                map: shared_map(&s.map, MapConfig::default()),
+                map,
                 background,
                 frame: 0,
+                sync,
             });
         Ok(())
     }
@@ -372,7 +399,22 @@ impl PushSrcImpl for MapView {
         st.frame += 1;
         let map = st.map.clone();
         let mut data = st.background.clone();
+        let problems = st
+            .sync
+            .as_ref()
+            .map(|sync| sync.take_errors())
+            .unwrap_or_default();
         drop(guard);
+        for p in problems {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Read,
+                (
+                    "Shared map unavailable (showing this process's cameras; shared again when Redis is back): {}",
+                    p
+                )
+            );
+        }
         // Live: produce each frame at its time on the clock.
         if s.is_live
             && let (Some(clock), Some(base)) = (obj.clock(), obj.base_time())

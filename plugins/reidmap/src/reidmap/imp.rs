@@ -4,14 +4,18 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
 use sightline_core::embed::CropEmbedder;
-use sightline_core::events::utc_now;
+use sightline_core::events::{Event, JsonlSink, utc_ago, utc_now};
+use sightline_core::gallery::slug;
 use sightline_core::geometry::Calibration;
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::mapstate::{MapConfig, MapState, shared_map};
+use sightline_core::mapsync::{MapSync, shared_sync};
 use sightline_core::meta;
 use sightline_core::models;
 use sightline_core::mot::{MotConfig, MotTracker};
+use sightline_core::trajectory::{EndReason, Trajectory, TrajectoryConfig, TrajectoryRecorder};
 use sightline_core::video::{ANALYSIS_FORMATS, caps_for, filter_pad_templates, image_view};
 
 use std::sync::{Arc, LazyLock, Mutex};
@@ -33,6 +37,7 @@ const DEFAULT_MATCH_THRESHOLD: f64 = 0.65;
 const DEFAULT_REEMBED: u32 = 10;
 const DEFAULT_MIN_HEIGHT: u32 = 40;
 const DEFAULT_POST_INTERVAL: f64 = 1.0;
+const DEFAULT_STREAM: &str = "sightline:events";
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -46,6 +51,11 @@ struct Settings {
     post_interval: f64,
     execution_provider: ExecutionProvider,
     device_id: i32,
+    redis_url: Option<String>,
+    stream: String,
+    event_log: Option<String>,
+    spool_dir: Option<String>,
+    node_id: String,
 }
 
 impl Default for Settings {
@@ -61,6 +71,11 @@ impl Default for Settings {
             post_interval: DEFAULT_POST_INTERVAL,
             execution_provider: ExecutionProvider::default(),
             device_id: 0,
+            redis_url: None,
+            stream: DEFAULT_STREAM.into(),
+            event_log: None,
+            spool_dir: None,
+            node_id: default_node_id(),
         }
     }
 }
@@ -79,6 +94,12 @@ struct State {
     frames: u64,
     last_post_ns: Option<u64>,
     embeddings: u64,
+    trajectories: TrajectoryRecorder,
+    /// Sharing of the map with other processes (redis-url).
+    sync: Option<Arc<MapSync>>,
+    log: Option<JsonlSink>,
+    /// Trajectories to the Redis Stream.
+    delivery: Option<Delivery>,
 }
 
 #[derive(Default)]
@@ -151,6 +172,32 @@ impl ObjectImpl for ReidMap {
                     .default_value(DEFAULT_POST_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("redis-url")
+                    .nick("Redis URL")
+                    .blurb("Share the map (people, global ids) with the other processes of the site through this Redis (redis:// or rediss://), and send trajectories to its stream; unset = this process only")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("stream")
+                    .nick("Stream")
+                    .blurb("Redis Stream that receives the reidmap-trajectory events")
+                    .default_value(Some(DEFAULT_STREAM))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("event-log")
+                    .nick("Event log")
+                    .blurb("Append reidmap-trajectory events to this JSON-lines file")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("spool-dir")
+                    .nick("Spool directory")
+                    .blurb("Where trajectories wait on disk while Redis is unreachable (default: $XDG_STATE_HOME/sightline/spool)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("node-id")
+                    .nick("Node id")
+                    .blurb("Name of this machine in the events spool (default: the host name)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::default())
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; GPU providers need the matching cargo feature and library")
@@ -190,6 +237,11 @@ impl ObjectImpl for ReidMap {
             "post-interval" => s.post_interval = value.get().unwrap_or(DEFAULT_POST_INTERVAL),
             "execution-provider" => s.execution_provider = value.get().unwrap_or_default(),
             "device-id" => s.device_id = value.get().unwrap_or(0),
+            "redis-url" => s.redis_url = string(value),
+            "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.into()),
+            "event-log" => s.event_log = string(value),
+            "spool-dir" => s.spool_dir = string(value),
+            "node-id" => s.node_id = string(value).unwrap_or_else(default_node_id),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -207,6 +259,11 @@ impl ObjectImpl for ReidMap {
             "post-interval" => s.post_interval.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
+            "redis-url" => s.redis_url.to_value(),
+            "stream" => s.stream.to_value(),
+            "event-log" => s.event_log.to_value(),
+            "spool-dir" => s.spool_dir.to_value(),
+            "node-id" => s.node_id.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -299,6 +356,57 @@ impl BaseTransformImpl for ReidMap {
                 ..MapConfig::default()
             },
         );
+        let camera = s
+            .camera
+            .clone()
+            .unwrap_or_else(|| self.obj().name().to_string());
+        let sync = match &s.redis_url {
+            Some(url) => Some(
+                shared_sync(
+                    &s.map,
+                    url,
+                    map.clone(),
+                    // The pipelines' default clock, which the map's times come from.
+                    Arc::new(|| gst::SystemClock::obtain().time().nseconds()),
+                )
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
+            ),
+            None => None,
+        };
+        let log = match &s.event_log {
+            Some(path) => Some(JsonlSink::open(std::path::Path::new(path)).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot open event log {}: {}", path, e)
+                )
+            })?),
+            None => None,
+        };
+        let delivery = match &s.redis_url {
+            Some(url) => {
+                let spool = s
+                    .spool_dir
+                    .as_ref()
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(default_spool_dir);
+                Some(
+                    Delivery::start(DeliveryConfig {
+                        node: format!("{}-reidmap-{}", s.node_id, slug(&camera)),
+                        spool_dir: spool.clone(),
+                        redis_url: Some(url.clone()),
+                        stream: s.stream.clone(),
+                        webhook_url: None,
+                    })
+                    .map_err(|e| {
+                        gst::error_msg!(
+                            gst::ResourceError::OpenWrite,
+                            ("Cannot open the event spool in {}: {}", spool.display(), e)
+                        )
+                    })?,
+                )
+            }
+            None => None,
+        };
         *self
             .state
             .lock()
@@ -312,15 +420,27 @@ impl BaseTransformImpl for ReidMap {
                 frames: 0,
                 last_post_ns: None,
                 embeddings: 0,
+                trajectories: TrajectoryRecorder::new(TrajectoryConfig::default()),
+                sync,
+                log,
+                delivery,
             });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.end_all_trajectories();
         if let Ok(mut st) = self.state.lock() {
             *st = None;
         }
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            self.end_all_trajectories();
+        }
+        self.parent_sink_event(event)
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
@@ -380,9 +500,11 @@ impl BaseTransformImpl for ReidMap {
         let assign = st.tracker.update(&boxes, None, TrackData::default);
         // Tracks that closed: the map forgets their links.
         let alive: Vec<u64> = st.tracker.tracks.iter().map(|t| t.id).collect();
+        let mut finished = Vec::new();
         if let Ok(mut m) = st.map.lock() {
             for id in before.iter().filter(|id| !alive.contains(id)) {
                 m.track_ended(&camera, *id);
+                finished.extend(st.trajectories.close(*id, EndReason::TrackEnded));
             }
         }
         // Embeddings for confirmed tracks that are new or due, in one run.
@@ -448,6 +570,9 @@ impl BaseTransformImpl for ReidMap {
                             .build(),
                     );
                     placed.push((t.id, gid, pos));
+                    // Trajectories in the buffers' running time.
+                    let at = rt.map_or(now, |t| t.nseconds());
+                    finished.extend(st.trajectories.record(t.id, gid, at, pos));
                 }
                 meta::add_params(buf, *roi_id, params);
             }
@@ -476,10 +601,137 @@ impl BaseTransformImpl for ReidMap {
                 .field("people", people)
                 .build()
         });
+        let problems = st
+            .sync
+            .as_ref()
+            .map(|sync| sync.take_errors())
+            .unwrap_or_default();
+        let trajectories = self.publish_trajectories(st, &camera, &s.map, finished);
         drop(guard);
-        if let Some(m) = msg {
+        for p in problems {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                (
+                    "Map sharing interrupted (this process's cameras go on; shared again when Redis is back): {}",
+                    p
+                )
+            );
+        }
+        for m in msg.into_iter().chain(trajectories) {
             let _ = obj.post_message(gst::message::Element::builder(m).src(&*obj).build());
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl ReidMap {
+    /// Ends every open trajectory (end of stream, stop) and posts them.
+    fn end_all_trajectories(&self) {
+        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let camera = s
+            .camera
+            .clone()
+            .unwrap_or_else(|| self.obj().name().to_string());
+        let msgs = match self.state.lock() {
+            Ok(mut g) => match g.as_mut() {
+                Some(st) => {
+                    let done = st.trajectories.close_all(EndReason::StreamEnded);
+                    self.publish_trajectories(st, &camera, &s.map, done)
+                }
+                None => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        let obj = self.obj();
+        for m in msgs {
+            let _ = obj.post_message(gst::message::Element::builder(m).src(&*obj).build());
+        }
+    }
+
+    /// Writes trajectories to the event log and the stream; returns the messages to post.
+    fn publish_trajectories(
+        &self,
+        st: &mut State,
+        camera: &str,
+        map: &str,
+        done: Vec<Trajectory>,
+    ) -> Vec<gst::Structure> {
+        if done.is_empty() {
+            return Vec::new();
+        }
+        let obj = self.obj();
+        let base = obj.base_time().map_or(0, |t| t.nseconds());
+        // Clock time to UTC, as of now.
+        let clock_now = obj
+            .clock()
+            .unwrap_or_else(gst::SystemClock::obtain)
+            .time()
+            .nseconds();
+        let utc_of = |rt: u64| utc_ago(clock_now.saturating_sub(rt + base));
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for tr in done {
+            let (first, last) = (tr.points[0].0, tr.points[tr.points.len() - 1].0);
+            let points = gst::List::new(tr.points.iter().map(|(t, p)| {
+                gst::Structure::builder("point")
+                    .field("running-time", *t)
+                    .field("x", p[0])
+                    .field("y", p[1])
+                    .build()
+            }));
+            let m = gst::Structure::builder("reidmap-trajectory")
+                .field("camera", camera)
+                .field("map", map)
+                .field("units", st.calibration.units.as_str())
+                .field("track-id", tr.track)
+                .field("global-id", tr.global_id)
+                .field("segment", tr.segment)
+                .field("reason", tr.reason.as_str())
+                .field("start-running-time", first)
+                .field("running-time", last)
+                .field("start-utc", utc_of(first))
+                .field("utc-time", utc_of(last))
+                .field("points", points)
+                .build();
+            let mut data = meta::structure_to_json(&m);
+            if let Some(o) = data.as_object_mut() {
+                for k in ["camera", "running-time", "utc-time"] {
+                    o.remove(k);
+                }
+            }
+            let ev = Event::new(
+                m.name(),
+                &obj.name(),
+                camera,
+                Some(last),
+                utc_of(last),
+                data,
+            );
+            if let Some(log) = st.log.as_mut()
+                && let Err(e) = log.write(&ev)
+            {
+                problems.push(format!(
+                    "Cannot write event log {}: {e}",
+                    log.path().display()
+                ));
+            }
+            if let Some(d) = st.delivery.as_ref() {
+                if let Err(e) = d.send(&ev) {
+                    problems.push(format!(
+                        "Cannot spool event in {}: {e}",
+                        d.spool_path().display()
+                    ));
+                }
+                problems.extend(d.take_errors().into_iter().map(|e| {
+                    format!("Event delivery delayed (events are kept and sent in order when it is back): {e}")
+                }));
+            }
+            out.push(m);
+        }
+        for p in problems {
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", p));
+        }
+        out
     }
 }
