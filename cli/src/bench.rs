@@ -75,6 +75,18 @@ pub enum BenchCmd {
         #[arg(long, hide = true)]
         gallery: Option<PathBuf>,
     },
+    /// `persondetect ! reidmap` on vtest against bare ONNX Runtime runs of YOLOX-nano and
+    /// OSNet: per-frame cost, ReID cost per person, peak RSS.
+    Reidmap {
+        #[arg(long, default_value = CCTV_VIDEO)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 100)]
+        frames: usize,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
 }
@@ -118,10 +130,17 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             (Some(reembed), Some(g)) => facematch_child(&input, repeat, reembed, &g),
             _ => bench_facematch(&input, repeat),
         },
+        BenchCmd::Reidmap {
+            input,
+            width,
+            frames,
+            rounds,
+        } => crate::bench_reid::bench_reidmap(&input, width, frames, rounds),
         BenchCmd::All => {
             bench_facedetect(Path::new(FACE_VIDEO), 640, 200, 3)?;
             bench_facedetect(Path::new(CCTV_VIDEO), 640, 100, 3)?;
             bench_match(100_000, 192, 200)?;
+            crate::bench_reid::bench_reidmap(Path::new(CCTV_VIDEO), 640, 100, 2)?;
             bench_facematch(Path::new(FACE_VIDEO), 10)?;
             bench_fps(
                 &[PathBuf::from(CCTV_VIDEO), PathBuf::from(FACE_VIDEO)],
@@ -161,7 +180,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
 }
 
 /// Decoded BGR frames of a file, scaled to `width` (aspect kept, even height).
-fn decode_frames(
+pub(crate) fn decode_frames(
     path: &Path,
     width: u32,
     max: usize,
@@ -198,7 +217,7 @@ fn decode_frames(
     Ok((frames, info))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -256,7 +275,7 @@ fn push_all(srcs: &[gst_app::AppSrc], frames: &[gst::Buffer], n: usize) -> Resul
     Ok(())
 }
 
-fn wait_eos(p: &gst::Pipeline) -> Result<(), String> {
+pub(crate) fn wait_eos(p: &gst::Pipeline) -> Result<(), String> {
     let bus = p.bus().ok_or("no bus")?;
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(900)) {
         match msg.view() {
@@ -305,7 +324,7 @@ fn element_ms_per_frame(
 }
 
 /// Bare ONNX Runtime: `Session::run()` alone on the same tensor, `n` times; mean ms.
-fn bare_ms_per_run(
+pub(crate) fn bare_ms_per_run(
     session: &mut Session,
     input_name: &str,
     shape: [i64; 4],
@@ -466,6 +485,11 @@ fn bench_rss(input: &Path, instances: usize, frames: usize, max_batch: u32) -> R
     let _ = p.set_state(gst::State::Null);
     res?;
     drop(decoded);
+    peak_rss_kb()
+}
+
+/// Peak RSS of this process (VmHWM, KiB).
+pub(crate) fn peak_rss_kb() -> Result<u64, String> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
     status
         .lines()
@@ -566,12 +590,7 @@ fn facematch_child(
         res?;
         frames += n.load(std::sync::atomic::Ordering::Relaxed);
     }
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    let rss: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let rss = peak_rss_kb().unwrap_or(0);
     println!(
         "{}",
         serde_json::json!({"frames": frames, "seconds": secs, "frames_per_s": frames as f64 / secs, "max_rss_kb": rss})

@@ -1,6 +1,7 @@
 //! `sightline`: models, face detection on files, benchmarks.
 
 mod bench;
+mod bench_reid;
 mod bus;
 mod detect;
 mod gallery_cmd;
@@ -57,5 +58,7 @@ pub fn init_gst() -> Result<(), String> {
     gstfacedetect::plugin_register_static()
         .map_err(|e| format!("cannot register the facedetect plugin: {e}"))?;
     gstfacematch::plugin_register_static()
-        .map_err(|e| format!("cannot register the facematch plugin: {e}"))
+        .map_err(|e| format!("cannot register the facematch plugin: {e}"))?;
+    gstreidmap::plugin_register_static()
+        .map_err(|e| format!("cannot register the reidmap plugin: {e}"))
 }
