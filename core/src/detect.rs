@@ -206,21 +206,75 @@ impl PersonDetector {
         img: &ImageView,
         p: &DetectParams,
     ) -> Result<Vec<Detection>, DetectError> {
-        let spec = &self.engine.model.spec;
-        let plan = plan_for(&spec.input, img.width, img.height, p);
-        let target = TensorTarget::from_spec(&spec.input, plan.tensor_w, plan.tensor_h);
-        let src = SrcRect {
+        let full = SrcRect {
             x: 0.0,
             y: 0.0,
             w: img.width as f32,
             h: img.height as f32,
         };
+        let mut dets = nms(self.detect_region(img, full, p)?, p.nms_threshold);
+        dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
+        Ok(dets)
+    }
+
+    /// Detects persons on the whole frame and on each of `tiles` (each at the inference size,
+    /// so far, small people get more pixels), merged: overlapping boxes by NMS, and pieces of a
+    /// person cut by a tile's inner edge dropped when a larger box holds them.
+    pub fn detect_tiled(
+        &mut self,
+        img: &ImageView,
+        p: &DetectParams,
+        tiles: &[SrcRect],
+    ) -> Result<Vec<Detection>, DetectError> {
+        let full = SrcRect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width as f32,
+            h: img.height as f32,
+        };
+        let mut all: Vec<(Detection, bool)> = self
+            .detect_region(img, full, p)?
+            .into_iter()
+            .map(|d| (d, false))
+            .collect();
+        for t in tiles {
+            let (fw, fh) = (img.width as f32, img.height as f32);
+            for d in self.detect_region(img, *t, p)? {
+                // Touching an edge of the tile that is not an edge of the frame: maybe cut.
+                let e = 2.0;
+                let cut = (d.x1 <= t.x + e && t.x > 0.0)
+                    || (d.y1 <= t.y + e && t.y > 0.0)
+                    || (d.x2 >= t.x + t.w - e && t.x + t.w < fw)
+                    || (d.y2 >= t.y + t.h - e && t.y + t.h < fh);
+                all.push((d, cut));
+            }
+        }
+        let mut dets = merge_tiled(all, p.nms_threshold);
+        dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
+        Ok(dets)
+    }
+
+    /// Raw detections (before NMS) in region `src` of the frame, in frame pixels.
+    fn detect_region(
+        &mut self,
+        img: &ImageView,
+        src: SrcRect,
+        p: &DetectParams,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let spec = &self.engine.model.spec;
+        let plan = plan_for(
+            &spec.input,
+            src.w.round() as usize,
+            src.h.round() as usize,
+            p,
+        );
+        let target = TensorTarget::from_spec(&spec.input, plan.tensor_w, plan.tensor_h);
         let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
         let strides = spec.output.strides.clone();
         let o = self.engine.run_with(shape, |dst| {
             resize_into(img, src, plan.content_w, plan.content_h, &target, dst)
         })?;
-        let raw = decode_yolox(
+        let mut dets = decode_yolox(
             &o[self.output].data,
             plan.tensor_w,
             plan.tensor_h,
@@ -228,12 +282,120 @@ impl PersonDetector {
             0,
             p.score_threshold,
         )?;
-        let mut dets = nms(raw, p.nms_threshold);
-        let (fw, fh) = (img.width as f32, img.height as f32);
         for d in dets.iter_mut() {
-            d.unscale(plan.scale_x, plan.scale_y, fw, fh);
+            d.unscale(plan.scale_x, plan.scale_y, src.w, src.h);
+            d.x1 += src.x;
+            d.x2 += src.x;
+            d.y1 += src.y;
+            d.y2 += src.y;
         }
-        dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
         Ok(dets)
+    }
+}
+
+/// `cols` x `rows` tiles covering a `w` x `h` frame, neighbours overlapping by `overlap` (a
+/// fraction of the tile size, 0-0.9), row by row.
+pub fn tile_rects(w: usize, h: usize, cols: u32, rows: u32, overlap: f32) -> Vec<SrcRect> {
+    let overlap = overlap.clamp(0.0, 0.9);
+    let axis = |len: usize, n: u32| -> Vec<(f32, f32)> {
+        let n = n.max(1);
+        let size = len as f32 / (n as f32 - (n as f32 - 1.0) * overlap);
+        (0..n)
+            .map(|i| {
+                let start = (i as f32 * size * (1.0 - overlap)).min(len as f32 - size);
+                (start.max(0.0).round(), size.round().min(len as f32))
+            })
+            .collect()
+    };
+    let (xs, ys) = (axis(w, cols), axis(h, rows));
+    ys.iter()
+        .flat_map(|&(y, th)| {
+            xs.iter()
+                .map(move |&(x, tw)| SrcRect { x, y, w: tw, h: th })
+        })
+        .collect()
+}
+
+/// Merges detections from the whole frame and its tiles (`true`: cut by a tile's inner edge):
+/// a cut box mostly (> 60 %) inside a larger box is a piece of that person and goes; then
+/// greedy NMS, best first.
+pub fn merge_tiled(all: Vec<(Detection, bool)>, nms_threshold: f32) -> Vec<Detection> {
+    let inside = |a: &Detection, b: &Detection| {
+        let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
+        let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
+        w * h / a.area().max(1e-9)
+    };
+    let mut whole: Vec<Detection> = all
+        .iter()
+        .filter(|(d, cut)| {
+            !*cut
+                || !all
+                    .iter()
+                    .any(|(o, _)| o.area() > d.area() && inside(d, o) > 0.6)
+        })
+        .map(|(d, _)| d.clone())
+        .collect();
+    whole.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in whole {
+        if kept.iter().all(|k| k.iou(&d) <= nms_threshold) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score,
+            landmarks: None,
+            class_id: 0,
+        }
+    }
+
+    #[test]
+    fn tiles_cover_the_frame_with_overlap() {
+        let t = tile_rects(640, 480, 2, 2, 0.25);
+        assert_eq!(t.len(), 4);
+        // Tile width 640 / (2 - 0.25) = 366, second starts at 274: 92 px shared.
+        assert_eq!((t[0].x, t[0].w, t[1].x), (0.0, 366.0, 274.0));
+        assert_eq!(t[1].x + t[1].w, 640.0);
+        assert_eq!(t[3].y + t[3].h, 480.0);
+        assert_eq!(tile_rects(640, 480, 1, 1, 0.25)[0].w, 640.0);
+    }
+
+    #[test]
+    fn tile_pieces_go_and_separate_people_stay() {
+        let whole = det(100.0, 100.0, 140.0, 220.0, 0.7);
+        // The upper part of the same person, cut by a tile edge, scored higher.
+        let piece = det(101.0, 100.0, 139.0, 160.0, 0.8);
+        // A small person next to them, inside no box.
+        let other = det(200.0, 100.0, 220.0, 150.0, 0.5);
+        // Same box from the frame and a tile: NMS keeps one.
+        let dup = det(100.0, 101.0, 141.0, 221.0, 0.6);
+        let out = merge_tiled(
+            vec![
+                (whole.clone(), false),
+                (piece.clone(), true),
+                (other.clone(), true),
+                (dup, false),
+            ],
+            0.45,
+        );
+        assert_eq!(out, vec![whole.clone(), other]);
+        // Not cut: a small box inside a big one is a person of its own (e.g. further back).
+        let small = det(110.0, 100.0, 130.0, 130.0, 0.6);
+        let out = merge_tiled(vec![(whole.clone(), false), (small.clone(), false)], 0.45);
+        assert_eq!(out.len(), 2);
+        let out = merge_tiled(vec![(whole.clone(), false), (small, true)], 0.45);
+        assert_eq!(out, vec![whole]);
     }
 }

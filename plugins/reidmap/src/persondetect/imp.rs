@@ -4,7 +4,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use sightline_core::detect::{DetectParams, PersonDetector};
+use sightline_core::detect::{DetectParams, PersonDetector, tile_rects};
 use sightline_core::events::utc_now;
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::meta;
@@ -31,6 +31,7 @@ const DEFAULT_NMS_THRESHOLD: f64 = 0.45;
 const DEFAULT_INFERENCE_WIDTH: u32 = 640;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_MIN_SIZE: u32 = 0;
+const DEFAULT_TILE_OVERLAP: f64 = 0.25;
 const DEFAULT_MAX_BATCH: u32 = 0;
 const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
 
@@ -44,6 +45,9 @@ struct Settings {
     inference_height: u32,
     interval: u32,
     min_size: u32,
+    tile_columns: u32,
+    tile_rows: u32,
+    tile_overlap: f64,
     execution_provider: ExecutionProvider,
     device_id: i32,
     max_batch: u32,
@@ -62,6 +66,9 @@ impl Default for Settings {
             inference_height: 0,
             interval: DEFAULT_INTERVAL,
             min_size: DEFAULT_MIN_SIZE,
+            tile_columns: 1,
+            tile_rows: 1,
+            tile_overlap: DEFAULT_TILE_OVERLAP,
             execution_provider: ExecutionProvider::default(),
             device_id: 0,
             max_batch: DEFAULT_MAX_BATCH,
@@ -154,6 +161,30 @@ impl ObjectImpl for PersonDetect {
                     .default_value(DEFAULT_MIN_SIZE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("tile-columns")
+                    .nick("Tile columns")
+                    .blurb("Also detect on a grid of tile-columns x tile-rows tiles, each at the inference size, for small, far people (1 x 1 = whole frame only; costs one model run per tile)")
+                    .minimum(1)
+                    .maximum(8)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("tile-rows")
+                    .nick("Tile rows")
+                    .blurb("Rows of the tile grid (see tile-columns)")
+                    .minimum(1)
+                    .maximum(8)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("tile-overlap")
+                    .nick("Tile overlap")
+                    .blurb("Overlap of neighbouring tiles, as a fraction of the tile size (a person cut by one tile is whole in the next)")
+                    .minimum(0.0)
+                    .maximum(0.9)
+                    .default_value(DEFAULT_TILE_OVERLAP)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::default())
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; GPU providers need the matching cargo feature and library")
@@ -211,6 +242,9 @@ impl ObjectImpl for PersonDetect {
             "inference-height" => s.inference_height = value.get().unwrap_or(0),
             "interval" => s.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
             "min-size" => s.min_size = value.get().unwrap_or(DEFAULT_MIN_SIZE),
+            "tile-columns" => s.tile_columns = value.get().unwrap_or(1),
+            "tile-rows" => s.tile_rows = value.get().unwrap_or(1),
+            "tile-overlap" => s.tile_overlap = value.get().unwrap_or(DEFAULT_TILE_OVERLAP),
             "execution-provider" => s.execution_provider = value.get().unwrap_or_default(),
             "device-id" => s.device_id = value.get().unwrap_or(0),
             "max-batch" => s.max_batch = value.get().unwrap_or(DEFAULT_MAX_BATCH),
@@ -231,6 +265,9 @@ impl ObjectImpl for PersonDetect {
             "inference-height" => s.inference_height.to_value(),
             "interval" => s.interval.to_value(),
             "min-size" => s.min_size.to_value(),
+            "tile-columns" => s.tile_columns.to_value(),
+            "tile-rows" => s.tile_rows.to_value(),
+            "tile-overlap" => s.tile_overlap.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "max-batch" => s.max_batch.to_value(),
@@ -372,7 +409,19 @@ impl BaseTransformImpl for PersonDetect {
                 inference_height: s.inference_height,
                 min_face_size: s.min_size as f32,
             };
-            st.last = st.detector.detect(&img, &params).map_err(|e| {
+            let found = if s.tile_columns * s.tile_rows > 1 {
+                let tiles = tile_rects(
+                    img.width,
+                    img.height,
+                    s.tile_columns,
+                    s.tile_rows,
+                    s.tile_overlap as f32,
+                );
+                st.detector.detect_tiled(&img, &params, &tiles)
+            } else {
+                st.detector.detect(&img, &params)
+            };
+            st.last = found.map_err(|e| {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
