@@ -6,6 +6,7 @@ mod bus;
 mod detect;
 mod gallery_cmd;
 mod models_cmd;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Cmd {
     /// Benchmarks (programs, not tests): facedetect against bare ONNX Runtime, frames/s, RSS.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Run a pipeline file (pipelines/) and supervise it: reconnects, events, /metrics.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Cmd::Detect(a) => detect::run(a),
         Cmd::Bench(b) => bench::run(b),
         Cmd::Gallery(g) => gallery_cmd::run(g),
+        Cmd::Run(r) => run::run(r),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,5 +64,7 @@ pub fn init_gst() -> Result<(), String> {
     gstfacematch::plugin_register_static()
         .map_err(|e| format!("cannot register the facematch plugin: {e}"))?;
     gstreidmap::plugin_register_static()
-        .map_err(|e| format!("cannot register the reidmap plugin: {e}"))
+        .map_err(|e| format!("cannot register the reidmap plugin: {e}"))?;
+    gstpresence::plugin_register_static()
+        .map_err(|e| format!("cannot register the presence plugin: {e}"))
 }

@@ -25,6 +25,7 @@ pub mod presence;
 pub mod props;
 pub mod quality;
 pub mod redis_store;
+pub mod runner;
 pub mod track;
 pub mod trajectory;
 pub mod unknown;

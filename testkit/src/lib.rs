@@ -248,3 +248,74 @@ pub fn http_recorder(
     });
     (bodies, handle)
 }
+
+/// A test RTSP camera (Debian gst-rtsp-server through PyGObject, `scripts/rtsp_server.py`) on
+/// 127.0.0.1: a live 320x240 10 fps pattern, H.264 or JPEG; killed when dropped.
+pub struct RtspServer {
+    pub port: u16,
+    mount: String,
+    codec: String,
+    child: Option<Child>,
+}
+
+impl RtspServer {
+    pub fn start(mount: &str, codec: &str) -> RtspServer {
+        let mut s = RtspServer {
+            port: free_port(),
+            mount: mount.to_string(),
+            codec: codec.to_string(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/{}", self.port, self.mount)
+    }
+
+    fn spawn(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rtsp_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(&self.mount)
+            .arg(&self.codec)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("/usr/bin/python3 with gir1.2-gst-rtsp-server-1.0: run scripts/setup");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("piped stdout");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("the RTSP server's ready line");
+        assert_eq!(line.trim(), "ready", "RTSP server on port {}", self.port);
+        self.child = Some(child);
+    }
+
+    /// Stops the camera (as a camera that drops off the network).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        // The port may linger for a moment after the kill.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpListener::bind(("127.0.0.1", self.port)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,780 @@
+//! `sightline run FILE`: runs a pipeline file and supervises it.
+//!
+//! The description is split into independent units (chains not linked to each other, usually
+//! one per camera, plus e.g. a `mapview` chain); each runs as its own GStreamer pipeline in this
+//! process, so Sightline's process-wide state (presence groups, floor maps, galleries, model
+//! sessions) is shared while a failing camera is torn down and rebuilt on its own, with back-off,
+//! and never stops the others. Every element message becomes an event (JSONL, Redis Stream) and a
+//! log line; `/metrics` (Prometheus) and `/health` are served over HTTP; SIGINT/SIGTERM end every
+//! unit with EOS so nothing is lost.
+
+use clap::Args;
+use gst::prelude::*;
+use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
+use sightline_core::events::{Event, JsonlSink, utc_now};
+use sightline_core::meta::structure_to_json;
+use sightline_core::runner::{Backoff, Metrics, PipelineFile};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The pipeline file (see pipelines/README.md).
+    file: PathBuf,
+    /// Set a variable of the file: NAME=VALUE (repeatable); else the environment, else its default.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Append every event to this JSONL file.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Send every event to this Redis (Stream `--stream`), spooled on disk while it is away.
+    #[arg(long)]
+    redis_url: Option<String>,
+    #[arg(long, default_value = "sightline:events")]
+    stream: String,
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
+    /// Address of the /metrics and /health endpoints ("" = none).
+    #[arg(long, default_value = "127.0.0.1:9108")]
+    http: String,
+    /// Longest wait between two reconnects of a camera, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    max_backoff: f64,
+    /// Stop (with EOS, like SIGTERM) after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Print the units and exit.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Splits a gst-launch description into units: chains not linked by `!` or by a name
+/// (`name=t` … `t.`) to each other. Quotes are kept.
+pub fn split_units(desc: &str) -> Vec<String> {
+    let tokens = tokenize(desc);
+    // Chains: a token that is an element (not `!`, not a property) and does not follow `!`
+    // starts a new chain.
+    let mut chains: Vec<Vec<String>> = vec![Vec::new()];
+    let mut after_bang = false;
+    for t in tokens {
+        if t == "!" {
+            after_bang = true;
+        } else if !is_property(&t) {
+            let current = chains.last().map_or(0, Vec::len);
+            if !after_bang && current > 0 {
+                chains.push(Vec::new());
+            }
+            after_bang = false;
+        }
+        chains.last_mut().expect("a chain").push(t);
+    }
+    // Union of chains that name / reference the same element.
+    let n = chains.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], i: usize) -> usize {
+        let mut r = i;
+        while p[r] != r {
+            r = p[r];
+        }
+        p[i] = r;
+        r
+    }
+    let mut defined: HashMap<String, usize> = HashMap::new();
+    for (i, c) in chains.iter().enumerate() {
+        for t in c {
+            if let Some(name) = t.strip_prefix("name=") {
+                defined.insert(name.trim_matches('"').to_string(), i);
+            }
+        }
+    }
+    for (i, c) in chains.iter().enumerate() {
+        for t in c {
+            if let Some(name) = reference(t)
+                && let Some(&j) = defined.get(name)
+            {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (i, c) in chains.into_iter().enumerate() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(c.join(" "));
+    }
+    let mut units: Vec<(usize, String)> = groups
+        .into_iter()
+        .map(|(root, cs)| (root, cs.join(" ")))
+        .collect();
+    units.sort();
+    units.into_iter().map(|(_, u)| u).collect()
+}
+
+fn tokenize(desc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote = false;
+    for ch in desc.chars() {
+        match ch {
+            '"' => {
+                quote = !quote;
+                cur.push(ch);
+            }
+            c if c.is_whitespace() && !quote => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            '!' if !quote => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                out.push("!".into());
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `key=value` (a property), not caps like `video/x-raw,width=640`.
+fn is_property(t: &str) -> bool {
+    match t.split_once('=') {
+        Some((k, _)) => {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':')
+        }
+        None => false,
+    }
+}
+
+/// `t.` or `t.src_0`: a reference to element `t`.
+fn reference(t: &str) -> Option<&str> {
+    if is_property(t) || t.contains('/') {
+        return None;
+    }
+    let (name, _) = t.split_once('.')?;
+    (!name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then_some(name)
+}
+
+/// Hardware decoders and their software stand-ins.
+const DECODERS: [(&str, &str); 4] = [
+    ("nvh264dec", "avdec_h264"),
+    ("nvh265dec", "avdec_h265"),
+    ("vah264dec", "avdec_h264"),
+    ("vah265dec", "avdec_h265"),
+];
+
+/// Replaces hardware decoders this machine lacks with software ones, saying which was chosen.
+fn choose_decoders(desc: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for t in tokenize(desc) {
+        match DECODERS.iter().find(|(hw, _)| t == *hw) {
+            Some((hw, sw)) if gst::ElementFactory::find(hw).is_none() => {
+                log_line(
+                    "warning",
+                    "runner",
+                    &format!(
+                        "decoder: {hw} is not available here (no GPU plugin or device); using software {sw}"
+                    ),
+                );
+                out.push(sw.to_string());
+            }
+            Some((hw, _)) => {
+                log_line("info", "runner", &format!("decoder: hardware {hw}"));
+                out.push(t);
+            }
+            None => out.push(t),
+        }
+    }
+    out.join(" ")
+}
+
+/// One supervised unit.
+struct Unit {
+    desc: String,
+    name: String,
+    pipeline: Option<gst::Pipeline>,
+    bus_watch: Option<gst::bus::BusWatchGuard>,
+    backoff: Backoff,
+    started: Option<Instant>,
+    live: bool,
+    /// Finished for good (a file that ended, or shutdown).
+    done: bool,
+    reconnects: u64,
+}
+
+struct Shared {
+    metrics: Arc<Mutex<Metrics>>,
+    log: Option<JsonlSink>,
+    delivery: Option<Delivery>,
+    shutting_down: bool,
+    main_loop: glib::MainLoop,
+}
+
+type Ctx = Rc<RefCell<(Vec<Unit>, Shared)>>;
+
+fn log_line(level: &str, unit: &str, msg: &str) {
+    let line = serde_json::json!({"utc": utc_now(), "level": level, "unit": unit, "msg": msg});
+    eprintln!("{line}");
+}
+
+/// The camera name of a unit: the `camera` property of its first Sightline element, else the
+/// name of its first element.
+fn unit_name(p: &gst::Pipeline, k: usize) -> String {
+    let mut first = None;
+    let mut it = p.iterate_sorted();
+    let mut elements = Vec::new();
+    while let Ok(Some(e)) = it.next() {
+        elements.push(e);
+    }
+    for e in elements.iter().rev() {
+        if first.is_none() {
+            first = Some(e.name().to_string());
+        }
+        if e.find_property("camera").is_some()
+            && e.find_property("camera")
+                .is_some_and(|p| p.value_type() == String::static_type())
+        {
+            let c: Option<String> = e.property("camera");
+            return c.unwrap_or_else(|| e.name().to_string());
+        }
+    }
+    first.unwrap_or_else(|| format!("unit{k}"))
+}
+
+/// Probes for frames in (into the first analytics element) and processed (into the sinks),
+/// and the time between the two.
+fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
+    let mut it = p.iterate_elements();
+    let mut elements = Vec::new();
+    while let Ok(Some(e)) = it.next() {
+        elements.push(e);
+    }
+    let ours = |e: &gst::Element| {
+        e.factory().is_some_and(|f| {
+            matches!(
+                f.name().as_str(),
+                "facedetect" | "sightlinefacedetect" | "persondetect"
+            )
+        })
+    };
+    let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    for e in elements.iter().filter(|e| ours(e)) {
+        if let Some(pad) = e.static_pad("sink") {
+            let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Ok(mut m) = m.lock() {
+                    m.inc(
+                        "sightline_frames_in_total",
+                        "Frames that reached the analytics",
+                        &[("camera", &cam)],
+                        1.0,
+                    );
+                }
+                if let (Some(b), Ok(mut ent)) = (info.buffer(), ent.lock()) {
+                    if ent.len() > 256 {
+                        ent.clear();
+                    }
+                    ent.insert(b.pts().map_or(0, |t| t.nseconds()), Instant::now());
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+    for e in elements
+        .iter()
+        .filter(|e| e.element_flags().contains(gst::ElementFlags::SINK))
+    {
+        if let Some(pad) = e.static_pad("sink") {
+            let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let latency = info.buffer().and_then(|b| {
+                    ent.lock()
+                        .ok()?
+                        .remove(&b.pts().map_or(0, |t| t.nseconds()))
+                        .map(|t| t.elapsed().as_secs_f64())
+                });
+                if let Ok(mut m) = m.lock() {
+                    m.inc(
+                        "sightline_frames_processed_total",
+                        "Frames that came out of the pipeline",
+                        &[("camera", &cam)],
+                        1.0,
+                    );
+                    if let Some(l) = latency {
+                        m.set(
+                            "sightline_inference_latency_seconds",
+                            "Time from entering the analytics to the sink, last frame",
+                            &[("camera", &cam)],
+                            l,
+                        );
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+}
+
+/// Counts what a message says (faces, recognitions, persons, alerts).
+fn count_message(m: &mut Metrics, s: &gst::StructureRef, camera: &str) {
+    let list_len = |f: &str| s.get::<gst::List>(f).map_or(0, |l| l.len()) as f64;
+    match s.name().as_str() {
+        "facedetect" => m.inc(
+            "sightline_faces_total",
+            "Faces detected",
+            &[("camera", camera)],
+            list_len("faces"),
+        ),
+        "facematch" => m.inc(
+            "sightline_recognitions_total",
+            "Identity decisions (facematch messages)",
+            &[("camera", camera)],
+            1.0,
+        ),
+        "persondetect" => m.inc(
+            "sightline_persons_total",
+            "Persons detected",
+            &[("camera", camera)],
+            list_len("persons"),
+        ),
+        "presence-alert" => m.inc("sightline_alerts_total", "Alerts raised", &[], 1.0),
+        _ => {}
+    }
+}
+
+fn start_unit(ctx: &Ctx, k: usize) {
+    let mut g = ctx.borrow_mut();
+    let (units, shared) = &mut *g;
+    let u = &mut units[k];
+    let p = match gst::parse::launch(&u.desc) {
+        Ok(e) => match e.downcast::<gst::Pipeline>() {
+            Ok(p) => p,
+            Err(e) => {
+                let p = gst::Pipeline::new();
+                let _ = p.add(&e);
+                p
+            }
+        },
+        Err(e) => {
+            log_line("error", &u.name, &format!("cannot build the pipeline: {e}"));
+            drop(g);
+            schedule_restart(ctx, k);
+            return;
+        }
+    };
+    if u.name.is_empty() {
+        u.name = unit_name(&p, k);
+    }
+    add_probes(&p, &u.name, &shared.metrics);
+    let bus = p.bus().expect("a pipeline has a bus");
+    let c = ctx.clone();
+    u.bus_watch = bus
+        .add_watch_local(move |_, msg| {
+            on_message(&c, k, msg);
+            glib::ControlFlow::Continue
+        })
+        .ok();
+    let res = p.set_state(gst::State::Playing);
+    u.live = matches!(res, Ok(gst::StateChangeSuccess::NoPreroll)) || u.live;
+    u.started = Some(Instant::now());
+    u.pipeline = Some(p);
+    if let Ok(mut m) = shared.metrics.lock() {
+        m.set(
+            "sightline_camera_up",
+            "1 while the camera's pipeline runs",
+            &[("camera", &u.name)],
+            1.0,
+        );
+    }
+    log_line("info", &u.name, "started");
+    if res.is_err() {
+        drop(g);
+        fail(ctx, k, "cannot start (see the error above)");
+    }
+}
+
+fn stop_unit(u: &mut Unit) {
+    if let Some(p) = u.pipeline.take() {
+        let _ = p.set_state(gst::State::Null);
+    }
+    u.bus_watch = None;
+}
+
+fn schedule_restart(ctx: &Ctx, k: usize) {
+    let delay = {
+        let mut g = ctx.borrow_mut();
+        let (units, shared) = &mut *g;
+        if shared.shutting_down {
+            return;
+        }
+        let u = &mut units[k];
+        // A run longer than a minute was stable: reconnect quickly again.
+        if u.started
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            u.backoff.reset();
+        }
+        u.reconnects += 1;
+        if let Ok(mut m) = shared.metrics.lock() {
+            m.inc(
+                "sightline_reconnects_total",
+                "Times a camera's pipeline was rebuilt after a failure",
+                &[("camera", &u.name)],
+                1.0,
+            );
+        }
+        u.backoff.next_delay()
+    };
+    let c = ctx.clone();
+    glib::timeout_add_local_once(delay, move || start_unit(&c, k));
+}
+
+/// A unit failed (error, or EOS of a live source): tear it down and try again later.
+fn fail(ctx: &Ctx, k: usize, why: &str) {
+    {
+        let mut g = ctx.borrow_mut();
+        let (units, shared) = &mut *g;
+        let u = &mut units[k];
+        stop_unit(u);
+        if let Ok(mut m) = shared.metrics.lock() {
+            m.set(
+                "sightline_camera_up",
+                "1 while the camera's pipeline runs",
+                &[("camera", &u.name)],
+                0.0,
+            );
+        }
+        log_line(
+            "warning",
+            &u.name,
+            &format!("{why}; reconnecting (other cameras keep running)"),
+        );
+    }
+    schedule_restart(ctx, k);
+}
+
+fn finish(ctx: &Ctx, k: usize) {
+    let mut g = ctx.borrow_mut();
+    let (units, shared) = &mut *g;
+    stop_unit(&mut units[k]);
+    units[k].done = true;
+    log_line("info", &units[k].name, "finished");
+    if units.iter().all(|u| u.done) {
+        shared.main_loop.quit();
+    }
+}
+
+fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
+    use gst::MessageView as V;
+    let (name, shutting_down, live) = {
+        let g = ctx.borrow();
+        (g.0[k].name.clone(), g.1.shutting_down, g.0[k].live)
+    };
+    match msg.view() {
+        V::Eos(_) => {
+            if shutting_down || !live {
+                finish(ctx, k);
+            } else {
+                fail(ctx, k, "the live source ended (EOS)");
+            }
+        }
+        V::Error(e) => {
+            let src = msg
+                .src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_default();
+            log_line(
+                "error",
+                &name,
+                &format!("{src}: {} ({})", e.error(), e.debug().unwrap_or_default()),
+            );
+            if shutting_down {
+                finish(ctx, k);
+            } else {
+                fail(ctx, k, "stream error");
+            }
+        }
+        V::Warning(w) => {
+            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            log_line("warning", &name, &format!("{src}: {}", w.error()));
+        }
+        V::Qos(q) => {
+            let (_, dropped) = q.stats();
+            let g = ctx.borrow();
+            if let Ok(mut m) = g.1.metrics.lock() {
+                m.set(
+                    "sightline_drops",
+                    "Frames dropped for lateness (QoS), as last reported",
+                    &[("camera", &name)],
+                    dropped.value() as f64,
+                );
+            }
+        }
+        V::Element(_) => {
+            let Some(s) = msg.structure() else { return };
+            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            let mut data = structure_to_json(s);
+            let camera = data["camera"].as_str().unwrap_or(&name).to_string();
+            let rt = data["running-time"].as_u64();
+            let utc = data["utc-time"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(utc_now);
+            if let Some(o) = data.as_object_mut() {
+                for key in ["camera", "running-time", "utc-time"] {
+                    o.remove(key);
+                }
+            }
+            let ev = Event::new(s.name(), &src, &camera, rt, utc, data);
+            let mut g = ctx.borrow_mut();
+            let shared = &mut g.1;
+            if let Ok(mut m) = shared.metrics.lock() {
+                count_message(&mut m, s, &camera);
+                m.inc(
+                    "sightline_events_total",
+                    "Events",
+                    &[("kind", s.name())],
+                    1.0,
+                );
+            }
+            if let Some(log) = shared.log.as_mut()
+                && let Err(e) = log.write(&ev)
+            {
+                log_line("error", &name, &format!("cannot write the event log: {e}"));
+            }
+            if let Some(d) = shared.delivery.as_ref() {
+                if let Err(e) = d.send(&ev) {
+                    log_line("error", &name, &format!("cannot spool the event: {e}"));
+                }
+                for e in d.take_errors() {
+                    log_line("warning", "events", &format!("delivery delayed: {e}"));
+                }
+                if let Ok(mut m) = shared.metrics.lock() {
+                    m.set(
+                        "sightline_event_backlog",
+                        "Events waiting for Redis",
+                        &[],
+                        d.backlog() as f64,
+                    );
+                }
+            }
+            if s.name().as_str() != "facedetect" && s.name().as_str() != "persondetect" {
+                log_line("event", &camera, &s.to_string());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Ends every unit with EOS; forces them down after 10 s.
+fn shutdown(ctx: &Ctx) {
+    let pipelines: Vec<(usize, Option<gst::Pipeline>)> = {
+        let mut g = ctx.borrow_mut();
+        if g.1.shutting_down {
+            return;
+        }
+        g.1.shutting_down = true;
+        g.0.iter()
+            .enumerate()
+            .map(|(k, u)| (k, u.pipeline.clone()))
+            .collect()
+    };
+    log_line("info", "runner", "stopping: EOS to every camera");
+    for (k, p) in pipelines {
+        match p {
+            Some(p) => {
+                p.send_event(gst::event::Eos::new());
+            }
+            None => finish(ctx, k),
+        }
+    }
+    let c = ctx.clone();
+    glib::timeout_add_local_once(Duration::from_secs(10), move || {
+        let n = c.borrow().0.len();
+        for k in 0..n {
+            if !c.borrow().0[k].done {
+                log_line(
+                    "warning",
+                    "runner",
+                    "a camera did not drain in 10 s; stopped",
+                );
+                finish(&c, k);
+            }
+        }
+    });
+}
+
+fn serve_http(addr: &str, metrics: Arc<Mutex<Metrics>>) -> Result<(), String> {
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let (code, body, ctype) = match req.url() {
+                    "/metrics" => (
+                        200,
+                        metrics.lock().map(|m| m.render()).unwrap_or_default(),
+                        "text/plain; version=0.0.4",
+                    ),
+                    "/health" => {
+                        let m = metrics.lock().map(|m| m.render()).unwrap_or_default();
+                        let down = m
+                            .lines()
+                            .filter(|l| l.starts_with("sightline_camera_up{") && l.ends_with(" 0"))
+                            .count();
+                        let body = serde_json::json!({"status": if down == 0 {"ok"} else {"degraded"}, "cameras_down": down}).to_string();
+                        (if down == 0 { 200 } else { 503 }, body, "application/json")
+                    }
+                    _ => (404, "not found\n".to_string(), "text/plain"),
+                };
+                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())
+                    .expect("a valid header");
+                let _ = req.respond(
+                    tiny_http::Response::from_string(body)
+                        .with_status_code(code)
+                        .with_header(header),
+                );
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+pub fn run(a: RunArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&a.file)
+        .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
+    let file = PipelineFile::parse(&text, &a.file.display().to_string())?;
+    let mut set = BTreeMap::new();
+    for s in &a.set {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set {s}: expected NAME=VALUE"))?;
+        set.insert(k.to_string(), v.to_string());
+    }
+    let desc = file.substitute(&set, |n| std::env::var(n).ok())?;
+    crate::init_gst()?;
+    let desc = choose_decoders(&desc);
+    let units = split_units(&desc);
+    if a.dry_run {
+        for u in &units {
+            println!("{u}");
+        }
+        return Ok(());
+    }
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    if !a.http.is_empty() {
+        serve_http(&a.http, metrics.clone())?;
+        log_line(
+            "info",
+            "runner",
+            &format!("metrics on http://{}/metrics", a.http),
+        );
+    }
+    let log = match &a.events {
+        Some(p) => Some(JsonlSink::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let delivery = match &a.redis_url {
+        Some(url) => Some(
+            Delivery::start(DeliveryConfig {
+                node: format!("{}-runner", default_node_id()),
+                spool_dir: a.spool_dir.clone().unwrap_or_else(default_spool_dir),
+                redis_url: Some(url.clone()),
+                stream: a.stream.clone(),
+                webhook_url: None,
+            })
+            .map_err(|e| format!("cannot open the event spool: {e}"))?,
+        ),
+        None => None,
+    };
+    let main_loop = glib::MainLoop::new(None, false);
+    let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
+    let ctx: Ctx = Rc::new(RefCell::new((
+        units
+            .iter()
+            .map(|d| Unit {
+                desc: d.clone(),
+                name: String::new(),
+                pipeline: None,
+                bus_watch: None,
+                backoff: Backoff::new(Duration::from_millis(500), max),
+                started: None,
+                live: false,
+                done: false,
+                reconnects: 0,
+            })
+            .collect(),
+        Shared {
+            metrics,
+            log,
+            delivery,
+            shutting_down: false,
+            main_loop: main_loop.clone(),
+        },
+    )));
+    for k in 0..units.len() {
+        start_unit(&ctx, k);
+    }
+    // SIGINT/SIGTERM set a flag (signal-hook: async-signal-safe); the main loop polls it.
+    let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+    {
+        let c = ctx.clone();
+        glib::timeout_add_local(Duration::from_millis(100), move || {
+            if term.load(std::sync::atomic::Ordering::SeqCst) {
+                shutdown(&c);
+                return glib::ControlFlow::Break;
+            }
+            glib::ControlFlow::Continue
+        });
+    }
+    if let Some(d) = a.duration {
+        let c = ctx.clone();
+        glib::timeout_add_local_once(Duration::from_secs_f64(d), move || shutdown(&c));
+    }
+    main_loop.run();
+    let g = ctx.borrow();
+    let reconnects: u64 = g.0.iter().map(|u| u.reconnects).sum();
+    log_line(
+        "info",
+        "runner",
+        &format!("stopped; {reconnects} reconnect(s)"),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_split_into_units_and_named_branches_stay_together() {
+        let u = split_units(
+            "rtspsrc location=\"rtsp://a b\" ! decodebin3 ! video/x-raw,format=BGRx ! facedetect camera=a ! fakesink \
+             filesrc location=/x.avi ! decodebin ! tee name=t  t. ! queue ! fakesink  t. ! queue ! appsink \
+             mapview map=m ! videoconvert ! fakesink",
+        );
+        assert_eq!(u.len(), 3, "{u:?}");
+        assert!(u[0].starts_with("rtspsrc location=\"rtsp://a b\" ! decodebin3"));
+        assert!(u[1].contains("tee name=t") && u[1].contains("appsink"));
+        assert!(u[2].starts_with("mapview"));
+    }
+}

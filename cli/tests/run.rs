@@ -1,0 +1,378 @@
+//! `sightline run`: every pipeline file of pipelines/ runs on real data and produces its
+//! messages; a camera dropped 20 times comes back each time while the other keeps running;
+//! /metrics is Prometheus text; SIGTERM leaves a complete event log.
+
+use sightline_core::events::{Event, read_jsonl};
+use sightline_testkit::{RedisServer, RtspServer, free_port};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn shared(rel: &str) -> PathBuf {
+    std::env::var_os("SIGHTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .join(rel)
+}
+
+fn uri(p: &Path) -> String {
+    format!("file://{}", p.canonicalize().unwrap().display())
+}
+
+fn pipeline(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../pipelines")
+        .join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sl-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn runner(file: &Path, sets: &[(&str, String)], extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    c.arg("run").arg(file);
+    for (k, v) in sets {
+        c.arg("--set").arg(format!("{k}={v}"));
+    }
+    c.args(extra);
+    c
+}
+
+fn run_for(file: &Path, sets: &[(&str, String)], events: &Path, secs: u32) -> Output {
+    runner(file, sets, &[])
+        .args(["--http", "", "--duration", &secs.to_string(), "--events"])
+        .arg(events)
+        .output()
+        .unwrap()
+}
+
+fn kinds(events: &[Event]) -> BTreeSet<String> {
+    events.iter().map(|e| e.kind.clone()).collect()
+}
+
+fn gallery(dir: &Path) -> PathBuf {
+    let g = dir.join("staff.slg");
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["gallery", "--file"])
+        .arg(&g)
+        .args(["enroll", "--name", "Barack Obama"])
+        .arg(shared(
+            "data/faces/face_recognition_examples/obama/obama.jpg",
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    g
+}
+
+fn pets_calibration(path: &Path) {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared(
+            "data/multicam/pets2009/pets2009_view001_ground_homography.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let h = &doc["View_001"]["H_undistorted_px_to_ground_mm"];
+    let m: Vec<Vec<f64>> = (0..3)
+        .map(|r| {
+            (0..3)
+                .map(|c| h[r][c].as_f64().unwrap() * if r < 2 { 0.001 } else { 1.0 })
+                .collect()
+        })
+        .collect();
+    std::fs::write(
+        path,
+        serde_json::json!({"units": "m", "homography": m}).to_string(),
+    )
+    .unwrap();
+}
+
+fn check(o: &Output, events: &Path, want: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let got = kinds(&read_jsonl(events).unwrap());
+    for w in want {
+        assert!(got.contains(*w), "no {w} event in {got:?}\n{err}");
+    }
+    err
+}
+
+#[test]
+fn every_pipeline_file_runs_on_real_data() {
+    let dir = tmp("files");
+    let g = gallery(&dir);
+    let face = uri(&shared(
+        "data/video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi",
+    ));
+    let vtest = uri(&shared("data/video/vtest.avi"));
+    let gs = g.display().to_string();
+    let d = |n: &str| dir.join(n).display().to_string();
+
+    let ev = dir.join("single.jsonl");
+    let o = run_for(
+        &pipeline("single-camera.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("GALLERY", gs.clone()),
+            ("OUTPUT", d("a.mp4")),
+        ],
+        &ev,
+        4,
+    );
+    check(&o, &ev, &["facedetect", "facematch"]);
+    // EOS at the end made a complete MP4.
+    assert!(std::fs::metadata(dir.join("a.mp4")).unwrap().len() > 10_000);
+
+    let ev = dir.join("outlet.jsonl");
+    let o = run_for(
+        &pipeline("outlet-presence.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("CAM2", face.clone()),
+            ("GALLERY", gs.clone()),
+            ("EVENTS", d("outlet-presence.jsonl")),
+        ],
+        &ev,
+        4,
+    );
+    check(&o, &ev, &["facedetect", "facematch"]);
+    let cams: BTreeSet<String> = read_jsonl(&ev)
+        .unwrap()
+        .iter()
+        .map(|e| e.camera.clone())
+        .collect();
+    assert!(cams.contains("door") && cams.contains("till"), "{cams:?}");
+
+    // A stranger seen by one camera (CAMERAS=1) raises the site-wide unknown alert.
+    let redis = RedisServer::start(&[]);
+    let ev = dir.join("unknown.jsonl");
+    let o = run_for(
+        &pipeline("unknown-consensus.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("GALLERY", gs.clone()),
+            ("REDIS", redis.url(None)),
+            ("NODE", "n1".into()),
+            ("CAMERAS", "1".into()),
+        ],
+        &ev,
+        5,
+    );
+    check(&o, &ev, &["facematch", "presence-alert"]);
+    drop(redis);
+
+    let (c1, c2) = (dir.join("c1.json"), dir.join("c2.json"));
+    pets_calibration(&c1);
+    pets_calibration(&c2);
+    let ev = dir.join("map.jsonl");
+    let o = run_for(
+        &pipeline("reid-map.pipeline"),
+        &[
+            ("CAM1", vtest.clone()),
+            ("CAM2", vtest.clone()),
+            ("CAL1", c1.display().to_string()),
+            ("CAL2", c2.display().to_string()),
+            ("TRAJECTORIES", d("traj.jsonl")),
+            ("MAPVIDEO", d("map.mp4")),
+        ],
+        &ev,
+        6,
+    );
+    check(&o, &ev, &["persondetect", "reidmap", "reidmap-trajectory"]);
+    assert!(std::fs::metadata(dir.join("map.mp4")).unwrap().len() > 1_000);
+
+    let ev = dir.join("enrol.jsonl");
+    let o = run_for(
+        &pipeline("enrolment.pipeline"),
+        &[("CAM1", face.clone()), ("GALLERY", gs.clone())],
+        &ev,
+        3,
+    );
+    check(&o, &ev, &["facematch"]);
+
+    // The hardware variants on an H.264 RTSP camera: software decoding here, and said so.
+    let cam = RtspServer::start("cam", "h264");
+    for (file, hw) in [
+        ("single-camera-nvdec.pipeline", "nvh264dec"),
+        ("single-camera-vaapi.pipeline", "vah264dec"),
+    ] {
+        let ev = dir.join(format!("{hw}.jsonl"));
+        let mut sets = vec![("CAM1", cam.url()), ("GALLERY", gs.clone())];
+        if hw == "nvh264dec" {
+            sets.push(("PROVIDER", "cpu".into()));
+        }
+        let o = run_for(&pipeline(file), &sets, &ev, 4);
+        let err = check(&o, &ev, &["facedetect"]);
+        let says = if gst_has(hw) {
+            format!("decoder: hardware {hw}")
+        } else {
+            format!("decoder: {hw} is not available here")
+        };
+        assert!(err.contains(&says), "{err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn gst_has(factory: &str) -> bool {
+    Command::new("gst-inspect-1.0")
+        .arg(factory)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn metrics(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// Parses Prometheus text: every sample line is `name{labels} value`; returns the value of
+/// `name{camera="cam"}`.
+fn sample(text: &str, name: &str, camera: &str) -> f64 {
+    let mut found = 0.0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("name value");
+        let v: f64 = value.parse().expect("a number");
+        let (n, labels) = series.split_once('{').unwrap_or((series, "}"));
+        assert!(
+            n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && labels.ends_with('}'),
+            "{line}"
+        );
+        if n == name && labels.contains(&format!("camera=\"{camera}\"")) {
+            found = v;
+        }
+    }
+    found
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(mut child: Child) -> Output {
+    unsafe_term(child.id());
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn unsafe_term(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+#[test]
+fn a_camera_dropped_twenty_times_comes_back_and_the_other_never_stops() {
+    let dir = tmp("rtsp");
+    let mut cams = [
+        RtspServer::start("cam1", "h264"),
+        RtspServer::start("cam2", "h264"),
+    ];
+    let file = dir.join("two.pipeline");
+    std::fs::write(
+        &file,
+        "# two RTSP cameras\n# @var CAM1  first\n# @var CAM2  second\n\
+         uridecodebin3 uri=${CAM1} ! videoconvert ! video/x-raw,format=BGRx ! facedetect camera=cam1 ! fakesink\n\
+         uridecodebin3 uri=${CAM2} ! videoconvert ! video/x-raw,format=BGRx ! facedetect camera=cam2 ! fakesink\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let events = dir.join("events.jsonl");
+    let child = runner(
+        &file,
+        &[("CAM1", cams[0].url()), ("CAM2", cams[1].url())],
+        &[],
+    )
+    .args([
+        "--http",
+        &format!("127.0.0.1:{port}"),
+        "--max-backoff",
+        "1",
+        "--events",
+    ])
+    .arg(&events)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let frames =
+        |cam: &str| metrics(port).map_or(0.0, |m| sample(&m, "sightline_frames_in_total", cam));
+    wait_for("both cameras running", 30, || {
+        frames("cam1") > 10.0 && frames("cam2") > 10.0
+    });
+    let mut rss = Vec::new();
+    for round in 0..20 {
+        let before = frames("cam1");
+        cams[1].kill();
+        std::thread::sleep(Duration::from_millis(700));
+        cams[1].restart();
+        let back_from = frames("cam2");
+        wait_for(&format!("cam2 back (round {round})"), 20, || {
+            frames("cam2") > back_from + 5.0
+        });
+        let after = frames("cam1");
+        assert!(
+            after > before + 3.0,
+            "cam1 kept running in round {round}: {before} -> {after}"
+        );
+        rss.push(rss_kb(pid));
+    }
+    let m = metrics(port).unwrap();
+    let reconnects = sample(&m, "sightline_reconnects_total", "cam2");
+    assert!(reconnects >= 20.0, "reconnects {reconnects}\n{m}");
+    assert_eq!(sample(&m, "sightline_reconnects_total", "cam1"), 0.0);
+    assert_eq!(sample(&m, "sightline_camera_up", "cam1"), 1.0);
+    // Memory does not grow with reconnects: the last rounds within 20 MiB of the early ones.
+    let (early, late) = (rss[2], rss[19]);
+    eprintln!("RSS after round 3: {early} kB, after round 20: {late} kB; {reconnects} reconnects");
+    assert!(
+        late < early + 20 * 1024,
+        "RSS grew from {early} to {late} kB"
+    );
+    let out = stop(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // SIGTERM: the event log is complete, every line valid.
+    let ev = read_jsonl(&events).unwrap();
+    assert!(ev.len() > 100, "{}", ev.len());
+    std::fs::remove_dir_all(dir).unwrap();
+}
