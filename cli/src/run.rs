@@ -11,8 +11,8 @@
 use clap::Args;
 use gst::prelude::*;
 use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
-use sightline_core::events::{Event, JsonlSink, utc_now};
-use sightline_core::meta::structure_to_json;
+use sightline_core::events::{JsonlSink, utc_now};
+use sightline_core::meta::event_from_structure;
 use sightline_core::runner::{Backoff, Metrics, PipelineFile};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -244,9 +244,8 @@ fn unit_name(p: &gst::Pipeline, k: usize) -> String {
         if first.is_none() {
             first = Some(e.name().to_string());
         }
-        if e.find_property("camera").is_some()
-            && e.find_property("camera")
-                .is_some_and(|p| p.value_type() == String::static_type())
+        if e.find_property("camera")
+            .is_some_and(|p| p.value_type() == String::static_type())
         {
             let c: Option<String> = e.property("camera");
             return c.unwrap_or_else(|| e.name().to_string());
@@ -527,19 +526,8 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
         V::Element(_) => {
             let Some(s) = msg.structure() else { return };
             let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-            let mut data = structure_to_json(s);
-            let camera = data["camera"].as_str().unwrap_or(&name).to_string();
-            let rt = data["running-time"].as_u64();
-            let utc = data["utc-time"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(utc_now);
-            if let Some(o) = data.as_object_mut() {
-                for key in ["camera", "running-time", "utc-time"] {
-                    o.remove(key);
-                }
-            }
-            let ev = Event::new(s.name(), &src, &camera, rt, utc, data);
+            let ev = event_from_structure(s, &src, &name);
+            let camera = ev.camera.clone();
             let mut g = ctx.borrow_mut();
             let shared = &mut g.1;
             if let Ok(mut m) = shared.metrics.lock() {
@@ -557,11 +545,8 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 log_line("error", &name, &format!("cannot write the event log: {e}"));
             }
             if let Some(d) = shared.delivery.as_ref() {
-                if let Err(e) = d.send(&ev) {
-                    log_line("error", &name, &format!("cannot spool the event: {e}"));
-                }
-                for e in d.take_errors() {
-                    log_line("warning", "events", &format!("delivery delayed: {e}"));
+                for p in d.send_reporting(&ev) {
+                    log_line("warning", "events", &p);
                 }
                 if let Ok(mut m) = shared.metrics.lock() {
                     m.set(

@@ -3,18 +3,11 @@
 //! /metrics is Prometheus text; SIGTERM leaves a complete event log.
 
 use sightline_core::events::{Event, read_jsonl};
-use sightline_testkit::{RedisServer, RtspServer, free_port};
+use sightline_testkit::{RedisServer, RtspServer, free_port, shared_data};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn shared(rel: &str) -> PathBuf {
-    std::env::var_os("SIGHTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-        .join(rel)
-}
 
 fn uri(p: &Path) -> String {
     format!("file://{}", p.canonicalize().unwrap().display())
@@ -61,36 +54,13 @@ fn gallery(dir: &Path) -> PathBuf {
         .args(["gallery", "--file"])
         .arg(&g)
         .args(["enroll", "--name", "Barack Obama"])
-        .arg(shared(
-            "data/faces/face_recognition_examples/obama/obama.jpg",
+        .arg(shared_data(
+            "faces/face_recognition_examples/obama/obama.jpg",
         ))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     g
-}
-
-fn pets_calibration(path: &Path) {
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(shared(
-            "data/multicam/pets2009/pets2009_view001_ground_homography.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let h = &doc["View_001"]["H_undistorted_px_to_ground_mm"];
-    let m: Vec<Vec<f64>> = (0..3)
-        .map(|r| {
-            (0..3)
-                .map(|c| h[r][c].as_f64().unwrap() * if r < 2 { 0.001 } else { 1.0 })
-                .collect()
-        })
-        .collect();
-    std::fs::write(
-        path,
-        serde_json::json!({"units": "m", "homography": m}).to_string(),
-    )
-    .unwrap();
 }
 
 fn check(o: &Output, events: &Path, want: &[&str]) -> String {
@@ -107,10 +77,10 @@ fn check(o: &Output, events: &Path, want: &[&str]) -> String {
 fn every_pipeline_file_runs_on_real_data() {
     let dir = tmp("files");
     let g = gallery(&dir);
-    let face = uri(&shared(
-        "data/video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi",
+    let face = uri(&shared_data(
+        "video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi",
     ));
-    let vtest = uri(&shared("data/video/vtest.avi"));
+    let vtest = uri(&shared_data("video/vtest.avi"));
     let gs = g.display().to_string();
     let d = |n: &str| dir.join(n).display().to_string();
 
@@ -168,8 +138,8 @@ fn every_pipeline_file_runs_on_real_data() {
     drop(redis);
 
     let (c1, c2) = (dir.join("c1.json"), dir.join("c2.json"));
-    pets_calibration(&c1);
-    pets_calibration(&c2);
+    sightline_testkit::pets_calibration(0.0, &c1);
+    sightline_testkit::pets_calibration(0.0, &c2);
     let ev = dir.join("map.jsonl");
     let o = run_for(
         &pipeline("reid-map.pipeline"),

@@ -186,6 +186,28 @@ impl Delivery {
         Ok(seq)
     }
 
+    /// Spools `ev` and returns what went wrong, worded for an element warning: the spool
+    /// could not be written, or delivery is delayed (one line per outage).
+    pub fn send_reporting(&self, ev: &Event) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.send(ev) {
+            problems.push(format!(
+                "Cannot spool event in {}: {e}",
+                self.spool_path.display()
+            ));
+        }
+        problems.extend(self.take_problems());
+        problems
+    }
+
+    /// [`Delivery::take_errors`] worded for an element warning.
+    pub fn take_problems(&self) -> Vec<String> {
+        self.take_errors()
+            .into_iter()
+            .map(|e| format!("Event delivery delayed (events are kept and sent in order when it is back): {e}"))
+            .collect()
+    }
+
     /// Events spooled but not yet delivered everywhere.
     pub fn backlog(&self) -> usize {
         self.shared.queue.lock().map(|q| q.items.len()).unwrap_or(0)

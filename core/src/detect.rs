@@ -317,15 +317,15 @@ pub fn tile_rects(w: usize, h: usize, cols: u32, rows: u32, overlap: f32) -> Vec
 }
 
 /// Merges detections from the whole frame and its tiles (`true`: cut by a tile's inner edge):
-/// a cut box mostly (> 60 %) inside a larger box is a piece of that person and goes; then
-/// greedy NMS, best first.
+/// a cut box mostly (> 60 %) inside a larger box is a piece of that person and goes; then NMS,
+/// best first.
 pub fn merge_tiled(all: Vec<(Detection, bool)>, nms_threshold: f32) -> Vec<Detection> {
     let inside = |a: &Detection, b: &Detection| {
         let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
         let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
         w * h / a.area().max(1e-9)
     };
-    let mut whole: Vec<Detection> = all
+    let whole: Vec<Detection> = all
         .iter()
         .filter(|(d, cut)| {
             !*cut
@@ -335,14 +335,7 @@ pub fn merge_tiled(all: Vec<(Detection, bool)>, nms_threshold: f32) -> Vec<Detec
         })
         .map(|(d, _)| d.clone())
         .collect();
-    whole.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::new();
-    for d in whole {
-        if kept.iter().all(|k| k.iou(&d) <= nms_threshold) {
-            kept.push(d);
-        }
-    }
-    kept
+    nms(whole, nms_threshold)
 }
 
 #[cfg(test)]

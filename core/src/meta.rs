@@ -235,6 +235,35 @@ pub fn read_rois(buffer: &gst::BufferRef) -> Vec<Roi> {
     rois
 }
 
+/// The event of an element message `s` posted by element `source`: `camera`, `running-time`
+/// and `utc-time` are lifted out of the fields (camera `fallback_camera` and the current time
+/// when absent), every other field is the data.
+pub fn event_from_structure(
+    s: &gst::StructureRef,
+    source: &str,
+    fallback_camera: &str,
+) -> crate::events::Event {
+    let mut data = structure_to_json(s);
+    let (mut camera, mut running_time, mut utc) = (None, None, None);
+    if let Some(obj) = data.as_object_mut() {
+        camera = obj
+            .remove("camera")
+            .and_then(|v| v.as_str().map(str::to_string));
+        running_time = obj.remove("running-time").and_then(|v| v.as_u64());
+        utc = obj
+            .remove("utc-time")
+            .and_then(|v| v.as_str().map(str::to_string));
+    }
+    crate::events::Event::new(
+        s.name(),
+        source,
+        camera.as_deref().unwrap_or(fallback_camera),
+        running_time,
+        utc.unwrap_or_else(crate::events::utc_now),
+        data,
+    )
+}
+
 /// Converts a structure (an element message) to JSON: numbers, strings, booleans, nested
 /// structures and lists; other types as their serialised string.
 pub fn structure_to_json(s: &gst::StructureRef) -> serde_json::Value {

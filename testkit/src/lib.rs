@@ -319,3 +319,38 @@ impl Drop for RtspServer {
         self.kill();
     }
 }
+
+/// A file of the shared test data (`$SIGHTLINE_SHARED/data`, else `../shared/data`).
+pub fn shared_data(rel: &str) -> PathBuf {
+    std::env::var_os("SIGHTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .join("data")
+        .join(rel)
+}
+
+/// Writes the calibration of a crop of vtest.avi starting at x = `left` (0: the whole frame):
+/// ground (m) = S * H * T(left) * pixel, with the PETS 2009 ground homography H (mm).
+pub fn pets_calibration(left: f64, path: &std::path::Path) {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared_data(
+            "multicam/pets2009/pets2009_view001_ground_homography.json",
+        ))
+        .expect("the PETS 2009 ground homography"),
+    )
+    .expect("valid JSON");
+    let h = &doc["View_001"]["H_undistorted_px_to_ground_mm"];
+    let m: [[f64; 3]; 3] =
+        std::array::from_fn(|r| std::array::from_fn(|c| h[r][c].as_f64().expect("a number")));
+    let scaled: Vec<Vec<f64>> = (0..3)
+        .map(|r| {
+            let s = if r < 2 { 0.001 } else { 1.0 };
+            vec![s * m[r][0], s * m[r][1], s * (m[r][0] * left + m[r][2])]
+        })
+        .collect();
+    std::fs::write(
+        path,
+        serde_json::json!({"map": "pets", "units": "m", "homography": scaled}).to_string(),
+    )
+    .expect("a writable calibration path");
+}

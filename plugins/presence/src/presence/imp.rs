@@ -5,9 +5,9 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
-use sightline_core::events::{Event, JsonlSink, utc_now};
+use sightline_core::events::{JsonlSink, utc_now};
 use sightline_core::gallery::slug;
-use sightline_core::meta::{self, structure_to_json};
+use sightline_core::meta::{self, event_from_structure};
 use sightline_core::presence::{self, Group, PresenceConfig, UnknownAlert, UnknownConsensus};
 use sightline_core::zones::{self, ZoneEvent, ZoneTracker};
 
@@ -597,20 +597,7 @@ impl Presence {
         for ev in events {
             let s = to_structure(&hub.name, &ev, &own_camera, base);
             gst::info!(CAT, imp = self, "{s}");
-            let data = structure_to_json(&s);
-            let camera = data["camera"].as_str().unwrap_or("").to_string();
-            let rt = data["running-time"].as_u64();
-            let utc = data["utc-time"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(utc_now);
-            let mut d = data;
-            if let Some(o) = d.as_object_mut() {
-                for k in ["camera", "running-time", "utc-time"] {
-                    o.remove(k);
-                }
-            }
-            let event = Event::new(s.name(), &obj.name(), &camera, rt, utc, d);
+            let event = event_from_structure(&s, &obj.name(), &own_camera);
             let mut problems = Vec::new();
             if let Ok(mut inner) = hub.inner.lock() {
                 problems.append(&mut inner.problems);
@@ -627,15 +614,11 @@ impl Presence {
                     (inner.webhook.as_ref(), true),
                 ] {
                     let Some(d) = sink else { continue };
-                    if (!only_alerts || s.name() == "presence-alert")
-                        && let Err(e) = d.send(&event)
-                    {
-                        problems.push(format!(
-                            "Cannot spool event in {}: {e}",
-                            d.spool_path().display()
-                        ));
+                    if !only_alerts || s.name() == "presence-alert" {
+                        problems.extend(d.send_reporting(&event));
+                    } else {
+                        problems.extend(d.take_problems());
                     }
-                    problems.extend(d.take_errors().into_iter().map(|e| format!("Event delivery delayed (events are kept and sent in order when it is back): {e}")));
                 }
             }
             for p in problems {

@@ -7,7 +7,7 @@ use gst_base::subclass::prelude::*;
 
 use sightline_core::draw::{Canvas, Rgb};
 use sightline_core::mapstate::{MapConfig, MapState, shared_map};
-use sightline_core::mapsync::{MapSync, shared_sync};
+use sightline_core::mapsync::MapSync;
 use sightline_core::preprocess::{SrcRect, TensorTarget, resize_into};
 
 use std::sync::{Arc, LazyLock, Mutex};
@@ -330,18 +330,7 @@ impl BaseSrcImpl for MapView {
             None => grid(&s),
         };
         let map = shared_map(&s.map, MapConfig::default());
-        let sync = match &s.redis_url {
-            Some(url) => Some(
-                shared_sync(
-                    &s.map,
-                    url,
-                    map.clone(),
-                    Arc::new(|| gst::SystemClock::obtain().time().nseconds()),
-                )
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
-            ),
-            None => None,
-        };
+        let sync = crate::share_map(&s.map, s.redis_url.as_deref(), map.clone())?;
         *self
             .state
             .lock()

@@ -6,12 +6,12 @@ use gst_base::subclass::prelude::*;
 
 use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
 use sightline_core::embed::CropEmbedder;
-use sightline_core::events::{Event, JsonlSink, utc_ago, utc_now};
+use sightline_core::events::{JsonlSink, utc_ago, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::geometry::Calibration;
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::mapstate::{MapConfig, MapState, shared_map};
-use sightline_core::mapsync::{MapSync, shared_sync};
+use sightline_core::mapsync::MapSync;
 use sightline_core::meta;
 use sightline_core::models;
 use sightline_core::mot::{MotConfig, MotTracker};
@@ -356,23 +356,8 @@ impl BaseTransformImpl for ReidMap {
                 ..MapConfig::default()
             },
         );
-        let camera = s
-            .camera
-            .clone()
-            .unwrap_or_else(|| self.obj().name().to_string());
-        let sync = match &s.redis_url {
-            Some(url) => Some(
-                shared_sync(
-                    &s.map,
-                    url,
-                    map.clone(),
-                    // The pipelines' default clock, which the map's times come from.
-                    Arc::new(|| gst::SystemClock::obtain().time().nseconds()),
-                )
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
-            ),
-            None => None,
-        };
+        let camera = self.camera();
+        let sync = crate::share_map(&s.map, s.redis_url.as_deref(), map.clone())?;
         let log = match &s.event_log {
             Some(path) => Some(JsonlSink::open(std::path::Path::new(path)).map_err(|e| {
                 gst::error_msg!(
@@ -626,18 +611,28 @@ impl BaseTransformImpl for ReidMap {
 }
 
 impl ReidMap {
+    /// The `camera` property, else the element name.
+    fn camera(&self) -> String {
+        self.settings
+            .lock()
+            .ok()
+            .and_then(|s| s.camera.clone())
+            .unwrap_or_else(|| self.obj().name().to_string())
+    }
+
     /// Ends every open trajectory (end of stream, stop) and posts them.
     fn end_all_trajectories(&self) {
-        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
-        let camera = s
-            .camera
-            .clone()
-            .unwrap_or_else(|| self.obj().name().to_string());
+        let map = self
+            .settings
+            .lock()
+            .map(|s| s.map.clone())
+            .unwrap_or_default();
+        let camera = self.camera();
         let msgs = match self.state.lock() {
             Ok(mut g) => match g.as_mut() {
                 Some(st) => {
                     let done = st.trajectories.close_all(EndReason::StreamEnded);
-                    self.publish_trajectories(st, &camera, &s.map, done)
+                    self.publish_trajectories(st, &camera, &map, done)
                 }
                 None => Vec::new(),
             },
@@ -694,20 +689,7 @@ impl ReidMap {
                 .field("utc-time", utc_of(last))
                 .field("points", points)
                 .build();
-            let mut data = meta::structure_to_json(&m);
-            if let Some(o) = data.as_object_mut() {
-                for k in ["camera", "running-time", "utc-time"] {
-                    o.remove(k);
-                }
-            }
-            let ev = Event::new(
-                m.name(),
-                &obj.name(),
-                camera,
-                Some(last),
-                utc_of(last),
-                data,
-            );
+            let ev = meta::event_from_structure(&m, &obj.name(), camera);
             if let Some(log) = st.log.as_mut()
                 && let Err(e) = log.write(&ev)
             {
@@ -717,15 +699,7 @@ impl ReidMap {
                 ));
             }
             if let Some(d) = st.delivery.as_ref() {
-                if let Err(e) = d.send(&ev) {
-                    problems.push(format!(
-                        "Cannot spool event in {}: {e}",
-                        d.spool_path().display()
-                    ));
-                }
-                problems.extend(d.take_errors().into_iter().map(|e| {
-                    format!("Event delivery delayed (events are kept and sent in order when it is back): {e}")
-                }));
+                problems.extend(d.send_reporting(&ev));
             }
             out.push(m);
         }
