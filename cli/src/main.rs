@@ -5,6 +5,7 @@ mod bench_reid;
 mod bus;
 mod detect;
 mod gallery_cmd;
+mod http;
 mod models_cmd;
 mod run;
 
@@ -66,5 +67,7 @@ pub fn init_gst() -> Result<(), String> {
     gstreidmap::plugin_register_static()
         .map_err(|e| format!("cannot register the reidmap plugin: {e}"))?;
     gstpresence::plugin_register_static()
-        .map_err(|e| format!("cannot register the presence plugin: {e}"))
+        .map_err(|e| format!("cannot register the presence plugin: {e}"))?;
+    gstsightlinewebrtc::plugin_register_static()
+        .map_err(|e| format!("cannot register the WebRTC plugin: {e}"))
 }

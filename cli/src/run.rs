@@ -38,9 +38,20 @@ pub struct RunArgs {
     stream: String,
     #[arg(long)]
     spool_dir: Option<PathBuf>,
-    /// Address of the /metrics and /health endpoints ("" = none).
+    /// Address of the /metrics and /health endpoints and of the WebRTC viewer page at /
+    /// ("" = none).
     #[arg(long, default_value = "127.0.0.1:9108")]
     http: String,
+    /// Directory of the viewer page served at / (default: web/ here, or share/sightline/web
+    /// next to the installed binary).
+    #[arg(long, env = "SIGHTLINE_WEB")]
+    web: Option<PathBuf>,
+    /// PEM certificate: --http becomes HTTPS (use the pipeline's CERT for its signalling).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
     /// Longest wait between two reconnects of a camera, seconds.
     #[arg(long, default_value_t = 30.0)]
     max_backoff: f64,
@@ -297,7 +308,8 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
         .iter()
         .filter(|e| e.element_flags().contains(gst::ElementFlags::SINK))
     {
-        if let Some(pad) = e.static_pad("sink") {
+        // "sink", or the request pad a bin such as webrtcsink gave the link ("video_0").
+        if let Some(pad) = e.sink_pads().into_iter().next() {
             let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 let latency = info.buffer().and_then(|b| {
@@ -603,40 +615,81 @@ fn shutdown(ctx: &Ctx) {
     });
 }
 
-fn serve_http(addr: &str, metrics: Arc<Mutex<Metrics>>) -> Result<(), String> {
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    std::thread::Builder::new()
-        .name("metrics-http".into())
-        .spawn(move || {
-            for req in server.incoming_requests() {
-                let (code, body, ctype) = match req.url() {
-                    "/metrics" => (
-                        200,
-                        metrics.lock().map(|m| m.render()).unwrap_or_default(),
-                        "text/plain; version=0.0.4",
-                    ),
-                    "/health" => {
-                        let m = metrics.lock().map(|m| m.render()).unwrap_or_default();
-                        let down = m
-                            .lines()
-                            .filter(|l| l.starts_with("sightline_camera_up{") && l.ends_with(" 0"))
-                            .count();
-                        let body = serde_json::json!({"status": if down == 0 {"ok"} else {"degraded"}, "cameras_down": down}).to_string();
-                        (if down == 0 { 200 } else { 503 }, body, "application/json")
-                    }
-                    _ => (404, "not found\n".to_string(), "text/plain"),
-                };
-                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())
-                    .expect("a valid header");
-                let _ = req.respond(
-                    tiny_http::Response::from_string(body)
-                        .with_status_code(code)
-                        .with_header(header),
-                );
-            }
-        })
-        .map_err(|e| e.to_string())?;
+/// web/ of the source tree (the working directory) or share/sightline/web of an installation.
+fn default_web_dir() -> Option<PathBuf> {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("share/sightline/web")));
+    [Some(PathBuf::from("web")), installed]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("index.html").is_file())
+}
+
+/// Builds a unit once before anything runs, so a configuration that can never work (a typo,
+/// a missing element, an unusable certificate, a viewer directory without its page) stops
+/// the runner at once with the reason instead of being retried forever.
+fn preflight(desc: &str) -> Result<(), String> {
+    let e = gst::parse::launch(desc).map_err(|e| format!("cannot build \"{desc}\": {e}"))?;
+    let mut elements = vec![e.clone()];
+    if let Some(bin) = e.downcast_ref::<gst::Bin>() {
+        elements.extend(bin.iterate_recurse().into_iter().flatten());
+    }
+    for el in elements {
+        if el.factory().is_some_and(|f| f.name() == "webrtcsink") {
+            check_webrtcsink(&el)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_webrtcsink(el: &gst::Element) -> Result<(), String> {
+    let prop = |n: &str| el.property::<Option<String>>(n);
+    let name = el.name();
+    if el.property::<bool>("run-signalling-server") {
+        sightline_core::runner::check_tls_pair(
+            &format!("{name}: signalling-server-cert/-key"),
+            prop("signalling-server-cert").as_deref(),
+            prop("signalling-server-key").as_deref(),
+        )?;
+    }
+    if el.property::<bool>("run-web-server") {
+        sightline_core::runner::check_tls_pair(
+            &format!("{name}: web-server-cert/-key"),
+            prop("web-server-cert").as_deref(),
+            prop("web-server-key").as_deref(),
+        )?;
+        if prop("web-server-cert").is_some_and(|c| !c.is_empty()) {
+            log_line(
+                "warning",
+                &name,
+                "webrtcsink's own HTTPS server stops at the first failed TLS handshake \
+                 (gst-plugin-webrtc 0.15); prefer the runner's page: --tls-cert/--tls-key",
+            );
+        }
+        let dir = PathBuf::from(prop("web-server-directory").unwrap_or_default());
+        if !dir.join("index.html").is_file() {
+            return Err(format!(
+                "{name}: web-server-directory {} has no index.html (the viewer page is web/ of \
+                 the source tree, share/sightline/web when installed)",
+                dir.display()
+            ));
+        }
+        let has_api = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| {
+                let n = f.file_name().to_string_lossy().to_string();
+                n.starts_with("gstwebrtc-api-") && n.ends_with(".min.js")
+            });
+        if !has_api {
+            return Err(format!(
+                "{name}: web-server-directory {} lacks gstwebrtc-api-*.min.js: run scripts/setup",
+                dir.display()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -655,6 +708,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     crate::init_gst()?;
     let desc = choose_decoders(&desc);
     let units = split_units(&desc);
+    for u in &units {
+        preflight(u)?;
+    }
     if a.dry_run {
         for u in &units {
             println!("{u}");
@@ -663,11 +719,28 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     }
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     if !a.http.is_empty() {
-        serve_http(&a.http, metrics.clone())?;
+        let web_dir = a.web.clone().or_else(default_web_dir);
+        let scheme = if a.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        crate::http::serve(
+            crate::http::HttpConfig {
+                addr: a.http.clone(),
+                web_dir: web_dir.clone(),
+                tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+            },
+            metrics.clone(),
+        )?;
+        let page = match &web_dir {
+            Some(d) => format!(", viewer page {scheme}://{}/ ({})", a.http, d.display()),
+            None => String::new(),
+        };
         log_line(
             "info",
             "runner",
-            &format!("metrics on http://{}/metrics", a.http),
+            &format!("metrics on {scheme}://{}/metrics{page}", a.http),
         );
     }
     let log = match &a.events {

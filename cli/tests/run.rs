@@ -2,39 +2,15 @@
 //! messages; a camera dropped 20 times comes back each time while the other keeps running;
 //! /metrics is Prometheus text; SIGTERM leaves a complete event log.
 
+mod common;
+
+use common::{gallery, pipeline, runner, stop, tmp, uri, wait_for};
 use sightline_core::events::{Event, read_jsonl};
 use sightline_testkit::{RedisServer, RtspServer, free_port, shared_data};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn uri(p: &Path) -> String {
-    format!("file://{}", p.canonicalize().unwrap().display())
-}
-
-fn pipeline(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../pipelines")
-        .join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sl-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn runner(file: &Path, sets: &[(&str, String)], extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    c.arg("run").arg(file);
-    for (k, v) in sets {
-        c.arg("--set").arg(format!("{k}={v}"));
-    }
-    c.args(extra);
-    c
-}
 
 fn run_for(file: &Path, sets: &[(&str, String)], events: &Path, secs: u32) -> Output {
     runner(file, sets, &[])
@@ -46,21 +22,6 @@ fn run_for(file: &Path, sets: &[(&str, String)], events: &Path, secs: u32) -> Ou
 
 fn kinds(events: &[Event]) -> BTreeSet<String> {
     events.iter().map(|e| e.kind.clone()).collect()
-}
-
-fn gallery(dir: &Path) -> PathBuf {
-    let g = dir.join("staff.slg");
-    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["gallery", "--file"])
-        .arg(&g)
-        .args(["enroll", "--name", "Barack Obama"])
-        .arg(shared_data(
-            "faces/face_recognition_examples/obama/obama.jpg",
-        ))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    g
 }
 
 fn check(o: &Output, events: &Path, want: &[&str]) -> String {
@@ -86,7 +47,7 @@ fn every_pipeline_file_runs_on_real_data() {
 
     let ev = dir.join("single.jsonl");
     let o = run_for(
-        &pipeline("single-camera.pipeline"),
+        &pipeline("single-camera-record.pipeline"),
         &[
             ("CAM1", face.clone()),
             ("GALLERY", gs.clone()),
@@ -98,6 +59,20 @@ fn every_pipeline_file_runs_on_real_data() {
     check(&o, &ev, &["facedetect", "facematch"]);
     // EOS at the end made a complete MP4.
     assert!(std::fs::metadata(dir.join("a.mp4")).unwrap().len() > 10_000);
+
+    // WebRTC out with nobody watching (the browser plays it in tests/webrtc.rs).
+    let ev = dir.join("live.jsonl");
+    let o = run_for(
+        &pipeline("single-camera.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("GALLERY", gs.clone()),
+            ("SIGNALLING_PORT", free_port().to_string()),
+        ],
+        &ev,
+        4,
+    );
+    check(&o, &ev, &["facedetect", "facematch"]);
 
     let ev = dir.join("outlet.jsonl");
     let o = run_for(
@@ -149,13 +124,12 @@ fn every_pipeline_file_runs_on_real_data() {
             ("CAL1", c1.display().to_string()),
             ("CAL2", c2.display().to_string()),
             ("TRAJECTORIES", d("traj.jsonl")),
-            ("MAPVIDEO", d("map.mp4")),
+            ("SIGNALLING_PORT", free_port().to_string()),
         ],
         &ev,
         6,
     );
     check(&o, &ev, &["persondetect", "reidmap", "reidmap-trajectory"]);
-    assert!(std::fs::metadata(dir.join("map.mp4")).unwrap().len() > 1_000);
 
     let ev = dir.join("enrol.jsonl");
     let o = run_for(
@@ -240,32 +214,6 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop(mut child: Child) -> Output {
-    unsafe_term(child.id());
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn unsafe_term(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-}
-
 #[test]
 fn a_camera_dropped_twenty_times_comes_back_and_the_other_never_stops() {
     let dir = tmp("rtsp");
@@ -344,5 +292,61 @@ fn a_camera_dropped_twenty_times_comes_back_and_the_other_never_stops() {
     // SIGTERM: the event log is complete, every line valid.
     let ev = read_jsonl(&events).unwrap();
     assert!(ev.len() > 100, "{}", ev.len());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn unusable_tls_files_stop_the_runner_at_once_naming_them() {
+    let dir = tmp("tls");
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let face = uri(&shared_data(
+        "video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi",
+    ));
+    let g = gallery(&dir).display().to_string();
+    let t0 = Instant::now();
+    let o = runner(
+        &pipeline("single-camera.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("GALLERY", g.clone()),
+            ("SIGNALLING_PORT", free_port().to_string()),
+            ("CERT", junk.display().to_string()),
+            ("KEY", "/nonexistent/key.pem".into()),
+        ],
+        &["--http", ""],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("signalling-server-cert") && err.contains("junk.pem"),
+        "{err}"
+    );
+    let o = runner(
+        &pipeline("single-camera.pipeline"),
+        &[
+            ("CAM1", face),
+            ("GALLERY", g),
+            ("SIGNALLING_PORT", free_port().to_string()),
+        ],
+        &["--http", &format!("127.0.0.1:{}", free_port())],
+    )
+    .arg("--tls-cert")
+    .arg(&junk)
+    .arg("--tls-key")
+    .arg(&junk)
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--tls-cert") && err.contains("junk.pem"),
+        "{err}"
+    );
+    // Refused before any pipeline started.
+    assert!(!err.contains("\"started\""), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -84,36 +84,113 @@ impl PipelineFile {
                 return Err(format!("--set {k}: the file declares no variable {k}"));
             }
         }
+        self.expand(&self.description, set, &env)
+    }
+
+    /// Substitutes `${NAME}` and `${NAME:+WORD}` (WORD, itself expanded, when NAME is set and
+    /// not empty — the shell's meaning, so optional properties need no second file).
+    fn expand(
+        &self,
+        text: &str,
+        set: &BTreeMap<String, String>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
         let mut out = String::new();
-        let mut rest = self.description.as_str();
+        let mut rest = text;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
+            let end = closing_brace(after)
                 .ok_or_else(|| format!("unterminated ${{ in \"{}\"", &rest[start..]))?;
-            let name = &after[..end];
-            let decl =
-                self.vars.iter().find(|v| v.name == name).ok_or_else(|| {
-                    format!("${{{name}}} is used but not declared (# @var {name}=…)")
-                })?;
-            let value = set
-                .get(name)
-                .cloned()
-                .or_else(|| env(name))
-                .or_else(|| decl.default.clone())
-                .ok_or_else(|| {
-                    format!(
-                        "variable {name} is required ({}): --set {name}=VALUE",
-                        decl.help
-                    )
-                })?;
-            out.push_str(&value);
+            let inner = &after[..end];
+            let (name, word) = match inner.split_once(":+") {
+                Some((name, word)) => (name, Some(word)),
+                None => (inner, None),
+            };
+            let value = self.value(name, set, env)?;
+            match word {
+                Some(word) if !value.is_empty() => out.push_str(&self.expand(word, set, env)?),
+                Some(_) => {}
+                None => out.push_str(&value),
+            }
             rest = &after[end + 1..];
         }
         out.push_str(rest);
         Ok(out)
     }
+
+    fn value(
+        &self,
+        name: &str,
+        set: &BTreeMap<String, String>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
+        let decl = self
+            .vars
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| format!("${{{name}}} is used but not declared (# @var {name}=…)"))?;
+        set.get(name)
+            .cloned()
+            .or_else(|| env(name))
+            .or_else(|| decl.default.clone())
+            .ok_or_else(|| {
+                format!(
+                    "variable {name} is required ({}): --set {name}=VALUE",
+                    decl.help
+                )
+            })
+    }
+}
+
+/// Index of the `}` closing a `${` whose text starts `s`, skipping nested `${…}`.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Checks a TLS certificate/key pair given to a server (`what` names the element and the
+/// properties in the message): both or neither, readable PEM, at least one certificate, one
+/// private key. Servers that would otherwise fall back to plain text or die on their first
+/// connection get a clear refusal before anything starts.
+pub fn check_tls_pair(what: &str, cert: Option<&str>, key: Option<&str>) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = match (
+        cert.filter(|c| !c.is_empty()),
+        key.filter(|k| !k.is_empty()),
+    ) {
+        (None, None) => return Ok(()),
+        (Some(c), Some(k)) => (c, k),
+        (Some(c), None) => return Err(format!("{what}: certificate {c} given without its key")),
+        (None, Some(k)) => return Err(format!("{what}: key {k} given without its certificate")),
+    };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{what}: cannot read certificate {cert}: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{what}: certificate {cert} is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{what}: {cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{what}: {key} is not a readable PEM private key: {e}"))?;
+    Ok(())
 }
 
 /// Reconnect delays: 0.5 s doubling to `max`, back to the start after a stable run.
@@ -233,6 +310,9 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBlTCCATugAwIBAgIULx6FntYNqQxZrhkU7YlBsv6g6YgwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOc2lnaHRsaW5lLXRlc3QwHhcNMjYxMTIyMDQyMjA4WhcNMzYx\nMTE5MDQyMjA4WjAZMRcwFQYDVQQDDA5zaWdodGxpbmUtdGVzdDBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABCa5qjLM4FNIg9LfnTS+6sdL6eaJVgw2N4DB6nRKUfIo\nCnY/wQrndkcf8N8Z8Lvfy3NLwvTyyfarrYMZlBuRueCjYTBfMB0GA1UdDgQWBBTF\n6bXlBOdat5TsrBWLFOL58N1wPDAfBgNVHSMEGDAWgBTF6bXlBOdat5TsrBWLFOL5\n8N1wPDAPBgNVHREECDAGhwTGEgABMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwID\nSAAwRQIgRpnOrGrAIbEJrWLaXEQ7X6qj7935WbsdF5ZwKlu+g1gCIQD1MRSw0HZ6\nd6zZlvQxG0d6q6bip6mDQusJojcycwFBhg==\n-----END CERTIFICATE-----\n";
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgh7AC5IQAvOEVL/VC\nQALLy8ANvg488S2Zlf6iYx0+dEChRANCAAQmuaoyzOBTSIPS3500vurHS+nmiVYM\nNjeAwep0SlHyKAp2P8EK53ZHH/DfGfC738tzS8L08sn2q62DGZQbkbng\n-----END PRIVATE KEY-----\n";
+
     const FILE: &str = "# One camera.\n# @var CAM1  RTSP URL of the camera\n# @var WIDTH=640  analysis width\n\nrtspsrc location=${CAM1} ! decodebin3 ! \\\n  videoscale ! video/x-raw,width=${WIDTH} ! fakesink\n";
 
     #[test]
@@ -271,6 +351,61 @@ mod tests {
         );
         assert!(PipelineFile::parse("# @var bad-name=1\nfakesrc ! fakesink", "h").is_err());
         assert!(PipelineFile::parse("# only comments\n", "i").is_err());
+    }
+
+    #[test]
+    fn optional_words_appear_only_when_their_variable_is_set() {
+        let text = "# @var CERT=  PEM certificate\n# @var KEY=k.pem  key\n\
+                    webrtcsink ${CERT:+cert=${CERT} key=${KEY}} ! fakesink";
+        let f = PipelineFile::parse(text, "tls.pipeline").unwrap();
+        let plain = f.substitute(&BTreeMap::new(), |_| None).unwrap();
+        assert_eq!(plain, "webrtcsink  ! fakesink");
+        let mut set = BTreeMap::new();
+        set.insert("CERT".to_string(), "/etc/c.pem".to_string());
+        let tls = f.substitute(&set, |_| None).unwrap();
+        assert_eq!(tls, "webrtcsink cert=/etc/c.pem key=k.pem ! fakesink");
+        let bad = PipelineFile::parse("# @var A=1\nx ${A:+${B}} ! y", "b").unwrap();
+        assert!(
+            bad.substitute(&BTreeMap::new(), |_| None)
+                .unwrap_err()
+                .contains("B")
+        );
+        let open = PipelineFile::parse("# @var A=1\nx ${A:+y ! z", "o").unwrap();
+        assert!(
+            open.substitute(&BTreeMap::new(), |_| None)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+    }
+
+    #[test]
+    fn tls_pairs_are_checked_before_anything_starts() {
+        let dir = std::env::temp_dir().join(format!("sl-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key, junk) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("j.pem"));
+        // A throw-away self-signed pair (P-256), as openssl writes it.
+        std::fs::write(&cert, TEST_CERT).unwrap();
+        std::fs::write(&key, TEST_KEY).unwrap();
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let p = |p: &std::path::Path| p.display().to_string();
+        assert!(check_tls_pair("w", None, None).is_ok());
+        assert!(check_tls_pair("w", Some(""), Some("")).is_ok());
+        assert!(check_tls_pair("w", Some(&p(&cert)), Some(&p(&key))).is_ok());
+        let e = check_tls_pair("web: signalling", Some(&p(&cert)), None).unwrap_err();
+        assert!(
+            e.contains("web: signalling") && e.contains("without its key"),
+            "{e}"
+        );
+        let e = check_tls_pair("w", Some(&p(&junk)), Some(&p(&key))).unwrap_err();
+        assert!(
+            e.contains("j.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let e = check_tls_pair("w", Some(&p(&cert)), Some(&p(&cert))).unwrap_err();
+        assert!(e.contains("c.pem") && e.contains("private key"), "{e}");
+        let e = check_tls_pair("w", Some("/nonexistent/c.pem"), Some(&p(&key))).unwrap_err();
+        assert!(e.contains("/nonexistent/c.pem"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -2,7 +2,9 @@
 """A test RTSP camera on 127.0.0.1 (Debian gst-rtsp-server through PyGObject).
 
 usage: rtsp_server.py PORT MOUNT [h264|jpeg] [VIDEO]
-Serves a live test pattern (or VIDEO, looped) at rtsp://127.0.0.1:PORT/MOUNT, 320x240 at 10 fps.
+Serves a live test pattern, or VIDEO looped forever like a live camera, at
+rtsp://127.0.0.1:PORT/MOUNT, 320x240 at 10 fps. VIDEO is decoded once into memory and its
+frames are pushed on a 100 ms timer, so the stream never ends and never jumps.
 """
 import sys
 
@@ -15,21 +17,66 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 Gst.init(None)
 port, mount = sys.argv[1], sys.argv[2]
 codec = sys.argv[3] if len(sys.argv) > 3 else "h264"
-if len(sys.argv) > 4:
-    src = f'multifilesrc location="{sys.argv[4]}" loop=true ! decodebin ! videoconvert ! videoscale ! videorate'
-else:
-    src = "videotestsrc is-live=true pattern=ball"
-caps = "video/x-raw,width=320,height=240,framerate=10/1"
+caps = "video/x-raw,format=I420,width=320,height=240,framerate=10/1"
+
+
+def decode(path):
+    """Every frame of `path` at 320x240 I420, 10 fps."""
+    p = Gst.parse_launch(
+        f'filesrc location="{path}" ! decodebin ! videoconvert ! videoscale ! videorate ! '
+        f"{caps} ! appsink name=s sync=false"
+    )
+    sink = p.get_by_name("s")
+    p.set_state(Gst.State.PLAYING)
+    frames = []
+    while True:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            break
+        buf = sample.get_buffer()
+        frames.append(buf.extract_dup(0, buf.get_size()))
+    p.set_state(Gst.State.NULL)
+    if not frames:
+        sys.exit(f"no frame decoded from {path}")
+    return frames
+
+
 if codec == "jpeg":
     enc = "jpegenc ! rtpjpegpay name=pay0 pt=26"
 else:
     enc = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 config-interval=1"
+
+if len(sys.argv) > 4:
+    frames = decode(sys.argv[4])
+    src = f'appsrc name=cam is-live=true do-timestamp=true format=time caps="{caps}"'
+else:
+    frames = None
+    src = f"videotestsrc is-live=true pattern=ball ! {caps}"
+
+
+def feed(appsrc, state):
+    """Pushes the next frame; runs every 100 ms while the media exists."""
+    data = frames[state["n"] % len(frames)]
+    state["n"] += 1
+    buf = Gst.Buffer.new_wrapped(data)
+    buf.duration = Gst.SECOND // 10
+    return appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
+
+
+def configure(_factory, media):
+    if frames is None:
+        return
+    appsrc = media.get_element().get_by_name("cam")
+    GLib.timeout_add(100, feed, appsrc, {"n": 0})
+
+
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch(f"( {src} ! {caps} ! {enc} )")
+factory.set_launch(f"( {src} ! {enc} )")
 factory.set_shared(True)
+factory.connect("media-configure", configure)
 server.get_mount_points().add_factory(f"/{mount}", factory)
 if server.attach(None) == 0:
     sys.exit(f"cannot listen on 127.0.0.1:{port}")

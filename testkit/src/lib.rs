@@ -255,15 +255,27 @@ pub struct RtspServer {
     pub port: u16,
     mount: String,
     codec: String,
+    video: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl RtspServer {
+    /// A live test pattern.
     pub fn start(mount: &str, codec: &str) -> RtspServer {
+        Self::start_with(mount, codec, None)
+    }
+
+    /// `video` looped as a live camera (320x240, 10 fps).
+    pub fn start_video(mount: &str, codec: &str, video: &std::path::Path) -> RtspServer {
+        Self::start_with(mount, codec, Some(video.to_path_buf()))
+    }
+
+    fn start_with(mount: &str, codec: &str, video: Option<PathBuf>) -> RtspServer {
         let mut s = RtspServer {
             port: free_port(),
             mount: mount.to_string(),
             codec: codec.to_string(),
+            video,
             child: None,
         };
         s.spawn();
@@ -281,6 +293,7 @@ impl RtspServer {
             .arg(self.port.to_string())
             .arg(&self.mount)
             .arg(&self.codec)
+            .args(self.video.iter())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

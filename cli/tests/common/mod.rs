@@ -1,0 +1,76 @@
+//! Helpers shared by the `sightline run` tests: the pipeline files, the runner binary, a
+//! gallery enrolled from a real photo, polling and SIGTERM.
+#![allow(dead_code)]
+
+use sightline_testkit::shared_data;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn uri(p: &Path) -> String {
+    format!("file://{}", p.canonicalize().unwrap().display())
+}
+
+pub fn pipeline(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../pipelines")
+        .join(name)
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sl-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn runner(file: &Path, sets: &[(&str, String)], extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    c.arg("run").arg(file);
+    for (k, v) in sets {
+        c.arg("--set").arg(format!("{k}={v}"));
+    }
+    c.args(extra);
+    c
+}
+
+pub fn gallery(dir: &Path) -> PathBuf {
+    let g = dir.join("staff.slg");
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["gallery", "--file"])
+        .arg(&g)
+        .args(["enroll", "--name", "Barack Obama"])
+        .arg(shared_data(
+            "faces/face_recognition_examples/obama/obama.jpg",
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    g
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn stop(mut child: Child) -> Output {
+    unsafe_term(child.id());
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn unsafe_term(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
