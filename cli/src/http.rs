@@ -5,10 +5,11 @@
 //! connection.
 
 use sightline_core::runner::{Metrics, check_tls_pair};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use warp::Filter;
+use warp::filters::BoxedFilter;
 
 pub struct HttpConfig {
     pub addr: String,
@@ -35,16 +36,36 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Stri
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Why `dir` cannot serve the viewer page (None: it can): it needs index.html and the
+/// gstwebrtc-api library that scripts/setup puts beside it.
+pub fn viewer_dir_problem(dir: &Path) -> Option<String> {
+    if !dir.join("index.html").is_file() {
+        return Some(format!("{}: no index.html there", dir.display()));
+    }
+    let has_api = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|f| {
+            let n = f.file_name().to_string_lossy().to_string();
+            n.starts_with("gstwebrtc-api-") && n.ends_with(".min.js")
+        });
+    (!has_api).then(|| {
+        format!(
+            "{}: no gstwebrtc-api-*.min.js beside index.html (run scripts/setup)",
+            dir.display()
+        )
+    })
+}
+
 /// Binds `cfg.addr` (an error at once if it cannot) and serves from a background thread.
 pub fn serve(cfg: HttpConfig, metrics: Arc<Mutex<Metrics>>) -> Result<(), String> {
     let acceptor = match &cfg.tls {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
         None => None,
     };
-    if let Some(d) = &cfg.web_dir
-        && !d.join("index.html").is_file()
-    {
-        return Err(format!("--web {}: no index.html there", d.display()));
+    if let Some(problem) = cfg.web_dir.as_deref().and_then(viewer_dir_problem) {
+        return Err(format!("--web {problem}"));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -78,21 +99,12 @@ pub fn serve(cfg: HttpConfig, metrics: Arc<Mutex<Metrics>>) -> Result<(), String
             code,
         )
     });
-    let web = cfg
-        .web_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    let has_web = cfg.web_dir.is_some();
-    let web_route = warp::get()
-        .and(warp::any().and_then(move || async move {
-            if has_web {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        }))
-        .untuple_one()
-        .and(warp::fs::dir(web));
+    let web_route: BoxedFilter<(warp::filters::fs::File,)> = match cfg.web_dir.clone() {
+        Some(dir) => warp::get().and(warp::fs::dir(dir)).boxed(),
+        None => warp::any()
+            .and_then(|| async { Err(warp::reject::not_found()) })
+            .boxed(),
+    };
     let routes = metrics_route.or(health_route).or(web_route);
 
     std::thread::Builder::new()

@@ -13,6 +13,7 @@ mod common;
 use common::{gallery, pipeline, runner, stop, tmp, wait_for};
 use serde_json::{Value, json};
 use sightline_core::events::read_jsonl;
+use sightline_core::video::{DecodedImage, decode_image};
 use sightline_testkit::{RtspServer, free_port, pets_calibration, shared_data};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -245,46 +246,23 @@ fn plays(b: &mut Browser, tab: &str, name: &str) -> (u64, u64) {
     (first, later)
 }
 
-/// RGB pixels of a PNG, decoded by GStreamer.
-fn decode_png(path: &Path) -> (Vec<u8>, usize, usize) {
-    use gst::prelude::*;
+/// The RGB pixel at (x, y) of a screenshot decoded by core's decode_image (packed BGR).
+fn rgb_at(img: &DecodedImage, x: usize, y: usize) -> [u8; 3] {
+    let p = &img.data[y * img.stride + x * 3..y * img.stride + x * 3 + 3];
+    [p[2], p[1], p[0]]
+}
+
+fn screenshot_pixels(path: &Path) -> DecodedImage {
     gst::init().unwrap();
-    let p = gst::parse::launch(&format!(
-        "filesrc location={} ! pngdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=s",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = p
-        .by_name("s")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let sample = sink.pull_sample().unwrap();
-    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-    let map = sample.buffer().unwrap().map_readable().unwrap();
-    let (w, h, stride) = (
-        info.width() as usize,
-        info.height() as usize,
-        info.stride()[0] as usize,
-    );
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        rgb.extend_from_slice(&map[y * stride..y * stride + w * 3]);
-    }
-    drop(map);
-    p.set_state(gst::State::Null).unwrap();
-    (rgb, w, h)
+    decode_image(path).unwrap()
 }
 
 /// Horizontal and vertical runs of at least `len` pixels within `tol` of `colour` (box edges
 /// the overlay draws; nothing in a face video is a long straight line of a saturated colour).
-fn straight_runs(img: &(Vec<u8>, usize, usize), colour: [u8; 3], tol: i32, len: usize) -> usize {
-    let (rgb, w, h) = img;
+fn straight_runs(img: &DecodedImage, colour: [u8; 3], tol: i32, len: usize) -> usize {
+    let (w, h) = (&img.width, &img.height);
     let near = |x: usize, y: usize| {
-        let p = &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+        let p = rgb_at(img, x, y);
         (0..3).all(|c| (p[c] as i32 - colour[c] as i32).abs() <= tol)
     };
     let mut runs = 0;
@@ -485,7 +463,7 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     std::thread::sleep(Duration::from_secs(2));
     let shot = artifacts().join("webrtc-viewer-camera.png");
     b.screenshot(&tab, &shot);
-    let img = decode_png(&shot);
+    let img = screenshot_pixels(&shot);
     let boxes: usize = [[40, 220, 60], [235, 40, 40], [250, 210, 0]]
         .iter()
         .map(|c| straight_runs(&img, *c, 60, 24))
@@ -518,11 +496,12 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     b.screenshot(&tab, &shot);
     // People are dots in their global id's colour on a grey-white grid: count saturated
     // pixels below the header and the tile's caption.
-    let (rgb, w, h) = decode_png(&shot);
+    let img = screenshot_pixels(&shot);
+    let (w, h) = (img.width, img.height);
     let dots = (80..h)
         .flat_map(|y| (0..w).map(move |x| (x, y)))
         .filter(|&(x, y)| {
-            let p = &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+            let p = rgb_at(&img, x, y);
             let (mx, mn) = (*p.iter().max().unwrap(), *p.iter().min().unwrap());
             mx as i32 - mn as i32 > 90
         })
