@@ -1,8 +1,9 @@
 //! WebRTC out in a real browser: `sightline run` streams the annotated camera
-//! (single-camera.pipeline, an RTSP camera looping a real face video) and the live floor map
-//! (reid-map.pipeline on PETS) with webrtcsink; headless Chromium opens the viewer page that
-//! webrtcsink serves, and plays both: decoded frames grow, screenshots show the overlay boxes and
-//! the people on the map (saved to target/test-artifacts/).
+//! (single-camera.pipeline, an RTSP camera looping a real face video, signalling and page over
+//! TLS), then the live floor map (reid-map.pipeline on PETS) with webrtcsink; headless Chromium
+//! opens the viewer page that the runner serves and plays both: decoded frames grow,
+//! screenshots show the overlay boxes and the people on the map (saved to
+//! target/test-artifacts/), and the page picks the camera up again when its runner restarts.
 //!
 //! ICE ignores loopback, so the test re-runs itself inside a network namespace of its own
 //! (`unshare --net`) with a veth pair on 198.18.0.0/24 (the benchmarking range): nothing here
@@ -46,14 +47,30 @@ fn in_network_namespace(test: &str) -> bool {
     if !is_root() {
         c.arg("--map-root-user");
     }
-    let st = c
+    let out = c
         .arg("--net")
         .arg(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(INNER, "1")
-        .status()
+        .output()
         .expect("unshare (util-linux)");
-    assert!(st.success(), "{test} failed inside its network namespace");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("{stdout}{stderr}");
+    // The inner panic message last, where a truncated CI log still shows it.
+    let why: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.contains("panicked at"))
+        .take_while(|l| !l.starts_with("stack backtrace") && !l.starts_with("note:"))
+        .take(40)
+        .collect();
+    assert!(
+        out.status.success(),
+        "{test} failed inside its network namespace:\n{}",
+        why.join("\n")
+    );
     false
 }
 
@@ -303,6 +320,15 @@ impl Running {
         }
     }
 
+    /// Sends `sig` (STOP, CONT, …) to the runner.
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
+    }
+
     /// SIGTERM, then the exit status and the log.
     fn stop(mut self) -> (bool, String) {
         let out = stop(self.child.take().unwrap());
@@ -393,8 +419,8 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     let spki = self_signed(&cert, &key);
     let (sig1, web1) = (free_port(), free_port());
     let events = dir.join("camera.jsonl");
-    let camera = Running::spawn(
-        runner(
+    let camera_runner = |log: &str| {
+        let mut c = runner(
             &pipeline("single-camera.pipeline"),
             &[
                 ("CAM1", cam.url()),
@@ -406,47 +432,20 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
                 ("KEY", key.display().to_string()),
             ],
             &[],
-        )
-        .args(["--http", &format!("{HOST}:{web1}"), "--web"])
-        .arg(&web)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .arg("--events")
-        .arg(&events),
-        dir.join("camera.log"),
-    );
-
-    let (sig2, web2) = (free_port(), free_port());
-    let (cal1, cal2) = (dir.join("left.json"), dir.join("right.json"));
-    pets_calibration(0.0, &cal1);
-    pets_calibration(0.0, &cal2);
-    let vtest = common::uri(&shared_data("video/vtest.avi"));
-    let map = Running::spawn(
-        runner(
-            &pipeline("reid-map.pipeline"),
-            &[
-                ("CAM1", vtest.clone()),
-                ("CAM2", vtest),
-                ("CAL1", cal1.display().to_string()),
-                ("CAL2", cal2.display().to_string()),
-                ("TRAJECTORIES", dir.join("traj.jsonl").display().to_string()),
-                // The PETS ground plane (metres), where the people of vtest walk.
-                ("EXTENT", "min-x=-25 min-y=-20 max-x=5 max-y=17".into()),
-                ("BIND", HOST.into()),
-                ("SIGNALLING_PORT", sig2.to_string()),
-            ],
-            &[],
-        )
-        .args(["--http", &format!("{HOST}:{web2}"), "--web"])
-        .arg(&web)
-        .arg("--events")
-        .arg(dir.join("map.jsonl")),
-        dir.join("map.log"),
-    );
-    for port in [sig1, web1, sig2, web2] {
-        wait_for("signalling and web servers", 60, || {
+        );
+        c.args(["--http", &format!("{HOST}:{web1}"), "--web"])
+            .arg(&web)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--events")
+            .arg(&events);
+        Running::spawn(&mut c, dir.join(log))
+    };
+    let camera = camera_runner("camera.log");
+    for port in [sig1, web1] {
+        wait_for("camera signalling and web server", 60, || {
             TcpStream::connect((HOST, port)).is_ok()
         });
     }
@@ -488,6 +487,76 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         "{metrics}"
     );
 
+    // The camera's runner restarts (an upgrade, a crash): the open page shows the stream offline,
+    // then plays the new producer of the same name by itself.
+    let (ok, log) = camera.stop();
+    assert!(ok, "{log}");
+    wait_for("the page to show door offline", 20, || {
+        stream_state(&mut b, &tab, "door").is_some_and(|s| s.0 != "streaming")
+    });
+    let camera = camera_runner("camera-restarted.log");
+    let (r1, r2) = plays(&mut b, &tab, "door");
+    eprintln!("camera after its runner restarted: frames {r1} -> {r2}");
+    // The runner hangs for a while (stopped; to the browser, like a cut link): ICE consent fails
+    // and the session ends while the stream is still listed; the page retries until it plays.
+    camera.signal("STOP");
+    let t0 = Instant::now();
+    wait_for("the page to retry the hung stream", 90, || {
+        stream_state(&mut b, &tab, "door").is_some_and(|s| s.0 == "retrying")
+    });
+    let lost = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    camera.signal("CONT");
+    let (h1, h2) = plays(&mut b, &tab, "door");
+    let attempts = b.eval(
+        &tab,
+        "window.sightlineViewer.streams().find(s => s.name == 'door').attempts",
+    );
+    eprintln!(
+        "camera after a hang: session lost after {:.1} s, playing again (frames {h1} -> {h2}, \
+         {attempts} sessions in all)",
+        lost.as_secs_f64()
+    );
+    assert!(attempts.as_u64().unwrap_or(0) >= 3, "{attempts}");
+    let (ok, log) = camera.stop();
+    assert!(ok, "{log}");
+    let ev = read_jsonl(&events).unwrap();
+    assert!(ev.iter().any(|e| e.kind == "facedetect"));
+    drop(cam);
+
+    // The live map, after the camera (two runners at once would share the two cores).
+    let (sig2, web2) = (free_port(), free_port());
+    let (cal1, cal2) = (dir.join("left.json"), dir.join("right.json"));
+    pets_calibration(0.0, &cal1);
+    pets_calibration(0.0, &cal2);
+    let vtest = common::uri(&shared_data("video/vtest.avi"));
+    let map = Running::spawn(
+        runner(
+            &pipeline("reid-map.pipeline"),
+            &[
+                ("CAM1", vtest.clone()),
+                ("CAM2", vtest),
+                ("CAL1", cal1.display().to_string()),
+                ("CAL2", cal2.display().to_string()),
+                ("TRAJECTORIES", dir.join("traj.jsonl").display().to_string()),
+                // The PETS ground plane (metres), where the people of vtest walk.
+                ("EXTENT", "min-x=-25 min-y=-20 max-x=5 max-y=17".into()),
+                ("BIND", HOST.into()),
+                ("SIGNALLING_PORT", sig2.to_string()),
+            ],
+            &[],
+        )
+        .args(["--http", &format!("{HOST}:{web2}"), "--web"])
+        .arg(&web)
+        .arg("--events")
+        .arg(dir.join("map.jsonl")),
+        dir.join("map.log"),
+    );
+    for port in [sig2, web2] {
+        wait_for("map signalling and web server", 60, || {
+            TcpStream::connect((HOST, port)).is_ok()
+        });
+    }
     let tab = b.open(&format!(
         "http://{HOST}:{web2}/?signalling=ws://{HOST}:{sig2}"
     ));
@@ -512,13 +581,7 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     );
     assert!(dots > 150, "no people on the map in {}", shot.display());
     drop(b);
-
-    let (ok, log) = camera.stop();
-    assert!(ok, "{log}");
-    let ev = read_jsonl(&events).unwrap();
-    assert!(ev.iter().any(|e| e.kind == "facedetect"));
     let (ok, log) = map.stop();
     assert!(ok, "{log}");
-    drop(cam);
     std::fs::remove_dir_all(dir).unwrap();
 }
