@@ -304,6 +304,22 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
             });
         }
     }
+    // A leaky queue (live cameras: the freshest frame is analysed, older ones dropped, so the
+    // delay stays bounded when the analytics fall behind) drops one buffer per overrun.
+    for e in elements.iter().filter(|e| is_leaky_queue(e)) {
+        let (m, cam, queue) = (metrics.clone(), camera.to_string(), e.name().to_string());
+        e.connect("overrun", false, move |_| {
+            if let Ok(mut m) = m.lock() {
+                m.inc(
+                    "sightline_frames_dropped_total",
+                    "Frames a leaky queue dropped because what follows it was busy",
+                    &[("camera", &cam), ("queue", &queue)],
+                    1.0,
+                );
+            }
+            None
+        });
+    }
     for e in elements
         .iter()
         .filter(|e| e.element_flags().contains(gst::ElementFlags::SINK))
@@ -311,7 +327,8 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
         // "sink", or the request pad a bin such as webrtcsink gave the link ("video_0").
         if let Some(pad) = e.sink_pads().into_iter().next() {
             let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let delay = info.buffer().and_then(|b| frame_age(pad, b));
                 let latency = info.buffer().and_then(|b| {
                     ent.lock()
                         .ok()?
@@ -325,6 +342,15 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
                         &[("camera", &cam)],
                         1.0,
                     );
+                    if let Some(d) = delay {
+                        m.set(
+                            "sightline_frame_delay_seconds",
+                            "How far behind the pipeline clock the last frame reached the sink \
+                             (capture to analysed, for live cameras)",
+                            &[("camera", &cam)],
+                            d,
+                        );
+                    }
                     if let Some(l) = latency {
                         m.set(
                             "sightline_inference_latency_seconds",
@@ -338,6 +364,28 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
             });
         }
     }
+}
+
+/// Running time of the pipeline clock now minus the buffer's running time, in seconds (0 when
+/// the buffer is early, as files without clock sync are).
+fn frame_age(pad: &gst::Pad, b: &gst::BufferRef) -> Option<f64> {
+    let e = pad.parent_element()?;
+    let now = e.current_running_time()?;
+    let seg = pad.sticky_event::<gst::event::Segment>(0)?;
+    let rt = seg
+        .segment()
+        .downcast_ref::<gst::ClockTime>()?
+        .to_running_time(b.pts()?)?;
+    Some(now.saturating_sub(rt).nseconds() as f64 / 1e9)
+}
+
+fn is_leaky_queue(e: &gst::Element) -> bool {
+    e.factory().is_some_and(|f| f.name() == "queue")
+        && e.property_value("leaky")
+            .transform::<i32>()
+            .ok()
+            .and_then(|v| v.get::<i32>().ok())
+            .is_some_and(|leaky| leaky != 0)
 }
 
 /// Counts what a message says (faces, recognitions, persons, alerts).

@@ -60,12 +60,18 @@ fn every_pipeline_file_runs_on_real_data() {
     // EOS at the end made a complete MP4.
     assert!(std::fs::metadata(dir.join("a.mp4")).unwrap().len() > 10_000);
 
-    // WebRTC out with nobody watching (the browser plays it in tests/webrtc.rs).
+    // WebRTC out from a live camera (the face video over RTSP) with nobody watching (the
+    // browser plays it in tests/webrtc.rs).
+    let face_cam = RtspServer::start_video(
+        "face",
+        "h264",
+        &shared_data("video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi"),
+    );
     let ev = dir.join("live.jsonl");
     let o = run_for(
         &pipeline("single-camera.pipeline"),
         &[
-            ("CAM1", face.clone()),
+            ("CAM1", face_cam.url()),
             ("GALLERY", gs.clone()),
             ("SIGNALLING_PORT", free_port().to_string()),
         ],
@@ -73,6 +79,7 @@ fn every_pipeline_file_runs_on_real_data() {
         4,
     );
     check(&o, &ev, &["facedetect", "facematch"]);
+    drop(face_cam);
 
     let ev = dir.join("outlet.jsonl");
     let o = run_for(
@@ -381,5 +388,67 @@ fn unusable_tls_files_or_viewer_dir_stop_the_runner_at_once_naming_them() {
     );
     assert!(!err.contains("\"started\""), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(20));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A live camera faster than the analytics: with the leaky queue of the live pipeline files the
+/// freshest frame is analysed and the older ones are dropped (counted), so the output stays
+/// current; without it the frames wait and the delay grows with the run.
+#[test]
+fn a_live_camera_faster_than_the_analytics_drops_frames_and_stays_current() {
+    let dir = tmp("leaky");
+    // 60 frames/s in; person detection on the frame plus 16 tiles takes ~0.2 s a frame on this
+    // machine's cores (~5 frames/s), and would keep up with no more than ~20 frames/s on a
+    // machine 4x as fast: either way the camera is far ahead of the analytics.
+    let source = "videotestsrc is-live=true pattern=ball ! \
+                  video/x-raw,format=BGRx,width=640,height=480,framerate=60/1";
+    let analytics = "persondetect camera=cam tile-columns=4 tile-rows=4 ! fakesink sync=false";
+    let run = |queue: &str| {
+        let file = dir.join("live.pipeline");
+        std::fs::write(
+            &file,
+            format!("# a live camera\n{source} ! {queue} ! {analytics}\n"),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = runner(&file, &[], &["--http", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("frames analysed", 30, || {
+            metrics(port).is_some_and(|m| sample(&m, "sightline_frames_in_total", "cam") > 0.0)
+        });
+        std::thread::sleep(Duration::from_secs(5));
+        let m = metrics(port).unwrap();
+        let out = stop(child);
+        assert!(out.status.success());
+        (
+            sample(&m, "sightline_frame_delay_seconds", "cam"),
+            sample(&m, "sightline_inference_latency_seconds", "cam"),
+            sample(&m, "sightline_frames_in_total", "cam"),
+            sample(&m, "sightline_frames_dropped_total", "cam"),
+        )
+    };
+    let (delay, per_frame, analysed, dropped) =
+        run("queue name=analytics-in max-size-buffers=2 leaky=downstream");
+    let (slow_delay, _, slow_analysed, slow_dropped) = run("queue max-size-buffers=2");
+    eprintln!(
+        "leaky queue: delay {delay:.2} s ({per_frame:.2} s a frame), {analysed} frames analysed, \
+         {dropped} dropped; blocking queue: delay {slow_delay:.2} s, {slow_analysed} analysed, \
+         {slow_dropped} dropped"
+    );
+    // Two queued frames plus the one in analysis is the most a frame waits (+0.5 s of slack
+    // for scheduling on two busy cores).
+    assert!(
+        delay < 3.0 * per_frame + 0.5,
+        "delay {delay} s with the leaky queue ({per_frame} s a frame)"
+    );
+    assert!(dropped > 100.0, "{dropped} dropped");
+    assert!(
+        slow_delay > 2.0 && slow_delay > 4.0 * delay,
+        "delay {slow_delay} s without it"
+    );
+    assert_eq!(slow_dropped, 0.0);
     std::fs::remove_dir_all(dir).unwrap();
 }
