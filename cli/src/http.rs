@@ -83,11 +83,11 @@ pub fn serve(cfg: HttpConfig, metrics: Arc<Mutex<Metrics>>) -> Result<(), String
         warp::reply::with_header(body, "content-type", "text/plain; version=0.0.4")
     });
     let health_route = warp::path!("health").and(warp::get()).map(move || {
-        let text = metrics.lock().map(|m| m.render()).unwrap_or_default();
-        let down = text
-            .lines()
-            .filter(|l| l.starts_with("sightline_camera_up{") && l.ends_with(" 0"))
-            .count();
+        let down = metrics.lock().map_or(0, |m| {
+            m.series("sightline_camera_up")
+                .filter(|(_, up)| *up == 0.0)
+                .count()
+        });
         let status = if down == 0 { "ok" } else { "degraded" };
         let code = if down == 0 {
             warp::http::StatusCode::OK

@@ -13,7 +13,7 @@ use gst::prelude::*;
 use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
 use sightline_core::events::{JsonlSink, utc_now};
 use sightline_core::meta::event_from_structure;
-use sightline_core::runner::{Backoff, Metrics, PipelineFile};
+use sightline_core::runner::{Backoff, Metrics, PipelineFile, split_units, substitute_decoders};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -63,154 +63,22 @@ pub struct RunArgs {
     dry_run: bool,
 }
 
-/// Splits a gst-launch description into units: chains not linked by `!` or by a name
-/// (`name=t` … `t.`) to each other. Quotes are kept.
-pub fn split_units(desc: &str) -> Vec<String> {
-    let tokens = tokenize(desc);
-    // Chains: a token that is an element (not `!`, not a property) and does not follow `!`
-    // starts a new chain.
-    let mut chains: Vec<Vec<String>> = vec![Vec::new()];
-    let mut after_bang = false;
-    for t in tokens {
-        if t == "!" {
-            after_bang = true;
-        } else if !is_property(&t) {
-            let current = chains.last().map_or(0, Vec::len);
-            if !after_bang && current > 0 {
-                chains.push(Vec::new());
-            }
-            after_bang = false;
-        }
-        chains.last_mut().expect("a chain").push(t);
-    }
-    // Union of chains that name / reference the same element.
-    let n = chains.len();
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn find(p: &mut [usize], i: usize) -> usize {
-        let mut r = i;
-        while p[r] != r {
-            r = p[r];
-        }
-        p[i] = r;
-        r
-    }
-    let mut defined: HashMap<String, usize> = HashMap::new();
-    for (i, c) in chains.iter().enumerate() {
-        for t in c {
-            if let Some(name) = t.strip_prefix("name=") {
-                defined.insert(name.trim_matches('"').to_string(), i);
-            }
-        }
-    }
-    for (i, c) in chains.iter().enumerate() {
-        for t in c {
-            if let Some(name) = reference(t)
-                && let Some(&j) = defined.get(name)
-            {
-                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                parent[a] = b;
-            }
-        }
-    }
-    let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for (i, c) in chains.into_iter().enumerate() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(c.join(" "));
-    }
-    let mut units: Vec<(usize, String)> = groups
-        .into_iter()
-        .map(|(root, cs)| (root, cs.join(" ")))
-        .collect();
-    units.sort();
-    units.into_iter().map(|(_, u)| u).collect()
-}
-
-fn tokenize(desc: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote = false;
-    for ch in desc.chars() {
-        match ch {
-            '"' => {
-                quote = !quote;
-                cur.push(ch);
-            }
-            c if c.is_whitespace() && !quote => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            '!' if !quote => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-                out.push("!".into());
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// `key=value` (a property), not caps like `video/x-raw,width=640`.
-fn is_property(t: &str) -> bool {
-    match t.split_once('=') {
-        Some((k, _)) => {
-            !k.is_empty()
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':')
-        }
-        None => false,
-    }
-}
-
-/// `t.` or `t.src_0`: a reference to element `t`.
-fn reference(t: &str) -> Option<&str> {
-    if is_property(t) || t.contains('/') {
-        return None;
-    }
-    let (name, _) = t.split_once('.')?;
-    (!name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-    .then_some(name)
-}
-
-/// Hardware decoders and their software stand-ins.
-const DECODERS: [(&str, &str); 4] = [
-    ("nvh264dec", "avdec_h264"),
-    ("nvh265dec", "avdec_h265"),
-    ("vah264dec", "avdec_h264"),
-    ("vah265dec", "avdec_h265"),
-];
-
 /// Replaces hardware decoders this machine lacks with software ones, saying which was chosen.
 fn choose_decoders(desc: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for t in tokenize(desc) {
-        match DECODERS.iter().find(|(hw, _)| t == *hw) {
-            Some((hw, sw)) if gst::ElementFactory::find(hw).is_none() => {
-                log_line(
-                    "warning",
-                    "runner",
-                    &format!(
-                        "decoder: {hw} is not available here (no GPU plugin or device); using software {sw}"
-                    ),
-                );
-                out.push(sw.to_string());
-            }
-            Some((hw, _)) => {
-                log_line("info", "runner", &format!("decoder: hardware {hw}"));
-                out.push(t);
-            }
-            None => out.push(t),
+    let (out, choices) = substitute_decoders(desc, |f| gst::ElementFactory::find(f).is_some());
+    for (hw, sw) in choices {
+        match sw {
+            Some(sw) => log_line(
+                "warning",
+                "runner",
+                &format!(
+                    "decoder: {hw} is not available here (no GPU plugin or device); using software {sw}"
+                ),
+            ),
+            None => log_line("info", "runner", &format!("decoder: hardware {hw}")),
         }
     }
-    out.join(" ")
+    out
 }
 
 /// One supervised unit.
@@ -246,11 +114,7 @@ fn log_line(level: &str, unit: &str, msg: &str) {
 /// name of its first element.
 fn unit_name(p: &gst::Pipeline, k: usize) -> String {
     let mut first = None;
-    let mut it = p.iterate_sorted();
-    let mut elements = Vec::new();
-    while let Ok(Some(e)) = it.next() {
-        elements.push(e);
-    }
+    let elements: Vec<gst::Element> = p.iterate_sorted().into_iter().flatten().collect();
     for e in elements.iter().rev() {
         if first.is_none() {
             first = Some(e.name().to_string());
@@ -268,11 +132,7 @@ fn unit_name(p: &gst::Pipeline, k: usize) -> String {
 /// Probes for frames in (into the first analytics element) and processed (into the sinks),
 /// and the time between the two.
 fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
-    let mut it = p.iterate_elements();
-    let mut elements = Vec::new();
-    while let Ok(Some(e)) = it.next() {
-        elements.push(e);
-    }
+    let elements: Vec<gst::Element> = p.iterate_elements().into_iter().flatten().collect();
     let ours = |e: &gst::Element| {
         e.factory().is_some_and(|f| {
             matches!(
@@ -844,22 +704,4 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         &format!("stopped; {reconnects} reconnect(s)"),
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chains_split_into_units_and_named_branches_stay_together() {
-        let u = split_units(
-            "rtspsrc location=\"rtsp://a b\" ! decodebin3 ! video/x-raw,format=BGRx ! facedetect camera=a ! fakesink \
-             filesrc location=/x.avi ! decodebin ! tee name=t  t. ! queue ! fakesink  t. ! queue ! appsink \
-             mapview map=m ! videoconvert ! fakesink",
-        );
-        assert_eq!(u.len(), 3, "{u:?}");
-        assert!(u[0].starts_with("rtspsrc location=\"rtsp://a b\" ! decodebin3"));
-        assert!(u[1].contains("tee name=t") && u[1].contains("appsink"));
-        assert!(u[2].starts_with("mapview"));
-    }
 }

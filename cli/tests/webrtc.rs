@@ -322,11 +322,7 @@ impl Running {
 
     /// Sends `sig` (STOP, CONT, …) to the runner.
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let st = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status();
-        assert!(st.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
+        common::signal(self.child.as_ref().unwrap().id(), sig);
     }
 
     /// SIGTERM, then the exit status and the log.

@@ -98,12 +98,7 @@ impl FaceDetector {
         let plan = self.plan(img.width, img.height, p);
         let target =
             TensorTarget::from_spec(&self.engine.model.spec.input, plan.tensor_w, plan.tensor_h);
-        let src = SrcRect {
-            x: 0.0,
-            y: 0.0,
-            w: img.width as f32,
-            h: img.height as f32,
-        };
+        let src = SrcRect::whole(img);
         let shape = [1, 3, plan.tensor_h as i64, plan.tensor_w as i64];
         // Preprocessing writes straight into the tensor that is run.
         let o = self.engine.run_with(shape, |dst| {
@@ -206,12 +201,7 @@ impl PersonDetector {
         img: &ImageView,
         p: &DetectParams,
     ) -> Result<Vec<Detection>, DetectError> {
-        let full = SrcRect {
-            x: 0.0,
-            y: 0.0,
-            w: img.width as f32,
-            h: img.height as f32,
-        };
+        let full = SrcRect::whole(img);
         let mut dets = nms(self.detect_region(img, full, p)?, p.nms_threshold);
         dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
         Ok(dets)
@@ -226,12 +216,7 @@ impl PersonDetector {
         p: &DetectParams,
         tiles: &[SrcRect],
     ) -> Result<Vec<Detection>, DetectError> {
-        let full = SrcRect {
-            x: 0.0,
-            y: 0.0,
-            w: img.width as f32,
-            h: img.height as f32,
-        };
+        let full = SrcRect::whole(img);
         let mut all: Vec<(Detection, bool)> = self
             .detect_region(img, full, p)?
             .into_iter()
@@ -341,18 +326,7 @@ pub fn merge_tiled(all: Vec<(Detection, bool)>, nms_threshold: f32) -> Vec<Detec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
-        Detection {
-            x1,
-            y1,
-            x2,
-            y2,
-            score,
-            landmarks: None,
-            class_id: 0,
-        }
-    }
+    use crate::postprocess::tests::det;
 
     #[test]
     fn tiles_cover_the_frame_with_overlap() {

@@ -214,10 +214,10 @@ pub fn decode_yolox(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
+    pub(crate) fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
         Detection {
             x1,
             y1,

@@ -460,6 +460,18 @@ pub struct SrcRect {
     pub h: f32,
 }
 
+impl SrcRect {
+    /// The whole of `img`.
+    pub fn whole(img: &ImageView) -> SrcRect {
+        SrcRect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width as f32,
+            h: img.height as f32,
+        }
+    }
+}
+
 /// Resamples `src` of the image (bilinear, pixel centres as cv2.resize INTER_LINEAR) into the
 /// top-left `content_w` x `content_h` of the tensor and fills the rest with the pad value.
 /// Channel order and normalisation follow `target`. `dst.len()` must be `target.len()`.

@@ -1,11 +1,12 @@
-//! The pure parts of `sightline run`: pipeline files with variables, reconnect back-off, and
+//! The pure parts of `sightline run`: pipeline files with variables, splitting a description
+//! into independently supervised units, hardware-decoder fallback, reconnect back-off, and
 //! Prometheus text metrics.
 //!
 //! A pipeline file is a `gst-launch-1.0` description with `#` comment lines. Header lines
 //! `# @var NAME=DEFAULT  what it is` declare variables (no `=`: required); `${NAME}` in the
 //! description is replaced by `--set NAME=VALUE`, else the environment, else the default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -193,6 +194,158 @@ pub fn check_tls_pair(what: &str, cert: Option<&str>, key: Option<&str>) -> Resu
     Ok(())
 }
 
+/// Splits a gst-launch description into units: chains not linked by `!` or by a name
+/// (`name=t` … `t.`) to each other. Quotes are kept.
+pub fn split_units(desc: &str) -> Vec<String> {
+    let tokens = tokenize(desc);
+    // Chains: a token that is an element (not `!`, not a property) and does not follow `!`
+    // starts a new chain.
+    let mut chains: Vec<Vec<String>> = vec![Vec::new()];
+    let mut after_bang = false;
+    for t in tokens {
+        if t == "!" {
+            after_bang = true;
+        } else if !is_property(&t) {
+            let current = chains.last().map_or(0, Vec::len);
+            if !after_bang && current > 0 {
+                chains.push(Vec::new());
+            }
+            after_bang = false;
+        }
+        chains.last_mut().expect("a chain").push(t);
+    }
+    // Union of chains that name / reference the same element.
+    let n = chains.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], i: usize) -> usize {
+        let mut r = i;
+        while p[r] != r {
+            r = p[r];
+        }
+        p[i] = r;
+        r
+    }
+    let mut defined: HashMap<String, usize> = HashMap::new();
+    for (i, c) in chains.iter().enumerate() {
+        for t in c {
+            if let Some(name) = t.strip_prefix("name=") {
+                defined.insert(name.trim_matches('"').to_string(), i);
+            }
+        }
+    }
+    for (i, c) in chains.iter().enumerate() {
+        for t in c {
+            if let Some(name) = reference(t)
+                && let Some(&j) = defined.get(name)
+            {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (i, c) in chains.into_iter().enumerate() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(c.join(" "));
+    }
+    let mut units: Vec<(usize, String)> = groups
+        .into_iter()
+        .map(|(root, cs)| (root, cs.join(" ")))
+        .collect();
+    units.sort();
+    units.into_iter().map(|(_, u)| u).collect()
+}
+
+fn tokenize(desc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote = false;
+    for ch in desc.chars() {
+        match ch {
+            '"' => {
+                quote = !quote;
+                cur.push(ch);
+            }
+            c if c.is_whitespace() && !quote => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            '!' if !quote => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                out.push("!".into());
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `key=value` (a property), not caps like `video/x-raw,width=640`.
+fn is_property(t: &str) -> bool {
+    match t.split_once('=') {
+        Some((k, _)) => {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':')
+        }
+        None => false,
+    }
+}
+
+/// `t.` or `t.src_0`: a reference to element `t`.
+fn reference(t: &str) -> Option<&str> {
+    if is_property(t) || t.contains('/') {
+        return None;
+    }
+    let (name, _) = t.split_once('.')?;
+    (!name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then_some(name)
+}
+
+/// Hardware decoders and their software stand-ins.
+pub const DECODER_FALLBACKS: [(&str, &str); 4] = [
+    ("nvh264dec", "avdec_h264"),
+    ("nvh265dec", "avdec_h265"),
+    ("vah264dec", "avdec_h264"),
+    ("vah265dec", "avdec_h265"),
+];
+
+/// Replaces each hardware decoder of `desc` that `available` says is missing with its software
+/// stand-in. Returns the description and, per hardware decoder met, the stand-in used (None:
+/// the hardware one is kept).
+pub fn substitute_decoders(
+    desc: &str,
+    available: impl Fn(&str) -> bool,
+) -> (String, Vec<(&'static str, Option<&'static str>)>) {
+    let mut choices = Vec::new();
+    let tokens: Vec<String> = tokenize(desc)
+        .into_iter()
+        .map(
+            |t| match DECODER_FALLBACKS.iter().find(|(hw, _)| t == *hw) {
+                Some(&(hw, sw)) if !available(hw) => {
+                    choices.push((hw, Some(sw)));
+                    sw.to_string()
+                }
+                Some(&(hw, _)) => {
+                    choices.push((hw, None));
+                    t
+                }
+                None => t,
+            },
+        )
+        .collect();
+    (tokens.join(" "), choices)
+}
+
 /// Reconnect delays: 0.5 s doubling to `max`, back to the start after a stable run.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -236,6 +389,14 @@ struct Family {
     values: BTreeMap<Vec<(String, String)>, f64>,
 }
 
+fn same_labels(key: &[(String, String)], labels: &[(&str, &str)]) -> bool {
+    key.len() == labels.len()
+        && key
+            .iter()
+            .zip(labels)
+            .all(|((a, b), (c, d))| a == c && b == d)
+}
+
 fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -243,45 +404,62 @@ fn escape_label(v: &str) -> String {
 }
 
 impl Metrics {
-    fn family(&mut self, name: &str, help: &str, kind: &'static str) -> &mut Family {
-        self.families
-            .entry(name.to_string())
-            .or_insert_with(|| Family {
-                help: help.to_string(),
-                kind,
-                values: BTreeMap::new(),
-            })
-    }
-
-    fn key(labels: &[(&str, &str)]) -> Vec<(String, String)> {
-        labels
+    /// The value of `name{labels}`, created at 0 with its family when new. Updating an existing
+    /// series allocates nothing (it runs for every frame).
+    fn slot(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+    ) -> &mut f64 {
+        if !self.families.contains_key(name) {
+            self.families.insert(
+                name.to_string(),
+                Family {
+                    help: help.to_string(),
+                    kind,
+                    values: BTreeMap::new(),
+                },
+            );
+        }
+        let values = &mut self.families.get_mut(name).expect("inserted above").values;
+        if values.keys().any(|k| same_labels(k, labels)) {
+            return values
+                .iter_mut()
+                .find(|(k, _)| same_labels(k, labels))
+                .map(|(_, v)| v)
+                .expect("found above");
+        }
+        let key = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .collect();
+        values.entry(key).or_insert(0.0)
     }
 
     /// Adds `by` to counter `name{labels}`.
     pub fn inc(&mut self, name: &str, help: &str, labels: &[(&str, &str)], by: f64) {
-        *self
-            .family(name, help, "counter")
-            .values
-            .entry(Self::key(labels))
-            .or_insert(0.0) += by;
+        *self.slot(name, help, "counter", labels) += by;
     }
 
     /// Sets gauge `name{labels}`.
     pub fn set(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
-        self.family(name, help, "gauge")
-            .values
-            .insert(Self::key(labels), v);
+        *self.slot(name, help, "gauge", labels) = v;
     }
 
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series(name)
+            .find(|(k, _)| same_labels(k, labels))
+            .map(|(_, v)| v)
+    }
+
+    /// Every series of `name`: its labels and value.
+    pub fn series(&self, name: &str) -> impl Iterator<Item = (&[(String, String)], f64)> {
         self.families
-            .get(name)?
-            .values
-            .get(&Self::key(labels))
-            .copied()
+            .get(name)
+            .into_iter()
+            .flat_map(|f| f.values.iter().map(|(k, v)| (k.as_slice(), *v)))
     }
 
     pub fn render(&self) -> String {
@@ -409,6 +587,33 @@ mod tests {
     }
 
     #[test]
+    fn chains_split_into_units_and_named_branches_stay_together() {
+        let u = split_units(
+            "rtspsrc location=\"rtsp://a b\" ! decodebin3 ! video/x-raw,format=BGRx ! facedetect camera=a ! fakesink \
+             filesrc location=/x.avi ! decodebin ! tee name=t  t. ! queue ! fakesink  t. ! queue ! appsink \
+             mapview map=m ! videoconvert ! fakesink",
+        );
+        assert_eq!(u.len(), 3, "{u:?}");
+        assert!(u[0].starts_with("rtspsrc location=\"rtsp://a b\" ! decodebin3"));
+        assert!(u[1].contains("tee name=t") && u[1].contains("appsink"));
+        assert!(u[2].starts_with("mapview"));
+    }
+
+    #[test]
+    fn missing_hardware_decoders_get_their_software_stand_in() {
+        let desc = "rtspsrc location=\"rtsp://x\" ! rtph264depay ! nvh264dec ! queue ! vah265dec ! fakesink";
+        let (out, choices) = substitute_decoders(desc, |f| f == "vah265dec");
+        assert_eq!(
+            out,
+            "rtspsrc location=\"rtsp://x\" ! rtph264depay ! avdec_h264 ! queue ! vah265dec ! fakesink"
+        );
+        assert_eq!(
+            choices,
+            vec![("nvh264dec", Some("avdec_h264")), ("vah265dec", None)]
+        );
+    }
+
+    #[test]
     fn backoff_doubles_to_the_cap_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
         let d: Vec<u128> = (0..6).map(|_| b.next_delay().as_millis()).collect();
@@ -427,5 +632,10 @@ mod tests {
         assert!(t.contains("# TYPE frames_total counter\nframes_total{camera=\"door\"} 3\n"));
         assert!(t.contains("up{camera=\"a\\\"b\"} 1"));
         assert_eq!(m.get("frames_total", &[("camera", "door")]), Some(3.0));
+        m.set("up", "Camera up", &[("camera", "b")], 0.0);
+        m.set("up", "Camera up", &[("camera", "b")], 0.0);
+        let down: Vec<_> = m.series("up").filter(|(_, v)| *v == 0.0).collect();
+        assert_eq!(down.len(), 1, "{down:?}");
+        assert_eq!(m.series("up").count(), 2);
     }
 }

@@ -61,7 +61,7 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 }
 
 pub fn stop(mut child: Child) -> Output {
-    unsafe_term(child.id());
+    signal(child.id(), "TERM");
     let t0 = Instant::now();
     while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
@@ -69,8 +69,10 @@ pub fn stop(mut child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-pub fn unsafe_term(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+/// Sends signal `sig` (TERM, STOP, CONT, …) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
         .status();
+    assert!(st.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
 }
