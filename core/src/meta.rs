@@ -192,6 +192,16 @@ impl Roi {
     pub fn is_unknown(&self) -> bool {
         self.recognition_label.as_deref() == Some("unknown")
     }
+
+    /// Positively recognised as an enrolled person: a recognition with a label other than
+    /// `unknown` and an identity. Everything else (unknown, undecided, too small or poor to
+    /// embed, no facematch upstream, params lost on the way) is not.
+    pub fn is_recognised(&self) -> bool {
+        self.recognition_label
+            .as_deref()
+            .is_some_and(|l| !l.is_empty() && l != "unknown")
+            && self.identity.as_deref().is_some_and(|i| !i.is_empty())
+    }
 }
 
 /// Reads every ROI meta of the buffer, in id order.

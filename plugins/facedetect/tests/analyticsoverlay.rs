@@ -42,6 +42,7 @@ fn detect_and_overlay(privacy: &str, mark_unknown: &[usize]) -> (gst::Buffer, gs
             m.add_param(
                 gst::Structure::builder("recognition")
                     .field("label", label)
+                    .field("identity", label)
                     .field("similarity", 0.7f64)
                     .build(),
             );

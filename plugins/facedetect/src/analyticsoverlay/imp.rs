@@ -232,7 +232,8 @@ impl VideoFilterImpl for AnalyticsOverlay {
             let blur = is_face
                 && match s.privacy {
                     PrivacyMode::None => false,
-                    PrivacyMode::BlurUnknown => roi.is_unknown(),
+                    // Fails closed: only a positively recognised face stays sharp.
+                    PrivacyMode::BlurUnknown => !roi.is_recognised(),
                     PrivacyMode::BlurAll => true,
                 };
             if blur {

@@ -24,7 +24,10 @@ pub enum PrivacyMode {
     #[default]
     #[enum_value(name = "Draw every face as it is", nick = "none")]
     None = 0,
-    #[enum_value(name = "Blur faces recognised as unknown", nick = "blur-unknown")]
+    #[enum_value(
+        name = "Blur every face not recognised as an enrolled person (unknown, undecided, too small, no facematch)",
+        nick = "blur-unknown"
+    )]
     BlurUnknown = 1,
     #[enum_value(name = "Blur every face", nick = "blur-all")]
     BlurAll = 2,
