@@ -10,10 +10,13 @@
 
 use clap::Args;
 use gst::prelude::*;
-use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
+use sightline_core::delivery::{
+    Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
+};
 use sightline_core::events::{JsonlSink, utc_now};
 use sightline_core::meta::event_from_structure;
 use sightline_core::runner::{Backoff, Metrics, PipelineFile, split_units, substitute_decoders};
+use sightline_core::secrets::{read_secret_file, redact_urls_in_text};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,12 +35,23 @@ pub struct RunArgs {
     #[arg(long)]
     events: Option<PathBuf>,
     /// Send every event to this Redis (Stream `--stream`), spooled on disk while it is away.
-    #[arg(long)]
+    /// Better kept off the command line (visible in `ps`): `SIGHTLINE_REDIS_URL`, or
+    /// `--redis-url-file` / `SIGHTLINE_REDIS_URL_FILE` naming a file that holds it.
+    #[arg(long, env = "SIGHTLINE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// A file whose first line is the Redis URL (for passwords; see --redis-url).
+    #[arg(long, env = "SIGHTLINE_REDIS_URL_FILE", conflicts_with = "redis_url")]
+    redis_url_file: Option<PathBuf>,
     #[arg(long, default_value = "sightline:events")]
     stream: String,
     #[arg(long)]
     spool_dir: Option<PathBuf>,
+    /// Undelivered events kept, bytes (beyond: the oldest dropped, never alerts).
+    #[arg(long, default_value_t = sightline_core::delivery::DEFAULT_SPOOL_MAX_BYTES)]
+    spool_max_bytes: u64,
+    /// Undelivered events older than this many seconds are dropped (never alerts).
+    #[arg(long, default_value_t = sightline_core::delivery::DEFAULT_SPOOL_MAX_AGE.as_secs_f64())]
+    spool_max_age: f64,
     /// Address of the /metrics and /health endpoints and of the WebRTC viewer page at /
     /// ("" = none).
     #[arg(long, default_value = "127.0.0.1:9108")]
@@ -105,7 +119,10 @@ struct Shared {
 
 type Ctx = Rc<RefCell<(Vec<Unit>, Shared)>>;
 
+/// One JSON log line on stderr. URLs in the message are shown without their secrets: the
+/// runner logs GStreamer's own errors, which quote camera URLs with their credentials.
 fn log_line(level: &str, unit: &str, msg: &str) {
+    let msg = redact_urls_in_text(msg);
     let line = serde_json::json!({"utc": utc_now(), "level": level, "unit": unit, "msg": msg});
     eprintln!("{line}");
 }
@@ -146,19 +163,27 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
         if let Some(pad) = e.static_pad("sink") {
             let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Ok(mut m) = m.lock() {
+                // A frame counts once however many analytics elements it reaches (chained,
+                // or on the branches of a tee): the first one to see its timestamp counts it.
+                let new = match (info.buffer(), ent.lock()) {
+                    (Some(b), Ok(mut ent)) => {
+                        if ent.len() > 256 {
+                            ent.clear();
+                        }
+                        let pts = b.pts().map_or(0, |t| t.nseconds());
+                        let fresh = !ent.contains_key(&pts);
+                        ent.entry(pts).or_insert_with(Instant::now);
+                        fresh
+                    }
+                    _ => false,
+                };
+                if new && let Ok(mut m) = m.lock() {
                     m.inc(
                         "sightline_frames_in_total",
-                        "Frames that reached the analytics",
+                        "Frames that reached the analytics (each once)",
                         &[("camera", &cam)],
                         1.0,
                     );
-                }
-                if let (Some(b), Ok(mut ent)) = (info.buffer(), ent.lock()) {
-                    if ent.len() > 256 {
-                        ent.clear();
-                    }
-                    ent.insert(b.pts().map_or(0, |t| t.nseconds()), Instant::now());
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -475,6 +500,18 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                         &[],
                         d.backlog() as f64,
                     );
+                    m.set(
+                        "sightline_spool_bytes",
+                        "Size of the event spool file, bytes",
+                        &[],
+                        d.spool_bytes() as f64,
+                    );
+                    m.set(
+                        "sightline_spool_dropped_total",
+                        "Events dropped from a full or too old spool (never alerts)",
+                        &[],
+                        d.dropped() as f64,
+                    );
                 }
             }
             if s.name().as_str() != "facedetect" && s.name().as_str() != "persondetect" {
@@ -580,7 +617,33 @@ fn check_webrtcsink(el: &gst::Element) -> Result<(), String> {
     Ok(())
 }
 
+/// GStreamer's own debug log (GST_DEBUG) with URLs redacted: its parser logs the whole
+/// pipeline description, and sources such as rtspsrc log camera URLs with their credentials.
+/// Replaces the default handler in this process; same fields, no colours.
+fn redacting_gst_log() {
+    if std::env::var_os("GST_DEBUG").is_none() {
+        return;
+    }
+    gst::log::remove_default_log_function();
+    let pid = std::process::id();
+    let t0 = Instant::now();
+    gst::log::add_log_function(move |cat, level, file, function, line, obj, msg| {
+        let Some(text) = msg.get() else { return };
+        let obj = obj.map(|o| format!(":<{o}>")).unwrap_or_default();
+        let thread = std::thread::current();
+        eprintln!(
+            "{:.9} {pid} {:?} {:>7} {:>20} {file}:{line}:{function}{obj} {}",
+            t0.elapsed().as_secs_f64(),
+            thread.id(),
+            format!("{level:?}").to_uppercase(),
+            cat.name(),
+            redact_urls_in_text(text.as_str())
+        );
+    });
+}
+
 pub fn run(a: RunArgs) -> Result<(), String> {
+    redacting_gst_log();
     let text = std::fs::read_to_string(&a.file)
         .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let file = PipelineFile::parse(&text, &a.file.display().to_string())?;
@@ -599,8 +662,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         preflight(u)?;
     }
     if a.dry_run {
+        // The substituted descriptions, without the secrets they may carry.
         for u in &units {
-            println!("{u}");
+            println!("{}", redact_urls_in_text(u));
         }
         return Ok(());
     }
@@ -634,7 +698,17 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         Some(p) => Some(JsonlSink::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
     };
-    let delivery = match &a.redis_url {
+    let redis_url = match (&a.redis_url, &a.redis_url_file) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Some(f)) => Some(read_secret_file(f)?),
+        (None, None) => None,
+    };
+    let limits = SpoolLimits {
+        max_bytes: a.spool_max_bytes,
+        max_age: Duration::from_secs_f64(a.spool_max_age.max(1.0)),
+        ..Default::default()
+    };
+    let delivery = match &redis_url {
         Some(url) => Some(
             Delivery::start(DeliveryConfig {
                 node: format!("{}-runner", default_node_id()),
@@ -642,6 +716,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 redis_url: Some(url.clone()),
                 stream: a.stream.clone(),
                 webhook_url: None,
+                limits,
             })
             .map_err(|e| format!("cannot open the event spool: {e}"))?,
         ),

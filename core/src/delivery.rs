@@ -1,23 +1,41 @@
-//! Durable, ordered event delivery to a Redis Stream and/or a webhook.
+//! Durable, ordered, bounded event delivery to a Redis Stream and/or a webhook.
 //!
 //! Every event is first appended to a spool file on disk (`<spool-dir>/<node>.spool.jsonl`,
-//! numbered by a per-node sequence) and then delivered in order by a background thread. Redis
-//! delivery is idempotent: a Lua script adds the event to the stream only if its sequence is
-//! beyond the node's last delivered one (`<stream>:delivered:<node>`), so a reply lost with
-//! the connection never yields a duplicate. While Redis or the webhook is down, events wait
-//! in the spool (nothing is lost, also across restarts) and are delivered in order when it
+//! one line `{"seq","t","alert","event"}` per event, numbered by a per-node sequence) and then
+//! delivered in order by a background thread. Redis delivery is idempotent: a Lua script adds
+//! the event to the stream only if its sequence is beyond the node's last delivered one
+//! (`<stream>:delivered:<node>`), so a reply lost with the connection, or a restart after
+//! `kill -9`, never yields a duplicate. Webhook POSTs carry `Idempotency-Key: <node>-<seq>`
+//! so a receiver can drop a repeat (HTTP itself is at-least-once). While a sink is down,
+//! events wait in the spool (also across restarts) and are delivered in order when it
 //! returns; retries back off from 0.2 s to 5 s.
+//!
+//! The spool is bounded ([`SpoolLimits`]): events waiting longer than `max_age`, and the
+//! oldest events beyond `max_bytes`, are dropped — never alerts (`presence-alert`); every
+//! drop is counted ([`Delivery::dropped`]) and reported once per episode. The file is
+//! fsynced every `fsync_interval` and at once after an alert, by a syncer thread (the
+//! caller, often a streaming thread, only appends), which also compacts the file when
+//! delivered lines make up more than half of it, so the file stays under about twice
+//! `max_bytes`. After a crash, everything written before the last fsync is delivered.
 
 use crate::events::Event;
+use crate::secrets::scrub_url_in;
+use crate::worker::Worker;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Stream length kept (approximately) by XADD MAXLEN ~.
 pub const STREAM_MAXLEN: u64 = 100_000;
+
+/// The event kind that is never dropped from a full spool.
+pub const ALERT_KIND: &str = "presence-alert";
+
+/// A file smaller than this is never compacted.
+const COMPACT_SLACK: u64 = 1 << 20;
 
 const XADD_ONCE: &str = r"
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
@@ -47,6 +65,31 @@ pub fn default_spool_dir() -> PathBuf {
         .join("spool")
 }
 
+/// How much the spool keeps while a sink is away.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpoolLimits {
+    /// Bytes of undelivered events kept (alerts beyond it are kept too).
+    pub max_bytes: u64,
+    /// Undelivered events older than this are dropped (alerts are kept).
+    pub max_age: Duration,
+    /// How often written events are fsynced (alerts: at once).
+    pub fsync_interval: Duration,
+}
+
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 << 20;
+pub const DEFAULT_SPOOL_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        SpoolLimits {
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            max_age: DEFAULT_SPOOL_MAX_AGE,
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryConfig {
     pub node: String,
@@ -54,36 +97,64 @@ pub struct DeliveryConfig {
     pub redis_url: Option<String>,
     pub stream: String,
     pub webhook_url: Option<String>,
+    pub limits: SpoolLimits,
 }
 
 struct Pending {
     seq: u64,
-    json: String,
+    /// Unix milliseconds when it was spooled.
+    t_ms: u64,
+    alert: bool,
+    json: Arc<str>,
     redis_done: bool,
     webhook_done: bool,
 }
 
+impl Pending {
+    fn line(&self) -> String {
+        format!(
+            "{{\"seq\":{},\"t\":{},\"alert\":{},\"event\":{}}}\n",
+            self.seq, self.t_ms, self.alert, self.json
+        )
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
+    /// Wakes the delivery thread.
     wake: Condvar,
+    /// Wakes the syncer.
+    sync_wake: Condvar,
     has_redis: bool,
     has_webhook: bool,
+    limits: SpoolLimits,
+    path: PathBuf,
 }
 
 struct Queue {
     items: VecDeque<Pending>,
     next_seq: u64,
     spool: Option<File>,
+    file_bytes: u64,
+    pending_bytes: u64,
+    /// Written since the last fsync; an alert among them.
+    dirty: bool,
+    sync_now: bool,
+    compacting: bool,
     stopping: bool,
     /// Last delivery error per sink, taken by the owner to report.
     errors: Vec<String>,
     delivered: u64,
+    dropped: u64,
+    /// A drop episode was reported (reset when the spool has room again).
+    drop_reported: bool,
+    fsyncs: u64,
 }
 
-/// Handle of the delivery thread; dropping it stops the thread (pending events stay spooled).
+/// Handle of the delivery threads; dropping it stops them (pending events stay spooled).
 pub struct Delivery {
     shared: Arc<Shared>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    workers: Vec<Worker>,
     spool_path: PathBuf,
 }
 
@@ -106,31 +177,106 @@ fn write_cursor(p: &Path, seq: u64) {
     }
 }
 
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One spool line read back: (seq, unix ms, alert, event JSON). None for a line that is
+/// not one (a line cut by a crash, garbage): it is skipped.
+pub fn parse_spool_line(line: &str) -> Option<(u64, Option<u64>, bool, String)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let seq = v.get("seq")?.as_u64()?;
+    let ev = v.get("event")?;
+    if !ev.is_object() {
+        return None;
+    }
+    let alert = v
+        .get("alert")
+        .and_then(|a| a.as_bool())
+        .unwrap_or_else(|| ev.get("kind").and_then(|k| k.as_str()) == Some(ALERT_KIND));
+    Some((
+        seq,
+        v.get("t").and_then(|t| t.as_u64()),
+        alert,
+        ev.to_string(),
+    ))
+}
+
+impl Queue {
+    /// Drops what the limits no longer allow: events older than `max_age`, then the oldest
+    /// beyond `max_bytes`; never alerts.
+    fn enforce(&mut self, limits: &SpoolLimits, now_ms: u64) {
+        let max_age_ms = limits.max_age.as_millis() as u64;
+        let mut dropped = 0;
+        while let Some(front) = self.items.front() {
+            if front.alert || now_ms.saturating_sub(front.t_ms) <= max_age_ms {
+                break;
+            }
+            if let Some(p) = self.items.pop_front() {
+                self.pending_bytes = self.pending_bytes.saturating_sub(p.json.len() as u64);
+                dropped += 1;
+            }
+        }
+        let mut i = 0;
+        while self.pending_bytes > limits.max_bytes && i < self.items.len() {
+            if self.items[i].alert {
+                i += 1;
+                continue;
+            }
+            if let Some(p) = self.items.remove(i) {
+                self.pending_bytes = self.pending_bytes.saturating_sub(p.json.len() as u64);
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.dropped += dropped;
+            if !self.drop_reported {
+                self.drop_reported = true;
+                self.errors.push(format!(
+                    "event spool full (limits: {} bytes, {} s): dropping the oldest events, never alerts",
+                    limits.max_bytes,
+                    limits.max_age.as_secs()
+                ));
+            }
+        } else if self.pending_bytes <= limits.max_bytes / 2 {
+            self.drop_reported = false;
+        }
+    }
+}
+
 impl Delivery {
-    /// Opens the spool (delivering what a previous run left) and starts the thread.
+    /// Opens the spool (delivering what a previous run left) and starts the threads.
     pub fn start(cfg: DeliveryConfig) -> std::io::Result<Delivery> {
         std::fs::create_dir_all(&cfg.spool_dir)?;
         let path = spool_path(&cfg);
         let redis_cursor = read_cursor(&cursor_path(&cfg, "redis"));
         let webhook_cursor = read_cursor(&cursor_path(&cfg, "webhook"));
-        let mut items = VecDeque::new();
+        let mut items: VecDeque<Pending> = VecDeque::new();
         let mut next_seq = 0;
+        let mut pending_bytes = 0;
+        let now = unix_ms();
         if let Ok(f) = File::open(&path) {
             for line in BufReader::new(f).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                let Some((seq, t, alert, json)) = parse_spool_line(&line) else {
                     continue;
                 };
-                let (Some(seq), Some(ev)) = (v["seq"].as_u64(), v.get("event")) else {
+                if items.back().is_some_and(|p| p.seq >= seq) {
+                    // Out of order or repeated: the file was not written by us.
                     continue;
-                };
+                }
                 next_seq = next_seq.max(seq + 1);
                 let redis_done = cfg.redis_url.is_none() || redis_cursor.is_some_and(|c| seq <= c);
                 let webhook_done =
                     cfg.webhook_url.is_none() || webhook_cursor.is_some_and(|c| seq <= c);
                 if !(redis_done && webhook_done) {
+                    pending_bytes += json.len() as u64;
                     items.push_back(Pending {
                         seq,
-                        json: ev.to_string(),
+                        t_ms: t.unwrap_or(now),
+                        alert,
+                        json: json.into(),
                         redis_done,
                         webhook_done,
                     });
@@ -141,53 +287,96 @@ impl Delivery {
             .max(redis_cursor.map_or(0, |c| c + 1))
             .max(webhook_cursor.map_or(0, |c| c + 1));
         let spool = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file_bytes = spool.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut queue = Queue {
+            items,
+            next_seq,
+            spool: Some(spool),
+            file_bytes,
+            pending_bytes,
+            dirty: false,
+            sync_now: false,
+            compacting: false,
+            stopping: false,
+            errors: Vec::new(),
+            delivered: 0,
+            dropped: 0,
+            drop_reported: false,
+            fsyncs: 0,
+        };
+        queue.enforce(&cfg.limits, now);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                items,
-                next_seq,
-                spool: Some(spool),
-                stopping: false,
-                errors: Vec::new(),
-                delivered: 0,
-            }),
+            queue: Mutex::new(queue),
             wake: Condvar::new(),
+            sync_wake: Condvar::new(),
             has_redis: cfg.redis_url.is_some(),
             has_webhook: cfg.webhook_url.is_some(),
+            limits: cfg.limits,
+            path: path.clone(),
         });
-        let s = shared.clone();
+        let report = |shared: &Arc<Shared>| {
+            let s = shared.clone();
+            move |why: String| {
+                if let Ok(mut q) = s.queue.lock() {
+                    q.errors.push(why);
+                }
+            }
+        };
+        let (s1, s2) = (shared.clone(), shared.clone());
         let c = cfg.clone();
-        let handle = std::thread::Builder::new()
-            .name("sl-delivery".into())
-            .spawn(move || run(s, c))?;
+        let workers = vec![
+            Worker::spawn("sl-delivery", report(&shared), move || run(s1, c))?,
+            Worker::spawn("sl-spool-sync", report(&shared), move || syncer(s2))?,
+        ];
         Ok(Delivery {
             shared,
-            handle: Some(handle),
+            workers,
             spool_path: path,
         })
     }
 
-    /// Spools `ev` (on disk, then in order to the sinks). Returns its sequence number.
+    /// Spools `ev` (on disk, then in order to the sinks). Returns its sequence number. The
+    /// event is kept for delivery even when the spool file cannot be written (the error is
+    /// returned then, for a warning).
     pub fn send(&self, ev: &Event) -> std::io::Result<u64> {
-        let json = serde_json::to_string(ev)?;
+        let json: Arc<str> = serde_json::to_string(ev)?.into();
+        let alert = ev.kind == ALERT_KIND;
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         let seq = q.next_seq;
         q.next_seq += 1;
-        if let Some(f) = q.spool.as_mut() {
-            writeln!(f, "{{\"seq\":{seq},\"event\":{json}}}")?;
-            f.flush()?;
-        }
-        q.items.push_back(Pending {
+        let p = Pending {
             seq,
+            t_ms: unix_ms(),
+            alert,
             json,
             redis_done: !self.shared.has_redis,
             webhook_done: !self.shared.has_webhook,
-        });
+        };
+        let line = p.line();
+        let written = match q.spool.as_mut() {
+            Some(f) => f.write_all(line.as_bytes()),
+            None => Ok(()),
+        };
+        if written.is_ok() {
+            q.file_bytes += line.len() as u64;
+            q.dirty = true;
+            q.sync_now |= alert;
+        }
+        q.pending_bytes += p.json.len() as u64;
+        q.items.push_back(p);
+        let now = unix_ms();
+        q.enforce(&self.shared.limits, now);
+        drop(q);
         self.shared.wake.notify_all();
-        Ok(seq)
+        if alert {
+            self.shared.sync_wake.notify_all();
+        }
+        written.map(|_| seq)
     }
 
     /// Spools `ev` and returns what went wrong, worded for an element warning: the spool
-    /// could not be written, or delivery is delayed (one line per outage).
+    /// could not be written, events were dropped, or delivery is delayed (one line per
+    /// outage).
     pub fn send_reporting(&self, ev: &Event) -> Vec<String> {
         let mut problems = Vec::new();
         if let Err(e) = self.send(ev) {
@@ -213,8 +402,32 @@ impl Delivery {
         self.shared.queue.lock().map(|q| q.items.len()).unwrap_or(0)
     }
 
+    /// Bytes of events waiting.
+    pub fn backlog_bytes(&self) -> u64 {
+        self.shared
+            .queue
+            .lock()
+            .map(|q| q.pending_bytes)
+            .unwrap_or(0)
+    }
+
+    /// Size of the spool file.
+    pub fn spool_bytes(&self) -> u64 {
+        self.shared.queue.lock().map(|q| q.file_bytes).unwrap_or(0)
+    }
+
     pub fn delivered(&self) -> u64 {
         self.shared.queue.lock().map(|q| q.delivered).unwrap_or(0)
+    }
+
+    /// Events dropped because the spool was full or they were too old (never alerts).
+    pub fn dropped(&self) -> u64 {
+        self.shared.queue.lock().map(|q| q.dropped).unwrap_or(0)
+    }
+
+    /// fsyncs of the spool file so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.shared.queue.lock().map(|q| q.fsyncs).unwrap_or(0)
     }
 
     /// Delivery errors since the last call (one per outage).
@@ -237,8 +450,118 @@ impl Drop for Delivery {
             q.stopping = true;
         }
         self.shared.wake.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        self.shared.sync_wake.notify_all();
+        // Bounded (0.5 s for both threads): a delivery in progress is bounded by its own
+        // timeouts (Redis 2 s, HTTP 5 s) and ends by itself; what it delivers then is
+        // recorded as usual (idempotent by sequence), nothing is lost.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        for w in self.workers.drain(..) {
+            w.finish_by(deadline);
+        }
+    }
+}
+
+/// fsyncs the spool on its interval (at once after an alert) and compacts it.
+fn syncer(shared: Arc<Shared>) {
+    loop {
+        let file = {
+            let q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut q, _) = shared
+                .sync_wake
+                .wait_timeout_while(q, shared.limits.fsync_interval, |q| {
+                    !q.stopping && !q.sync_now
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            let file = if q.dirty {
+                q.spool.as_ref().and_then(|f| f.try_clone().ok())
+            } else {
+                None
+            };
+            q.dirty = false;
+            q.sync_now = false;
+            if q.stopping && file.is_none() {
+                return;
+            }
+            file
+        };
+        if let Some(f) = file {
+            let ok = f.sync_data().is_ok();
+            let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if ok {
+                q.fsyncs += 1;
+            } else {
+                q.dirty = true;
+            }
+            if q.stopping {
+                return;
+            }
+        }
+        compact_if_needed(&shared);
+    }
+}
+
+/// Rewrites the spool with only the undelivered events when delivered ones make up most of
+/// it. The bulk is written without the lock (events share their JSON through `Arc`); only
+/// the events spooled meanwhile are appended under it, then the new file replaces the old.
+fn compact_if_needed(shared: &Shared) {
+    let snapshot: Vec<String> = {
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.compacting || q.file_bytes <= 2 * q.pending_bytes + COMPACT_SLACK {
+            return;
+        }
+        q.compacting = true;
+        q.items.iter().map(Pending::line).collect()
+    };
+    let last_seq = snapshot
+        .last()
+        .and_then(|l| parse_spool_line(l))
+        .map(|(s, ..)| s);
+    let tmp = shared.path.with_extension("jsonl.compact");
+    let written = (|| -> std::io::Result<u64> {
+        let mut f = File::create(&tmp)?;
+        let mut n = 0;
+        for l in &snapshot {
+            f.write_all(l.as_bytes())?;
+            n += l.len() as u64;
+        }
+        Ok(n)
+    })();
+    let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+    q.compacting = false;
+    let Ok(mut bytes) = written else {
+        let _ = std::fs::remove_file(&tmp);
+        return;
+    };
+    let result = (|| -> std::io::Result<File> {
+        let mut f = OpenOptions::new().append(true).open(&tmp)?;
+        for p in q
+            .items
+            .iter()
+            .filter(|p| last_seq.is_none_or(|s| p.seq > s))
+        {
+            let l = p.line();
+            f.write_all(l.as_bytes())?;
+            bytes += l.len() as u64;
+        }
+        f.sync_data()?;
+        std::fs::rename(&tmp, &shared.path)?;
+        if let Some(dir) = shared.path.parent() {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(f)
+    })();
+    match result {
+        Ok(f) => {
+            q.spool = Some(f);
+            q.file_bytes = bytes;
+            q.fsyncs += 1;
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            q.errors.push(format!(
+                "cannot compact the spool {}: {e}",
+                shared.path.display()
+            ));
         }
     }
 }
@@ -265,8 +588,12 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
                     break (p.seq, p.json.clone(), p.redis_done, p.webhook_done);
                 }
                 // Everything delivered: the spool can start over.
-                if let Some(f) = q.spool.as_mut() {
-                    let _ = f.set_len(0);
+                if !q.compacting && q.file_bytes > 0 {
+                    if let Some(f) = q.spool.as_mut() {
+                        let _ = f.set_len(0);
+                    }
+                    q.file_bytes = 0;
+                    q.dirty = true;
                 }
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
@@ -276,10 +603,7 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
         if !redis_done && let Some(url) = &cfg.redis_url {
             if redis.is_none() {
                 match crate::redis_store::connect(url) {
-                    Ok(c) => {
-                        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                        redis = Some(c);
-                    }
+                    Ok(c) => redis = Some(c),
                     Err(e) => err = Some(e),
                 }
             }
@@ -291,7 +615,7 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
                     .arg(format!("{}:delivered:{}", cfg.stream, cfg.node))
                     .arg(seq)
                     .arg(STREAM_MAXLEN)
-                    .arg(&json)
+                    .arg(&*json)
                     .arg(&cfg.node)
                     .query(con);
                 match res {
@@ -300,7 +624,11 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
                         write_cursor(&cursor_path(&cfg, "redis"), seq);
                     }
                     Err(e) => {
-                        err = Some(format!("Redis {}: {e}", crate::redis_store::redact(url)));
+                        err = Some(format!(
+                            "Redis {}: {}",
+                            crate::redis_store::redact(url),
+                            crate::redis_store::scrub(url, &e)
+                        ));
                         redis = None;
                     }
                 }
@@ -311,13 +639,20 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
             match http
                 .post(url)
                 .header("Content-Type", "application/json")
-                .send(json.as_str())
+                .header("Idempotency-Key", format!("{}-{seq}", cfg.node))
+                .send(&*json)
             {
                 Ok(_) => {
                     w_ok = true;
                     write_cursor(&cursor_path(&cfg, "webhook"), seq);
                 }
-                Err(e) => err = Some(format!("webhook {url}: {e}")),
+                Err(e) => {
+                    err = Some(format!(
+                        "webhook {}: {}",
+                        crate::secrets::redact_url(url),
+                        scrub_url_in(&e.to_string(), url)
+                    ))
+                }
             }
         }
         let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -327,7 +662,9 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
             p.redis_done = r_ok;
             p.webhook_done = w_ok;
             if r_ok && w_ok {
-                q.items.pop_front();
+                if let Some(p) = q.items.pop_front() {
+                    q.pending_bytes = q.pending_bytes.saturating_sub(p.json.len() as u64);
+                }
                 q.delivered += 1;
             }
         }
@@ -358,5 +695,145 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, n: u64, pad: usize) -> Event {
+        Event::new(
+            kind,
+            "src",
+            "cam",
+            Some(n),
+            "2026-12-01T00:00:00.000Z".into(),
+            serde_json::json!({ "n": n, "pad": "x".repeat(pad) }),
+        )
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sl-spool-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// A sink that never answers: an unroutable webhook port on loopback that refuses.
+    fn cfg(name: &str, limits: SpoolLimits) -> DeliveryConfig {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        DeliveryConfig {
+            node: name.into(),
+            spool_dir: dir(name),
+            webhook_url: Some(format!("http://127.0.0.1:{port}/x")),
+            limits,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_events_never_alerts_and_counts_them() {
+        let limits = SpoolLimits {
+            max_bytes: 20_000,
+            ..Default::default()
+        };
+        let c = cfg("full", limits);
+        let d = Delivery::start(c.clone()).unwrap();
+        for n in 0..500 {
+            let kind = if n % 50 == 0 { ALERT_KIND } else { "presence" };
+            d.send(&ev(kind, n, 200)).unwrap();
+        }
+        assert!(
+            d.backlog_bytes() <= 20_000 + 10 * 400,
+            "{}",
+            d.backlog_bytes()
+        );
+        assert!(d.dropped() > 400, "{}", d.dropped());
+        let problems = d.take_errors();
+        assert_eq!(
+            problems.iter().filter(|p| p.contains("spool full")).count(),
+            1,
+            "reported once: {problems:?}"
+        );
+        drop(d);
+        // What is left on disk after a restart: every alert, and the newest events.
+        let d = Delivery::start(c.clone()).unwrap();
+        let q = d.shared.queue.lock().unwrap();
+        let ns: Vec<u64> = q
+            .items
+            .iter()
+            .map(|p| {
+                serde_json::from_str::<serde_json::Value>(&p.json).unwrap()["data"]["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        for a in (0..500).step_by(50) {
+            assert!(ns.contains(&a), "alert {a} kept: {ns:?}");
+        }
+        assert!(ns.contains(&499));
+        assert!(!ns.contains(&1), "oldest dropped");
+        drop(q);
+        drop(d);
+        let _ = std::fs::remove_dir_all(c.spool_dir);
+    }
+
+    #[test]
+    fn events_older_than_max_age_are_dropped_alerts_kept() {
+        let c = cfg(
+            "age",
+            SpoolLimits {
+                max_age: Duration::from_millis(1),
+                ..Default::default()
+            },
+        );
+        let d = Delivery::start(c.clone()).unwrap();
+        d.send(&ev("presence", 0, 10)).unwrap();
+        d.send(&ev(ALERT_KIND, 1, 10)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        d.send(&ev("presence", 2, 10)).unwrap();
+        assert_eq!(d.dropped(), 1);
+        assert_eq!(d.backlog(), 2);
+        drop(d);
+        let _ = std::fs::remove_dir_all(c.spool_dir);
+    }
+
+    #[test]
+    fn the_spool_is_fsynced_at_once_after_an_alert_and_compacted() {
+        let c = cfg(
+            "sync",
+            SpoolLimits {
+                fsync_interval: Duration::from_secs(3600),
+                max_bytes: 1 << 20,
+                ..Default::default()
+            },
+        );
+        let d = Delivery::start(c.clone()).unwrap();
+        d.send(&ev("presence", 0, 10)).unwrap();
+        d.send(&ev(ALERT_KIND, 1, 10)).unwrap();
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while d.fsyncs() == 0 && std::time::Instant::now() < end {
+            std::thread::yield_now();
+        }
+        assert!(
+            d.fsyncs() >= 1,
+            "an alert is fsynced without waiting for the interval"
+        );
+        drop(d);
+        let _ = std::fs::remove_dir_all(c.spool_dir);
+    }
+
+    #[test]
+    fn spool_lines_cut_or_corrupt_are_skipped() {
+        assert!(parse_spool_line("{\"seq\":1,\"event\":{\"kind\":\"x\"}}").is_some());
+        assert!(parse_spool_line("{\"seq\":1,\"event\":{\"ki").is_none());
+        assert!(parse_spool_line("{\"seq\":-1,\"event\":{}}").is_none());
+        assert!(parse_spool_line("{\"seq\":1,\"event\":3}").is_none());
+        assert!(parse_spool_line("\u{0}\u{1}garbage").is_none());
+        let (_, _, alert, _) =
+            parse_spool_line("{\"seq\":1,\"event\":{\"kind\":\"presence-alert\"}}").unwrap();
+        assert!(alert, "old lines without the flag: alert from the kind");
     }
 }

@@ -115,7 +115,7 @@ struct Shared {
 pub struct MapSync {
     cfg: MapSyncConfig,
     shared: Arc<Shared>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    handle: Option<crate::worker::Worker>,
 }
 
 struct Worker {
@@ -163,11 +163,18 @@ impl MapSync {
             w.fallback_block();
             w.report(&shared, e);
         }
-        let sh = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("mapsync-{}", cfg.map))
-            .spawn(move || w.run(&sh))
-            .ok();
+        let (sh, panicked) = (shared.clone(), shared.clone());
+        let handle = crate::worker::Worker::spawn(
+            &format!("mapsync-{}", cfg.map),
+            move |why| {
+                panicked.outage.store(true, Ordering::Relaxed);
+                if let Ok(mut e) = panicked.errors.lock() {
+                    e.push(format!("Map sharing stopped, the map is local: {why}"));
+                }
+            },
+            move || w.run(&sh),
+        )
+        .ok();
         MapSync {
             cfg,
             shared,
@@ -205,8 +212,9 @@ impl Drop for MapSync {
             *s = true;
         }
         self.shared.wake.notify_all();
+        // Bounded: a round in progress is bounded by the connection's timeouts.
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            h.finish_within(crate::worker::STOP_WAIT);
         }
     }
 }

@@ -109,6 +109,13 @@ pub enum Event {
         camera: String,
         event: crate::zones::ZoneEvent,
     },
+    /// The group's state shared with other nodes (Redis) became unavailable (decisions are
+    /// local until it is back) or available again (caught up).
+    SharedState {
+        available: bool,
+        at_ns: u64,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -40,3 +40,18 @@ macro_rules! execution_provider_enum {
         }
     };
 }
+
+/// Resolves a secret-bearing property in place (`env:NAME`, `@FILE` or the value itself,
+/// see [`crate::secrets::resolve`]); the error names the property, not the secret.
+pub fn resolve_secret(property: &str, value: &mut Option<String>) -> Result<(), gst::ErrorMessage> {
+    if let Some(v) = value.as_deref() {
+        let r = crate::secrets::resolve(v).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["Property {}: {}", property, e]
+            )
+        })?;
+        *value = Some(r);
+    }
+    Ok(())
+}

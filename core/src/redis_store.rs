@@ -13,19 +13,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Read and write timeout of every connection: redis-rs clears the connect timeout after the
+/// handshake, so without these a server that stops answering blocks the caller for good.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The URL with its password replaced by `***`, for messages.
+/// The URL with its secrets hidden, for messages (see [`crate::secrets::redact_url`]).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    crate::secrets::redact_url(url)
 }
 
 fn install_crypto() {
@@ -34,7 +28,7 @@ fn install_crypto() {
 
 pub fn client(url: &str) -> Result<redis::Client, String> {
     install_crypto();
-    let bad = |e: &dyn std::fmt::Display| format!("Redis {}: {e}", redact(url));
+    let bad = |e: &dyn std::fmt::Display| format!("Redis {}: {}", redact(url), scrub(url, e));
     match std::env::var_os("SIGHTLINE_REDIS_CA").filter(|_| url.starts_with("rediss://")) {
         Some(ca) => {
             let pem = std::fs::read(&ca).map_err(|e| {
@@ -56,10 +50,31 @@ pub fn client(url: &str) -> Result<redis::Client, String> {
     }
 }
 
+/// A connection with connect, read and write timeouts ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]).
 pub fn connect(url: &str) -> Result<redis::Connection, String> {
-    client(url)?
+    connect_with(url, IO_TIMEOUT)
+}
+
+/// [`connect`] with another read/write timeout.
+pub fn connect_with(url: &str, io_timeout: Duration) -> Result<redis::Connection, String> {
+    let con = client(url)?
         .get_connection_with_timeout(CONNECT_TIMEOUT)
-        .map_err(|e| format!("Redis {} unreachable: {e}", redact(url)))
+        .map_err(|e| format!("Redis {} unreachable: {}", redact(url), scrub(url, &e)))?;
+    con.set_read_timeout(Some(io_timeout))
+        .and_then(|_| con.set_write_timeout(Some(io_timeout)))
+        .map_err(|e| {
+            format!(
+                "Redis {}: cannot set timeouts: {}",
+                redact(url),
+                scrub(url, &e)
+            )
+        })?;
+    Ok(con)
+}
+
+/// A Redis error's text with the secrets of `url` hidden.
+pub fn scrub(url: &str, e: &dyn std::fmt::Display) -> String {
+    crate::secrets::scrub_url_in(&e.to_string(), url)
 }
 
 pub fn updates_channel(key: &str) -> String {
@@ -109,14 +124,15 @@ pub fn pull_gallery(url: &str, key: &str, model: &str, dims: usize) -> Result<Ga
 /// Stops the subscriber thread when dropped.
 pub struct Subscription {
     stop: Option<mpsc::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    handle: Option<crate::worker::Worker>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.stop.take();
+        // Bounded: a connection attempt in progress ends by its own timeouts.
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            h.finish_within(Duration::from_millis(500));
         }
     }
 }
@@ -128,13 +144,20 @@ pub fn subscribe_updates(
     url: &str,
     key: &str,
     mut on_update: impl FnMut() + Send + 'static,
-    mut on_error: impl FnMut(String) + Send + 'static,
+    on_error: impl FnMut(String) + Send + 'static,
 ) -> Subscription {
     let (stop, stopped) = mpsc::channel::<()>();
     let (url, channel) = (url.to_string(), updates_channel(key));
-    let handle = std::thread::Builder::new()
-        .name("sl-redis-sub".into())
-        .spawn(move || {
+    let on_error = std::sync::Arc::new(std::sync::Mutex::new(on_error));
+    let on_panic = on_error.clone();
+    let handle = crate::worker::Worker::spawn(
+        "sl-redis-sub",
+        move |why| {
+            if let Ok(mut f) = on_panic.lock() {
+                f(why)
+            }
+        },
+        move || {
             let mut backoff = Duration::from_millis(200);
             let mut reported = false;
             let mut first = true;
@@ -167,7 +190,9 @@ pub fn subscribe_updates(
                     Err(e) => {
                         first = false;
                         if !reported {
-                            on_error(e);
+                            if let Ok(mut f) = on_error.lock() {
+                                f(e);
+                            }
                             reported = true;
                         }
                         match stopped.recv_timeout(backoff) {
@@ -179,8 +204,9 @@ pub fn subscribe_updates(
                     }
                 }
             }
-        })
-        .ok();
+        },
+    )
+    .ok();
     Subscription {
         stop: Some(stop),
         handle,
@@ -199,5 +225,25 @@ mod tests {
         );
         assert_eq!(redact("rediss://:pw@host/"), "rediss://:***@host/");
         assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out() {
+        // A listener that accepts and never reads or writes.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://127.0.0.1:{}/", l.local_addr().unwrap().port());
+        let t = std::time::Instant::now();
+        let r = connect_with(&url, Duration::from_millis(300)).and_then(|mut c| {
+            redis::cmd("PING")
+                .query::<String>(&mut c)
+                .map_err(|e| e.to_string())
+        });
+        assert!(r.is_err(), "{r:?}");
+        // redis-rs waits once in the handshake (connect timeout) and once in the command.
+        assert!(
+            t.elapsed() < 2 * CONNECT_TIMEOUT + Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -488,8 +488,9 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBlTCCATugAwIBAgIULx6FntYNqQxZrhkU7YlBsv6g6YgwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOc2lnaHRsaW5lLXRlc3QwHhcNMjYxMTIyMDQyMjA4WhcNMzYx\nMTE5MDQyMjA4WjAZMRcwFQYDVQQDDA5zaWdodGxpbmUtdGVzdDBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABCa5qjLM4FNIg9LfnTS+6sdL6eaJVgw2N4DB6nRKUfIo\nCnY/wQrndkcf8N8Z8Lvfy3NLwvTyyfarrYMZlBuRueCjYTBfMB0GA1UdDgQWBBTF\n6bXlBOdat5TsrBWLFOL58N1wPDAfBgNVHSMEGDAWgBTF6bXlBOdat5TsrBWLFOL5\n8N1wPDAPBgNVHREECDAGhwTGEgABMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwID\nSAAwRQIgRpnOrGrAIbEJrWLaXEQ7X6qj7935WbsdF5ZwKlu+g1gCIQD1MRSw0HZ6\nd6zZlvQxG0d6q6bip6mDQusJojcycwFBhg==\n-----END CERTIFICATE-----\n";
-    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgh7AC5IQAvOEVL/VC\nQALLy8ANvg488S2Zlf6iYx0+dEChRANCAAQmuaoyzOBTSIPS3500vurHS+nmiVYM\nNjeAwep0SlHyKAp2P8EK53ZHH/DfGfC738tzS8L08sn2q62DGZQbkbng\n-----END PRIVATE KEY-----\n";
+    /// A throw-away self-signed certificate and its key, for tests only (fixtures/).
+    const TEST_CERT: &str = include_str!("../tests/fixtures/test-cert.pem");
+    const TEST_KEY: &str = include_str!("../tests/fixtures/test-key.pem");
 
     const FILE: &str = "# One camera.\n# @var CAM1  RTSP URL of the camera\n# @var WIDTH=640  analysis width\n\nrtspsrc location=${CAM1} ! decodebin3 ! \\\n  videoscale ! video/x-raw,width=${WIDTH} ! fakesink\n";
 

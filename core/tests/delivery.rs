@@ -66,6 +66,7 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
         redis_url: Some(url.clone()),
         stream: "sightline:events".into(),
         webhook_url: None,
+        limits: Default::default(),
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     for i in 0..20 {
@@ -120,6 +121,7 @@ fn webhook_down_is_retried_until_it_answers() {
         redis_url: None,
         stream: String::new(),
         webhook_url: Some(format!("http://127.0.0.1:{port}/alerts")),
+        limits: Default::default(),
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     for i in 0..3 {
@@ -148,4 +150,128 @@ fn webhook_down_is_retried_until_it_answers() {
     assert_eq!(got, vec![0, 1, 2]);
     drop(d);
     let _ = std::fs::remove_dir_all(&cfg.spool_dir);
+}
+
+/// The child of `kill_9_then_restart_delivers_every_fsynced_event_once_in_order`: spools
+/// events with its sink down, says how many an fsync has covered, and goes on until killed.
+#[test]
+fn spool_writer_child() {
+    let Some(dir) = std::env::var_os("SL_SPOOL_CHILD") else {
+        return;
+    };
+    let url = std::env::var("SL_SPOOL_URL").unwrap();
+    let d = Delivery::start(DeliveryConfig {
+        node: "crash".into(),
+        spool_dir: dir.into(),
+        redis_url: Some(url),
+        stream: "sightline:events".into(),
+        webhook_url: None,
+        limits: Default::default(),
+    })
+    .unwrap();
+    for i in 0..1000 {
+        d.send(&event(i)).unwrap();
+    }
+    let f = d.fsyncs();
+    assert!(
+        wait_until(|| d.fsyncs() > f, 10),
+        "an fsync after the 1000th"
+    );
+    println!("SYNCED 1000");
+    let mut i = 1000;
+    loop {
+        d.send(&event(i)).unwrap();
+        i += 1;
+        if i % 100 == 0 {
+            println!("SENT {i}");
+        }
+    }
+}
+
+#[test]
+fn kill_9_then_restart_delivers_every_fsynced_event_once_in_order() {
+    use std::io::BufRead;
+    let mut redis = RedisServer::start(&[]);
+    let url = redis.url(None);
+    let dir = tmp("crash");
+    // Redis is away while the child writes.
+    redis.kill();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "spool_writer_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SL_SPOOL_CHILD", &dir)
+        .env("SL_SPOOL_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut synced = false;
+    for line in out.lines().map_while(Result::ok) {
+        if line.contains("SYNCED 1000") {
+            synced = true;
+        }
+        if synced && line.contains("SENT 3000") {
+            break;
+        }
+    }
+    assert!(synced, "the child reported its fsync");
+    // kill -9 in the middle of writing.
+    child.kill().unwrap();
+    let _ = child.wait();
+    // What the crash left, kept to replay a lost reply below.
+    let spool = dir.join("crash.spool.jsonl");
+    let left = std::fs::read(&spool).unwrap();
+    redis.restart();
+    let cfg = DeliveryConfig {
+        node: "crash".into(),
+        spool_dir: dir.clone(),
+        redis_url: Some(url.clone()),
+        stream: "sightline:events".into(),
+        webhook_url: None,
+        limits: Default::default(),
+    };
+    let d = Delivery::start(cfg.clone()).unwrap();
+    assert!(
+        wait_until(|| d.backlog() == 0, 60),
+        "backlog {}",
+        d.backlog()
+    );
+    let got = stream_ns(&url, "sightline:events");
+    eprintln!(
+        "after kill -9 at ~3000 sent (1000 known fsynced): {} delivered",
+        got.len()
+    );
+    assert!(got.len() >= 1000, "every fsynced event: {}", got.len());
+    assert_eq!(
+        got,
+        (0..got.len() as u64).collect::<Vec<u64>>(),
+        "in order, once, no gap"
+    );
+    drop(d);
+    // Replies lost with the connection: the spool and cursor say only 11 events were
+    // delivered. Everything after them is sent again; Redis keeps one copy of each.
+    std::fs::write(&spool, &left).unwrap();
+    std::fs::write(dir.join("crash.redis.cursor"), "10").unwrap();
+    let d = Delivery::start(cfg).unwrap();
+    assert!(d.backlog() + 11 >= got.len(), "resending {}", d.backlog());
+    for i in 0..5 {
+        d.send(&event(100_000 + i)).unwrap();
+    }
+    assert!(wait_until(|| d.backlog() == 0, 60));
+    let again = stream_ns(&url, "sightline:events");
+    assert_eq!(
+        &again[..got.len()],
+        &got[..],
+        "nothing resent was added twice"
+    );
+    assert_eq!(
+        &again[got.len()..],
+        &[100_000, 100_001, 100_002, 100_003, 100_004]
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(dir);
 }

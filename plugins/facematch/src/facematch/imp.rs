@@ -16,7 +16,7 @@ use sightline_core::postprocess::Detection;
 use sightline_core::quality;
 use sightline_core::redis_store::{self, Subscription, redact};
 use sightline_core::track::Tracker;
-use sightline_core::unknown::{UnknownRegistry, shared_registry};
+use sightline_core::unknown::{Assignment, IN_FRAME_WAIT, UnknownRegistry, shared_registry};
 use sightline_core::video::{ANALYSIS_FORMATS, caps_for, filter_pad_templates, image_view};
 use sightline_core::watch::{DEFAULT_POLL, Watcher, watch};
 
@@ -103,6 +103,8 @@ struct FaceTrack {
     last_embed_frame: u64,
     best_quality: f32,
     decision: Option<Recognition>,
+    /// A new stranger whose id the unknown registry is still resolving (Redis).
+    pending_unknown: Option<u64>,
 }
 
 /// The local gallery (file or directory), the shared one (Redis) and their union, which is
@@ -538,7 +540,12 @@ impl ObjectImpl for FaceMatch {
         match pspec.name() {
             "model" => s.model.to_value(),
             "gallery" => s.gallery.to_value(),
-            "redis-url" => s.redis_url.to_value(),
+            // Read back without its secrets.
+            "redis-url" => s
+                .redis_url
+                .as_deref()
+                .map(sightline_core::secrets::redact_url)
+                .to_value(),
             "gallery-key" => s.gallery_key.to_value(),
             "threshold" => s.threshold.to_value(),
             "reembed-interval" => s.reembed_interval.to_value(),
@@ -586,7 +593,8 @@ impl BaseTransformImpl for FaceMatch {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
         let model = models::resolve(&s.model, DEFAULT_MODEL).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
@@ -711,9 +719,18 @@ impl BaseTransformImpl for FaceMatch {
             "unknown-",
             Duration::from_secs_f64(s.unknown_ttl),
         );
-        if let (Some(url), Ok(mut u)) = (&s.redis_url, unknowns.lock()) {
-            // Strangers are shared by every node following the same key.
-            u.with_redis(url, &s.gallery_key);
+        // Strangers are shared by every node following the same key.
+        let joined = unknowns.lock().ok().and_then(|mut u| {
+            u.join(
+                &self.obj().name(),
+                Duration::from_secs_f64(s.unknown_ttl),
+                s.redis_url
+                    .as_deref()
+                    .map(|url| (url, s.gallery_key.as_str())),
+            )
+        });
+        if let Some(w) = joined {
+            gst::element_imp_warning!(self, gst::CoreError::Negotiation, ("{}", w));
         }
         *self
             .state
@@ -878,7 +895,8 @@ impl BaseTransformImpl for FaceMatch {
         let mut remote_errors = Vec::new();
         let embedded: Vec<usize> = chosen.iter().map(|c| assign[c.0]).collect();
         for (ti, t) in st.tracker.tracks.iter_mut().enumerate() {
-            if t.data.embeds == 0 || !(reloaded || embedded.contains(&ti)) {
+            let waiting = t.data.pending_unknown.is_some();
+            if t.data.embeds == 0 || !(reloaded || waiting || embedded.contains(&ti)) {
                 continue;
             }
             let best = gallery.best_match(&t.data.mean);
@@ -892,18 +910,43 @@ impl BaseTransformImpl for FaceMatch {
                 other => {
                     let uid = match &t.data.decision {
                         // Keep a stranger's id while the track lasts.
-                        Some(d) if !d.unknown_id.is_empty() => d.unknown_id.clone(),
-                        _ => match st.unknowns.lock() {
-                            Ok(mut u) => {
-                                let id = u.assign(&t.data.mean, st.threshold, Instant::now());
-                                if let Some(e) = u.take_remote_error() {
-                                    remote_errors.push(e);
-                                }
-                                id
+                        Some(d) if !d.unknown_id.is_empty() => Some(d.unknown_id.clone()),
+                        _ => {
+                            let id = match t.data.pending_unknown {
+                                Some(ticket) => st
+                                    .unknowns
+                                    .lock()
+                                    .ok()
+                                    .and_then(|mut u| u.poll(ticket, Instant::now())),
+                                None => match UnknownRegistry::assign_within(
+                                    &st.unknowns,
+                                    &t.data.mean,
+                                    st.threshold,
+                                    IN_FRAME_WAIT,
+                                ) {
+                                    Assignment::Known(id) => Some(id),
+                                    Assignment::Pending(ticket) => {
+                                        t.data.pending_unknown = Some(ticket);
+                                        None
+                                    }
+                                },
+                            };
+                            if id.is_some() {
+                                t.data.pending_unknown = None;
                             }
-                            Err(_) => "unknown".into(),
-                        },
+                            if let Some(e) = st
+                                .unknowns
+                                .lock()
+                                .ok()
+                                .and_then(|mut u| u.take_remote_error())
+                            {
+                                remote_errors.push(e);
+                            }
+                            id
+                        }
                     };
+                    // Undecided until the registry answers (a frame or two; bounded).
+                    let Some(uid) = uid else { continue };
                     Recognition {
                         label: "unknown".into(),
                         identity: uid.clone(),
@@ -947,8 +990,10 @@ impl BaseTransformImpl for FaceMatch {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Read,
-                ("Unknown ids are not shared while Redis is unavailable"),
-                ["{}", e]
+                (
+                    "Unknown ids are local while Redis is unavailable (shared again when it is back): {}",
+                    e
+                )
             );
         }
         if s.post_messages {

@@ -4,15 +4,20 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
+use sightline_core::delivery::{
+    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES, Delivery, DeliveryConfig, SpoolLimits,
+    default_node_id, default_spool_dir,
+};
 use sightline_core::events::{JsonlSink, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, event_from_structure};
-use sightline_core::presence::{self, Group, PresenceConfig, UnknownAlert, UnknownConsensus};
+use sightline_core::presence::{self, UnknownAlert};
+use sightline_core::presence_sync::{GroupSync, GroupSyncConfig};
+use sightline_core::redis_store::redact;
 use sightline_core::zones::{self, ZoneEvent, ZoneTracker};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use super::hub::{FaceSighting, Hub, HubConfig, hub_for};
+use std::sync::{Arc, LazyLock, Mutex};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -28,7 +33,7 @@ const DEFAULT_ABSENT: f64 = 300.0;
 const DEFAULT_CAMERA_TIMEOUT: f64 = 30.0;
 
 #[derive(Debug, Clone)]
-struct Settings {
+pub(super) struct Settings {
     group: String,
     camera: Option<String>,
     grace_seconds: f64,
@@ -41,26 +46,14 @@ struct Settings {
     stream: String,
     webhook_url: Option<String>,
     spool_dir: Option<String>,
+    spool_max_bytes: u64,
+    spool_max_age: f64,
     unknown_alert_cameras: u32,
     unknown_alert_window: f64,
     zones: Option<String>,
 }
 
 const DEFAULT_UNKNOWN_WINDOW: f64 = 60.0;
-
-/// Atomically records a sighting of an unknown id by one camera of one node and raises the
-/// alert once when enough distinct cameras saw it within the window. Returns the number of
-/// cameras when this call raised the alert, else 0.
-const UNKNOWN_CONSENSUS: &str = r"
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local n = redis.call('ZCARD', KEYS[1])
-if n >= tonumber(ARGV[4]) and redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  return n
-end
-return 0
-";
 
 const DEFAULT_STREAM: &str = "sightline:events";
 
@@ -79,83 +72,13 @@ impl Default for Settings {
             stream: DEFAULT_STREAM.to_string(),
             webhook_url: None,
             spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            spool_max_age: DEFAULT_SPOOL_MAX_AGE.as_secs_f64(),
             unknown_alert_cameras: 0,
             unknown_alert_window: DEFAULT_UNKNOWN_WINDOW,
             zones: None,
         }
     }
-}
-
-/// One group of cameras in this process: the shared state, the elements that feed it, the
-/// clock its timeouts run on, and its event log.
-struct Hub {
-    name: String,
-    inner: Mutex<HubInner>,
-    wake: Condvar,
-}
-
-struct HubInner {
-    group: Group,
-    members: Vec<glib::WeakRef<super::Presence>>,
-    clock: Option<gst::Clock>,
-    /// The clock wait in progress and its deadline.
-    pending: Option<(gst::SingleShotClockId, u64)>,
-    log: Option<JsonlSink>,
-    /// Every event to the Redis Stream; alerts to the webhook.
-    stream: Option<Delivery>,
-    webhook: Option<Delivery>,
-    consensus: UnknownConsensus,
-    /// Shared consensus across nodes (Redis), when configured.
-    consensus_redis: Option<ConsensusRedis>,
-    /// The group's state shared with other nodes (Redis), when configured.
-    shared: Option<SharedGroup>,
-    /// Problems met on the timer thread, reported by the next emit.
-    problems: Vec<String>,
-    timer_started: bool,
-    stopping: bool,
-}
-
-static HUBS: LazyLock<Mutex<HashMap<String, Arc<Hub>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn hub_for(name: &str, s: &Settings) -> Arc<Hub> {
-    // One state per (node, group): elements of one node share it in the process; two
-    // node-ids in one process behave as two nodes that share only through Redis.
-    let hub_key = format!("{}\u{0}{name}", s.node_id);
-    let mut hubs = HUBS.lock().unwrap_or_else(|e| e.into_inner());
-    hubs.retain(|_, h| h.inner.lock().map(|i| !i.stopping).unwrap_or(false));
-    hubs.entry(hub_key)
-        .or_insert_with(|| {
-            Arc::new(Hub {
-                name: name.to_string(),
-                inner: Mutex::new(HubInner {
-                    group: Group::new(
-                        PresenceConfig {
-                            grace_ns: (s.grace_seconds * 1e9) as u64,
-                            absent_ns: (s.absent_seconds * 1e9) as u64,
-                        },
-                        (s.camera_timeout_seconds * 1e9) as u64,
-                    ),
-                    members: Vec::new(),
-                    clock: None,
-                    pending: None,
-                    log: None,
-                    stream: None,
-                    webhook: None,
-                    consensus: UnknownConsensus::new(
-                        s.unknown_alert_cameras as usize,
-                        (s.unknown_alert_window * 1e9) as u64,
-                    ),
-                    consensus_redis: None,
-                    shared: None,
-                    problems: Vec::new(),
-                    timer_started: false,
-                    stopping: false,
-                }),
-                wake: Condvar::new(),
-            })
-        })
-        .clone()
 }
 
 /// Roster entries: "a, b", "@file" (one name per line) or "gallery:FILE" (every identity of a
@@ -177,352 +100,6 @@ fn parse_roster(spec: &str) -> Result<Vec<String>, String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect())
-}
-
-impl Hub {
-    /// Ticks the group at `now`, first catching up with other nodes' sightings of the people
-    /// whose timeouts are due, then keeping only the absence alerts this node won.
-    fn tick_shared(inner: &mut HubInner, now: u64) -> Vec<presence::Event> {
-        let mut ev = Vec::new();
-        if let Some(shared) = inner.shared.as_mut() {
-            let due = inner.group.due(now);
-            let ids: Vec<String> = due.iter().map(|d| d.0.clone()).collect();
-            match shared.fetch(&ids) {
-                Ok(remote) => {
-                    for ((id, local), r) in due.iter().zip(remote) {
-                        if let Some((t, label)) = r
-                            && local.is_none_or(|l| t > l)
-                            && t <= now
-                        {
-                            ev.extend(inner.group.seen_elsewhere(id, &label, t));
-                        }
-                    }
-                }
-                Err(e) => inner.problems.push(e),
-            }
-        }
-        for e in inner.group.tick(now) {
-            if let presence::Event::AbsentAlert { identity, .. } = &e
-                && let Some(shared) = inner.shared.as_mut()
-            {
-                let last = inner
-                    .group
-                    .person(identity)
-                    .and_then(|p| p.last_seen_ns)
-                    .unwrap_or(0);
-                match shared.claim_alert(identity, last, inner.group.config.absent_ns / 2) {
-                    Ok(false) => continue,
-                    Ok(true) => {}
-                    Err(err) => inner.problems.push(err),
-                }
-            }
-            ev.push(e);
-        }
-        ev
-    }
-    /// Re-arms the timer if `group`'s next deadline moved earlier than the current wait.
-    fn rearm(&self, inner: &mut HubInner) {
-        let next = inner.group.next_deadline();
-        match (&inner.pending, next) {
-            (Some((id, at)), Some(n)) if n < *at => id.unschedule(),
-            (None, Some(_)) => {}
-            _ => return,
-        }
-        self.wake.notify_all();
-    }
-
-    /// The timer: waits on the group's clock for the next deadline and ticks the group.
-    fn run_timer(self: Arc<Self>) {
-        loop {
-            let (id, deadline) = {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if inner.stopping {
-                        return;
-                    }
-                    if let (Some(clock), Some(d)) =
-                        (inner.clock.clone(), inner.group.next_deadline())
-                    {
-                        let id = clock.new_single_shot_id(gst::ClockTime::from_nseconds(d));
-                        inner.pending = Some((id.clone(), d));
-                        break (id, d);
-                    }
-                    inner = self.wake.wait(inner).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            let (res, _) = id.wait();
-            let (events, member) = {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.pending = None;
-                if inner.stopping {
-                    return;
-                }
-                if res == Err(gst::ClockError::Unscheduled) {
-                    // Re-armed for an earlier deadline.
-                    continue;
-                }
-                let now = inner
-                    .clock
-                    .as_ref()
-                    .map_or(deadline, |c| c.time().nseconds());
-                let ev = Hub::tick_shared(&mut inner, now);
-                let member = inner.members.iter().find_map(|w| w.upgrade());
-                (ev, member)
-            };
-            if let Some(m) = member {
-                m.imp().emit(&self, events);
-            }
-        }
-    }
-}
-
-/// Keeps the presence of a group consistent across nodes: every sighting is published (last
-/// sighting per identity, in pipeline clock time: nodes sharing a group run on comparable
-/// clocks, e.g. the system clock of one machine or a network/NTP clock), a node checks the
-/// others' sightings before declaring anyone out of view or absent, and one node only raises
-/// each absence alert (SET NX on the absence's last sighting). A (re)started node loads the
-/// group's sightings.
-struct SharedGroup {
-    url: String,
-    prefix: String,
-    con: Option<redis::Connection>,
-    retry_at: Option<std::time::Instant>,
-    /// identity -> clock time of the last sighting published.
-    pushed: HashMap<String, u64>,
-    loaded: bool,
-}
-
-/// Claims the alert of one absence: an alert already raised for a last sighting within
-/// ARGV[2] of ours is the same absence (nodes may know the last sighting a little apart).
-const CLAIM_ALERT: &str = r"
-local prev = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if prev >= 0 and prev >= tonumber(ARGV[1]) - tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
-";
-
-const SEEN_IF_NEWER: &str = r"
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-  return 1
-end
-return 0
-";
-
-impl SharedGroup {
-    fn con(&mut self) -> Result<&mut redis::Connection, String> {
-        let now = std::time::Instant::now();
-        if self.con.is_none() {
-            if self.retry_at.is_some_and(|t| now < t) {
-                return Err(format!(
-                    "Redis {} unavailable",
-                    sightline_core::redis_store::redact(&self.url)
-                ));
-            }
-            match sightline_core::redis_store::connect(&self.url) {
-                Ok(c) => {
-                    let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(500)));
-                    self.con = Some(c);
-                }
-                Err(e) => {
-                    self.retry_at = Some(now + std::time::Duration::from_secs(10));
-                    return Err(e);
-                }
-            }
-        }
-        self.con
-            .as_mut()
-            .ok_or_else(|| "Redis unavailable".to_string())
-    }
-
-    fn failed(&mut self, e: redis::RedisError) -> String {
-        self.con = None;
-        self.retry_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
-        format!(
-            "Redis {}: {e}",
-            sightline_core::redis_store::redact(&self.url)
-        )
-    }
-
-    /// Publishes a sighting (at most once a second per identity).
-    fn push(&mut self, identity: &str, label: &str, t: u64) -> Result<(), String> {
-        if self
-            .pushed
-            .get(identity)
-            .is_some_and(|p| t < p + 1_000_000_000)
-        {
-            return Ok(());
-        }
-        let (seen, labels) = (
-            format!("{}:seen", self.prefix),
-            format!("{}:labels", self.prefix),
-        );
-        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(SEEN_IF_NEWER)
-            .arg(2)
-            .arg(seen)
-            .arg(labels)
-            .arg(identity)
-            .arg(t)
-            .arg(label)
-            .query(self.con()?);
-        match res {
-            Ok(_) => {
-                self.pushed.insert(identity.to_string(), t);
-                Ok(())
-            }
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-
-    /// Last sightings (clock time, label) of `ids` on any node.
-    fn fetch(&mut self, ids: &[String]) -> Result<Vec<Option<(u64, String)>>, String> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (seen, labels) = (
-            format!("{}:seen", self.prefix),
-            format!("{}:labels", self.prefix),
-        );
-        let con = self.con()?;
-        type Columns = (Vec<Option<u64>>, Vec<Option<String>>);
-        let res = (|| -> redis::RedisResult<Columns> {
-            let t: Vec<Option<u64>> = redis::cmd("HMGET").arg(&seen).arg(ids).query(con)?;
-            let l: Vec<Option<String>> = redis::cmd("HMGET").arg(&labels).arg(ids).query(con)?;
-            Ok((t, l))
-        })();
-        match res {
-            Ok((t, l)) => Ok(t
-                .into_iter()
-                .zip(l)
-                .map(|(t, l)| t.map(|t| (t, l.unwrap_or_default())))
-                .collect()),
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-
-    /// Every sighting of the group: (identity, clock time, label).
-    fn load(&mut self) -> Result<Vec<(String, u64, String)>, String> {
-        let (seen, labels) = (
-            format!("{}:seen", self.prefix),
-            format!("{}:labels", self.prefix),
-        );
-        let con = self.con()?;
-        let res = (|| -> redis::RedisResult<(HashMap<String, u64>, HashMap<String, String>)> {
-            Ok((
-                redis::cmd("HGETALL").arg(&seen).query(con)?,
-                redis::cmd("HGETALL").arg(&labels).query(con)?,
-            ))
-        })();
-        match res {
-            Ok((t, l)) => Ok(t
-                .into_iter()
-                .map(|(id, t)| {
-                    let label = l.get(&id).cloned().unwrap_or_default();
-                    (id, t, label)
-                })
-                .collect()),
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-
-    /// True if this node may raise the alert of `identity`'s absence since `last_seen`.
-    fn claim_alert(
-        &mut self,
-        identity: &str,
-        last_seen: u64,
-        tolerance: u64,
-    ) -> Result<bool, String> {
-        let key = format!("{}:alerted:{identity}", self.prefix);
-        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(CLAIM_ALERT)
-            .arg(1)
-            .arg(key)
-            .arg(last_seen)
-            .arg(tolerance)
-            .arg(30 * 86_400_000u64)
-            .query(self.con()?);
-        match res {
-            Ok(v) => Ok(v == 1),
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-}
-
-struct ConsensusRedis {
-    url: String,
-    prefix: String,
-    node: String,
-    con: Option<redis::Connection>,
-    retry_at: Option<std::time::Instant>,
-    /// (unknown id, camera) -> when it was last reported to Redis.
-    reported: HashMap<(String, String), std::time::Instant>,
-}
-
-impl ConsensusRedis {
-    /// Reports a sighting; Ok(Some(cameras)) when this node raised the shared alert.
-    fn sighting(
-        &mut self,
-        uid: &str,
-        camera: &str,
-        needed: u32,
-        window: f64,
-    ) -> Result<Option<i64>, String> {
-        let now = std::time::Instant::now();
-        let key = (uid.to_string(), camera.to_string());
-        // Each camera reports a stranger at most every quarter window.
-        if self
-            .reported
-            .get(&key)
-            .is_some_and(|t| now.duration_since(*t).as_secs_f64() < window / 4.0)
-        {
-            return Ok(None);
-        }
-        if self.con.is_none() {
-            if self.retry_at.is_some_and(|t| now < t) {
-                return Err("Redis unavailable".into());
-            }
-            match sightline_core::redis_store::connect(&self.url) {
-                Ok(c) => self.con = Some(c),
-                Err(e) => {
-                    self.retry_at = Some(now + std::time::Duration::from_secs(10));
-                    return Err(e);
-                }
-            }
-        }
-        let Some(con) = self.con.as_mut() else {
-            return Err("Redis unavailable".into());
-        };
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(UNKNOWN_CONSENSUS)
-            .arg(2)
-            .arg(format!("{}:{uid}:cameras", self.prefix))
-            .arg(format!("{}:{uid}:alerted", self.prefix))
-            .arg(unix_ms)
-            .arg(format!("{}/{camera}", self.node))
-            .arg((window * 1000.0) as u64)
-            .arg(needed)
-            .query(con);
-        match res {
-            Ok(n) => {
-                self.reported.insert(key, now);
-                Ok((n > 0).then_some(n))
-            }
-            Err(e) => {
-                self.con = None;
-                self.retry_at = Some(now + std::time::Duration::from_secs(10));
-                Err(format!(
-                    "Redis {}: {e}",
-                    sightline_core::redis_store::redact(&self.url)
-                ))
-            }
-        }
-    }
 }
 
 #[derive(Default)]
@@ -586,8 +163,15 @@ impl Presence {
             .unwrap_or_else(|| self.obj().name().to_string())
     }
 
+    /// Posts each problem met off the streaming thread as an element warning.
+    pub(super) fn report(&self, problems: Vec<String>) {
+        for p in problems {
+            gst::element_imp_warning!(self, gst::ResourceError::Read, ("{}", p));
+        }
+    }
+
     /// Posts events as messages and writes them to the group's event log.
-    fn emit(&self, hub: &Hub, events: Vec<presence::Event>) {
+    pub(super) fn emit(&self, hub: &Hub, events: Vec<presence::Event>) {
         if events.is_empty() {
             return;
         }
@@ -728,6 +312,22 @@ fn to_structure(group: &str, ev: &presence::Event, own_camera: &str, base: u64) 
             }
             b.build()
         }
+        presence::Event::SharedState {
+            available,
+            at_ns,
+            detail,
+        } => common(
+            "presence",
+            if *available {
+                "shared-state-available"
+            } else {
+                "shared-state-unavailable"
+            },
+            *at_ns,
+            None,
+        )
+        .field("detail", detail.as_str())
+        .build(),
         presence::Event::GroupOnline {
             at_ns,
             offline_for_ns,
@@ -839,6 +439,21 @@ impl ObjectImpl for Presence {
                     .blurb("Where undelivered events wait on disk (default: $XDG_STATE_HOME/sightline/spool)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("spool-max-bytes")
+                    .nick("Spool maximum bytes")
+                    .blurb("Undelivered events kept per sink, bytes; beyond it the oldest are dropped (never alerts), counted and warned about once. The file stays under about twice this")
+                    .minimum(4096)
+                    .default_value(DEFAULT_SPOOL_MAX_BYTES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("spool-max-age-seconds")
+                    .nick("Spool maximum age")
+                    .blurb("Undelivered events older than this many seconds are dropped (never alerts)")
+                    .minimum(1.0)
+                    .maximum(31_536_000.0)
+                    .default_value(DEFAULT_SPOOL_MAX_AGE.as_secs_f64())
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -869,6 +484,10 @@ impl ObjectImpl for Presence {
             "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.to_string()),
             "webhook-url" => s.webhook_url = string(value),
             "spool-dir" => s.spool_dir = string(value),
+            "spool-max-bytes" => s.spool_max_bytes = value.get().unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+            "spool-max-age-seconds" => {
+                s.spool_max_age = value.get().unwrap_or(DEFAULT_SPOOL_MAX_AGE.as_secs_f64())
+            }
             "zones" => s.zones = string(value),
             "unknown-alert-cameras" => s.unknown_alert_cameras = value.get().unwrap_or(0),
             "unknown-alert-window-seconds" => {
@@ -889,10 +508,21 @@ impl ObjectImpl for Presence {
             "roster" => s.roster.to_value(),
             "event-log" => s.event_log.to_value(),
             "node-id" => s.node_id.to_value(),
-            "redis-url" => s.redis_url.to_value(),
+            // Read back without its secrets.
+            "redis-url" => s
+                .redis_url
+                .as_deref()
+                .map(sightline_core::secrets::redact_url)
+                .to_value(),
             "stream" => s.stream.to_value(),
-            "webhook-url" => s.webhook_url.to_value(),
+            "webhook-url" => s
+                .webhook_url
+                .as_deref()
+                .map(sightline_core::secrets::redact_url)
+                .to_value(),
             "spool-dir" => s.spool_dir.to_value(),
+            "spool-max-bytes" => s.spool_max_bytes.to_value(),
+            "spool-max-age-seconds" => s.spool_max_age.to_value(),
             "zones" => s.zones.to_value(),
             "unknown-alert-cameras" => s.unknown_alert_cameras.to_value(),
             "unknown-alert-window-seconds" => s.unknown_alert_window.to_value(),
@@ -931,7 +561,9 @@ impl BaseTransformImpl for Presence {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
+        sightline_core::props::resolve_secret("webhook-url", &mut s.webhook_url)?;
         let roster = match &s.roster {
             Some(spec) => parse_roster(spec).map_err(|e| {
                 gst::error_msg!(gst::ResourceError::OpenRead, ["Bad roster: {}", e])
@@ -964,7 +596,23 @@ impl BaseTransformImpl for Presence {
                 *z = Some(ZoneTracker::new(mine, cfg.leave_after_ns));
             }
         }
-        let hub = hub_for(&s.group, &s);
+        let cfg = HubConfig {
+            node_id: s.node_id.clone(),
+            grace_seconds: s.grace_seconds,
+            absent_seconds: s.absent_seconds,
+            camera_timeout_seconds: s.camera_timeout_seconds,
+            unknown_alert_cameras: s.unknown_alert_cameras,
+            unknown_alert_window: s.unknown_alert_window,
+            redis_url: s.redis_url.clone(),
+            stream: s.stream.clone(),
+            webhook_url: s.webhook_url.clone(),
+            spool_dir: s.spool_dir.clone(),
+            event_log: s.event_log.clone(),
+        };
+        let (hub, conflict) = hub_for(&s.group, &cfg, &self.obj().name());
+        if let Some(w) = conflict {
+            gst::element_imp_warning!(self, gst::CoreError::Negotiation, ("{}", w));
+        }
         {
             let mut inner = hub
                 .inner
@@ -989,6 +637,11 @@ impl BaseTransformImpl for Presence {
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(default_spool_dir);
             let node = format!("{}-{}", s.node_id, slug(&s.group));
+            let limits = SpoolLimits {
+                max_bytes: s.spool_max_bytes,
+                max_age: std::time::Duration::from_secs_f64(s.spool_max_age),
+                ..Default::default()
+            };
             let open = |cfg: DeliveryConfig| {
                 Delivery::start(cfg).map_err(|e| {
                     gst::error_msg!(
@@ -1006,6 +659,7 @@ impl BaseTransformImpl for Presence {
                     redis_url: Some(url.clone()),
                     stream: s.stream.clone(),
                     webhook_url: None,
+                    limits,
                 })?);
             }
             if let Some(url) = &s.webhook_url
@@ -1017,32 +671,44 @@ impl BaseTransformImpl for Presence {
                     redis_url: None,
                     stream: String::new(),
                     webhook_url: Some(url.clone()),
+                    limits,
                 })?);
             }
             if let Some(url) = &s.redis_url
-                && inner.consensus_redis.is_none()
-                && s.unknown_alert_cameras > 0
+                && inner.link.is_none()
             {
-                inner.consensus_redis = Some(ConsensusRedis {
-                    url: url.clone(),
-                    prefix: format!("sightline:unknown:{}", slug(&s.group)),
-                    node: s.node_id.clone(),
-                    con: None,
-                    retry_at: None,
-                    reported: HashMap::new(),
-                });
-            }
-            if let Some(url) = &s.redis_url
-                && inner.shared.is_none()
-            {
-                inner.shared = Some(SharedGroup {
-                    url: url.clone(),
-                    prefix: format!("sightline:presence:{}", slug(&s.group)),
-                    con: None,
-                    retry_at: None,
-                    pushed: HashMap::new(),
-                    loaded: false,
-                });
+                let (weak, weak_panic) = (Arc::downgrade(&hub), Arc::downgrade(&hub));
+                let link = GroupSync::start(
+                    GroupSyncConfig::new(url, &slug(&s.group), &s.node_id),
+                    move || {
+                        if let Some(h) = weak.upgrade() {
+                            h.poke();
+                        }
+                    },
+                    move |why| {
+                        if let Some(h) = weak_panic.upgrade()
+                            && let Ok(mut i) = h.inner.lock()
+                        {
+                            i.problems.push(format!(
+                                "Shared presence state stopped, decisions are local: {why}"
+                            ));
+                        }
+                    },
+                )
+                .map_err(|e| {
+                    gst::error_msg!(
+                        gst::CoreError::Failed,
+                        ["Cannot start the Redis link of group {}: {}", s.group, e]
+                    )
+                })?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "group {} shared through Redis {}",
+                    s.group,
+                    redact(url)
+                );
+                inner.link = Some(Arc::new(link));
             }
             inner.members.push(self.obj().downgrade());
             if !inner.timer_started {
@@ -1070,21 +736,38 @@ impl BaseTransformImpl for Presence {
         let Some(hub) = self.hub.lock().ok().and_then(|mut h| h.take()) else {
             return Ok(());
         };
+        let mut link = None;
         if let Ok(mut inner) = hub.inner.lock() {
             let me = self.obj().downgrade();
             inner
                 .members
                 .retain(|w| w.upgrade().is_some_and(|o| Some(o) != me.upgrade()));
             if inner.members.is_empty() {
-                // Last camera of the group in this process: stop its timer.
+                // Last camera of the group in this process: stop its timer and its link.
                 inner.stopping = true;
+                link = inner.link.take();
                 if let Some((id, _)) = &inner.pending {
                     id.unschedule();
                 }
                 hub.wake.notify_all();
             }
         }
+        // Stopping the link waits a bounded time (a Redis call in progress is bounded by
+        // the connection's timeouts), never under the group's lock.
+        drop(link);
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view()
+            && let Some(hub) = self.hub.lock().ok().and_then(|h| h.clone())
+        {
+            // The stream ends: what the Redis link still has on its way (bounded wait).
+            let (events, problems) = hub.flush(std::time::Duration::from_secs(1));
+            self.report(problems);
+            self.emit(&hub, events);
+        }
+        self.parent_sink_event(event)
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
@@ -1126,92 +809,25 @@ impl BaseTransformImpl for Presence {
                 .nseconds()
         };
         let camera = self.camera();
-        let mut problems = Vec::new();
-        let events = {
+        let rois = meta::read_rois(buf);
+        let faces: Vec<FaceSighting<'_>> = rois
+            .iter()
+            .map(|r| FaceSighting {
+                label: r.recognition_label.as_deref(),
+                identity: r.identity.as_deref(),
+                unknown_id: r.unknown_id.as_deref(),
+            })
+            .collect();
+        let (events, problems) = {
             let mut inner = hub.inner.lock().map_err(|_| gst::FlowError::Error)?;
             if inner.clock.is_none() {
                 inner.clock = obj.clock();
             }
-            // A (re)started node picks the group's state up from the other nodes.
-            let mut ev = Vec::new();
-            if let Some(shared) = inner.shared.as_mut()
-                && !shared.loaded
-            {
-                match shared.load() {
-                    Ok(all) => {
-                        shared.loaded = true;
-                        for (id, t, label) in all {
-                            if t <= now {
-                                ev.extend(inner.group.seen_elsewhere(&id, &label, t));
-                            }
-                        }
-                    }
-                    Err(e) => problems.push(e),
-                }
-            }
-            ev.extend(inner.group.frame(&camera, now));
-            let (needed, window) = (
-                inner.consensus.cameras_needed as u32,
-                inner.consensus.window_ns as f64 / 1e9,
-            );
-            for roi in meta::read_rois(buf) {
-                if let (Some("unknown"), Some(uid)) =
-                    (roi.recognition_label.as_deref(), roi.unknown_id.as_deref())
-                    && needed > 0
-                {
-                    let shared = inner
-                        .consensus_redis
-                        .as_mut()
-                        .map(|r| r.sighting(uid, &camera, needed, window));
-                    match shared {
-                        Some(Ok(Some(n))) => ev.push(presence::Event::UnknownAlert(UnknownAlert {
-                            unknown_id: uid.to_string(),
-                            cameras: vec![format!("{n} cameras of the group's nodes")],
-                            at_ns: now,
-                        })),
-                        Some(Ok(None)) => {}
-                        Some(Err(e)) => {
-                            problems.push(e);
-                            ev.extend(
-                                inner
-                                    .consensus
-                                    .sighting(uid, &camera, now)
-                                    .map(presence::Event::UnknownAlert),
-                            );
-                        }
-                        None => ev.extend(
-                            inner
-                                .consensus
-                                .sighting(uid, &camera, now)
-                                .map(presence::Event::UnknownAlert),
-                        ),
-                    }
-                }
-                if let (Some(label), Some(identity)) =
-                    (roi.recognition_label.as_deref(), roi.identity.as_deref())
-                    && label != "unknown"
-                {
-                    ev.extend(inner.group.hit(identity, label, &camera, now));
-                    if let Some(shared) = inner.shared.as_mut()
-                        && let Err(e) = shared.push(identity, label, now)
-                    {
-                        problems.push(e);
-                    }
-                }
-            }
+            let ev = inner.frame(&camera, now, &faces);
             hub.rearm(&mut inner);
-            ev
+            (ev, std::mem::take(&mut inner.problems))
         };
-        for p in problems {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Read,
-                (
-                    "Unknown-person consensus is local while Redis is unavailable: {}",
-                    p
-                )
-            );
-        }
+        self.report(problems);
         let mut events = events;
         events.extend(self.zone_events(buf, now, &camera));
         self.emit(&hub, events);

@@ -16,6 +16,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod hub;
 mod imp;
 
 glib::wrapper! {

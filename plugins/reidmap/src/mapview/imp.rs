@@ -272,7 +272,12 @@ impl ObjectImpl for MapView {
             "trail-seconds" => s.trail_seconds.to_value(),
             "hide-after-seconds" => s.hide_after_seconds.to_value(),
             "is-live" => s.is_live.to_value(),
-            "redis-url" => s.redis_url.to_value(),
+            // Read back without its secrets.
+            "redis-url" => s
+                .redis_url
+                .as_deref()
+                .map(sightline_core::secrets::redact_url)
+                .to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -313,7 +318,8 @@ impl ElementImpl for MapView {
 
 impl BaseSrcImpl for MapView {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
         if !(s.extent[2] > s.extent[0] && s.extent[3] > s.extent[1]) {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,

@@ -259,7 +259,12 @@ impl ObjectImpl for ReidMap {
             "post-interval" => s.post_interval.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
-            "redis-url" => s.redis_url.to_value(),
+            // Read back without its secrets.
+            "redis-url" => s
+                .redis_url
+                .as_deref()
+                .map(sightline_core::secrets::redact_url)
+                .to_value(),
             "stream" => s.stream.to_value(),
             "event-log" => s.event_log.to_value(),
             "spool-dir" => s.spool_dir.to_value(),
@@ -298,7 +303,8 @@ impl BaseTransformImpl for ReidMap {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
         let path = s
             .calibration
             .clone()
@@ -381,6 +387,7 @@ impl BaseTransformImpl for ReidMap {
                         redis_url: Some(url.clone()),
                         stream: s.stream.clone(),
                         webhook_url: None,
+                        limits: Default::default(),
                     })
                     .map_err(|e| {
                         gst::error_msg!(
