@@ -11,6 +11,11 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 pub const FILE_MAGIC: &[u8; 7] = b"SLGAL1\n";
+/// Limits of the file format when read back (far above any real gallery: 10 million
+/// embeddings of 512-d are 20 GB).
+pub const MAX_HEADER_BYTES: usize = 256 << 20;
+pub const MAX_DIMS: usize = 8192;
+pub const MAX_EMBEDDINGS: usize = 50_000_000;
 
 /// Rows re-scored exactly after the int8 scan.
 const RERANK: usize = 8;
@@ -286,6 +291,9 @@ impl Gallery {
         out
     }
 
+    /// Reads the gallery file format. Every size comes from the data and is checked: a
+    /// truncated, oversized or inconsistent file (or Redis entry) is a `Format` error naming
+    /// `origin`, never a panic, a huge allocation or a hang.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, GalleryError> {
         let fmt = |why: String| GalleryError::Format {
             path: origin.to_string(),
@@ -299,9 +307,16 @@ impl Gallery {
                 .try_into()
                 .map_err(|_| fmt("short header".into()))?,
         ) as usize;
-        let json = bytes
-            .get(11..11 + n)
-            .ok_or_else(|| fmt("truncated header".into()))?;
+        if n > MAX_HEADER_BYTES {
+            return Err(fmt(format!(
+                "header of {n} bytes (at most {MAX_HEADER_BYTES})"
+            )));
+        }
+        let body_at = 11usize
+            .checked_add(n)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| fmt(format!("truncated header ({n} bytes announced)")))?;
+        let json = &bytes[11..body_at];
         let header: Header =
             serde_json::from_slice(json).map_err(|e| fmt(format!("bad header: {e}")))?;
         if header.version != 1 {
@@ -310,15 +325,33 @@ impl Gallery {
                 header.version
             )));
         }
-        let body = &bytes[11 + n..];
-        let total: usize = header.identities.iter().map(|i| i.count).sum();
-        if header.dims == 0 || body.len() != total * header.dims * 4 {
+        if header.dims == 0 || header.dims > MAX_DIMS {
+            return Err(fmt(format!("dims {} (1 to {MAX_DIMS})", header.dims)));
+        }
+        let body = &bytes[body_at..];
+        // Checked: the counts come from the file (or from another node through Redis).
+        let total = header
+            .identities
+            .iter()
+            .try_fold(0usize, |t, i| t.checked_add(i.count))
+            .filter(|&t| t <= MAX_EMBEDDINGS)
+            .ok_or_else(|| fmt(format!("more than {MAX_EMBEDDINGS} embeddings announced")))?;
+        let want = total
+            .checked_mul(header.dims)
+            .and_then(|x| x.checked_mul(4));
+        if want != Some(body.len()) {
             return Err(fmt(format!(
                 "{} bytes of embeddings, header says {} x {}-d",
                 body.len(),
                 total,
                 header.dims
             )));
+        }
+        if let Some(k) = body
+            .chunks_exact(4)
+            .position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+        {
+            return Err(fmt(format!("embedding value {k} is not a finite number")));
         }
         let mut g = Gallery::new(&header.model, header.dims);
         let mut floats = body
@@ -497,6 +530,43 @@ mod tests {
             Err(GalleryError::Format { .. })
         ));
         assert!(g.add("x", &[0.0; 5]).is_err());
+        // Headers that lie: counts that overflow, sizes beyond the data, NaN values.
+        let header = |json: &str, body: &[u8]| {
+            let mut b = FILE_MAGIC.to_vec();
+            b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            b.extend_from_slice(json.as_bytes());
+            b.extend_from_slice(body);
+            Gallery::from_bytes(&b, "bad.slg")
+        };
+        for (json, body, why) in [
+            (
+                r#"{"version":1,"model":"m","dims":8,"identities":[{"id":"a","name":"a","count":18446744073709551615},{"id":"b","name":"b","count":2}]}"#,
+                &[0u8; 32][..],
+                "embeddings announced",
+            ),
+            (
+                r#"{"version":1,"model":"m","dims":4611686018427387904,"identities":[{"id":"a","name":"a","count":4}]}"#,
+                &[0u8; 0][..],
+                "dims",
+            ),
+            (
+                r#"{"version":1,"model":"m","dims":1,"identities":[{"id":"a","name":"a","count":1}]}"#,
+                &f32::NAN.to_le_bytes()[..],
+                "finite",
+            ),
+        ] {
+            let e = header(json, body).unwrap_err().to_string();
+            assert!(e.contains("bad.slg") && e.contains(why), "{e}");
+        }
+        let mut b = FILE_MAGIC.to_vec();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        let e = Gallery::from_bytes(&b, "huge.slg").unwrap_err().to_string();
+        assert!(e.contains("header of"), "{e}");
+        let mut b = FILE_MAGIC.to_vec();
+        b.extend_from_slice(&1000u32.to_le_bytes());
+        b.extend_from_slice(b"{}");
+        let e = Gallery::from_bytes(&b, "cut.slg").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
         let err = back.expect_model("w600k-mbf", 512).unwrap_err().to_string();
         assert!(
             err.contains("mobilefacenet") && err.contains("w600k-mbf"),

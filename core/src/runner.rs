@@ -61,9 +61,30 @@ impl PipelineFile {
                 continue;
             }
             if !t.is_empty() {
-                body.push(t.trim_end_matches('\\').trim().to_string());
+                body.push((i + 1, t.trim_end_matches('\\').trim().to_string()));
             }
         }
+        // A quote left open would swallow the rest of the description into one value.
+        let mut open: Option<usize> = None;
+        for (n, l) in &body {
+            let mut escaped = false;
+            for c in l.chars() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => open = if open.is_some() { None } else { Some(*n) },
+                    _ => escaped = false,
+                }
+                if c != '\\' {
+                    escaped = false;
+                }
+            }
+        }
+        if let Some(n) = open {
+            return Err(format!(
+                "{origin}:{n}: unbalanced quote (\" opened here is never closed)"
+            ));
+        }
+        let body: Vec<String> = body.into_iter().map(|(_, l)| l).collect();
         if body.is_empty() {
             return Err(format!("{origin}: no pipeline description"));
         }

@@ -133,6 +133,9 @@ impl DecodedImage {
 
 /// Decodes the first frame of a photo (any format decodebin knows) to packed BGR.
 /// Needs `gst::init()`.
+/// The longest [`decode_image`] waits for a photo.
+pub const DECODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
     use gst::prelude::*;
     let fail = |e: &dyn std::fmt::Display| format!("cannot decode {}: {e}", path.display());
@@ -148,18 +151,39 @@ pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
     let src = p.by_name("src").ok_or_else(|| fail(&"no filesrc"))?;
     src.set_property("location", path.to_string_lossy().as_ref());
     let sink = p.by_name("sink").ok_or_else(|| fail(&"no appsink"))?;
-    p.set_state(gst::State::Playing).map_err(|e| fail(&e))?;
-    let sample = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]);
-    let err = p
-        .bus()
-        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
-        .and_then(|m| match m.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        });
+    if p.set_state(gst::State::Playing).is_err() {
+        let _ = p.set_state(gst::State::Null);
+        return Err(fail(&"not an image (the decoder refused it)"));
+    }
+    // Never an unbounded wait: a file the decoders choke on errors out without EOS, so the
+    // sample is polled while the bus is watched, at most DECODE_TIMEOUT.
+    let deadline = std::time::Instant::now() + DECODE_TIMEOUT;
+    let bus = p.bus();
+    let mut err = None;
+    let mut sample = None;
+    while sample.is_none() && err.is_none() {
+        sample = sink.emit_by_name::<Option<gst::Sample>>(
+            "try-pull-sample",
+            &[&gst::ClockTime::from_mseconds(50)],
+        );
+        if let Some(m) = bus
+            .as_ref()
+            .and_then(|b| b.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]))
+        {
+            err = Some(match m.view() {
+                gst::MessageView::Error(e) => e.error().to_string(),
+                _ => "no image in the file".to_string(),
+            });
+        }
+        if sample.is_none() && err.is_none() && std::time::Instant::now() >= deadline {
+            err = Some(format!("no image after {} s", DECODE_TIMEOUT.as_secs()));
+        }
+    }
     let _ = p.set_state(gst::State::Null);
-    let sample =
-        sample.ok_or_else(|| fail(&err.unwrap_or_else(|| "no image in the file".into())))?;
+    let sample = match sample {
+        Some(s) => s,
+        None => return Err(fail(&err.unwrap_or_else(|| "no image in the file".into()))),
+    };
     let info = sample
         .caps()
         .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
