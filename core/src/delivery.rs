@@ -366,9 +366,15 @@ impl Delivery {
         q.items.push_back(p);
         let now = unix_ms();
         q.enforce(&self.shared.limits, now);
+        // Past its bound the file is compacted now, not at the next fsync interval.
+        let compact =
+            !q.compacting && q.file_bytes > 2 * self.shared.limits.max_bytes + COMPACT_SLACK;
+        if compact {
+            q.sync_now = true;
+        }
         drop(q);
         self.shared.wake.notify_all();
-        if alert {
+        if alert || compact {
             self.shared.sync_wake.notify_all();
         }
         written.map(|_| seq)

@@ -144,13 +144,8 @@ pub enum ModelError {
     },
 }
 
-static REGISTRY: LazyLock<Result<Registry, String>> = LazyLock::new(|| {
-    let mut reg: Registry = toml::from_str(MODELS_TOML).map_err(|e| e.to_string())?;
-    for (name, spec) in reg.models.iter_mut() {
-        spec.name = name.clone();
-    }
-    Ok(reg)
-});
+static REGISTRY: LazyLock<Result<Registry, String>> =
+    LazyLock::new(|| Registry::parse(MODELS_TOML));
 
 /// The compiled-in registry.
 pub fn registry() -> Result<&'static Registry, ModelError> {
@@ -160,6 +155,15 @@ pub fn registry() -> Result<&'static Registry, ModelError> {
 }
 
 impl Registry {
+    /// Reads a models.toml (the compiled-in one, or any other: fuzzed).
+    pub fn parse(text: &str) -> Result<Registry, String> {
+        let mut reg: Registry = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, spec) in reg.models.iter_mut() {
+            spec.name = name.clone();
+        }
+        Ok(reg)
+    }
+
     pub fn get(&self, name: &str) -> Option<&ModelSpec> {
         self.models.get(name)
     }

@@ -17,7 +17,7 @@
 //! a claim is granted locally (an alert twice is better than none), and the element runs the
 //! unknown-person consensus on its own cameras. Each outage is reported once, and its end too.
 
-use crate::redis_store::{connect_with, redact, scrub};
+use crate::redis_store::{LinkNews, Reconnecting, redact};
 use crate::worker::Worker;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -270,30 +270,43 @@ impl Drop for GroupSync {
     }
 }
 
+/// Says an outage or its end once, and keeps `healthy` in step.
+fn note(shared: &Shared, news: LinkNews) {
+    let text = match news {
+        LinkNews::Down(why) => {
+            shared.healthy.store(false, Ordering::Relaxed);
+            format!(
+                "Shared presence state is local while Redis is unavailable (caught up when it is back): {why}"
+            )
+        }
+        LinkNews::Back => {
+            shared.healthy.store(true, Ordering::Relaxed);
+            "Redis is back: shared presence state caught up".to_string()
+        }
+    };
+    if let Ok(mut v) = shared.problems.lock() {
+        v.push(text);
+    }
+}
+
 struct Link {
     cfg: GroupSyncConfig,
     shared: Arc<Shared>,
-    con: Option<redis::Connection>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
+    redis: Reconnecting,
     /// Sightings not yet published (the newest per identity), kept through outages.
     unsent: HashMap<String, (u64, String)>,
     /// The newest sighting published per identity.
     pushed: HashMap<String, u64>,
-    outage: bool,
 }
 
 impl Link {
     fn new(cfg: GroupSyncConfig, shared: Arc<Shared>) -> Self {
         Link {
+            redis: Reconnecting::new(&cfg.url, cfg.io_timeout, Duration::from_secs(5)),
             cfg,
             shared,
-            con: None,
-            retry_at: None,
-            backoff: Duration::from_millis(200),
             unsent: HashMap::new(),
             pushed: HashMap::new(),
-            outage: false,
         }
     }
 
@@ -350,58 +363,17 @@ impl Link {
     }
 
     fn con(&mut self) -> Option<&mut redis::Connection> {
-        if self.con.is_none() {
-            if self.retry_at.is_some_and(|t| Instant::now() < t) {
-                return None;
-            }
-            match connect_with(&self.cfg.url, self.cfg.io_timeout) {
-                Ok(c) => {
-                    self.con = Some(c);
-                    if self.outage {
-                        self.outage = false;
-                        self.backoff = Duration::from_millis(200);
-                        self.report(format!(
-                            "Redis {} is back: shared presence state caught up",
-                            redact(&self.cfg.url)
-                        ));
-                    }
-                    self.shared.healthy.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.down(e);
-                    return None;
-                }
-            }
+        let (con, news) = self.redis.get();
+        if let Some(n) = news {
+            note(&self.shared, n);
         }
-        self.con.as_mut()
-    }
-
-    fn report(&self, p: String) {
-        if let Ok(mut v) = self.shared.problems.lock() {
-            v.push(p);
-        }
-    }
-
-    fn down(&mut self, why: String) {
-        self.con = None;
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-        self.shared.healthy.store(false, Ordering::Relaxed);
-        if !self.outage {
-            self.outage = true;
-            self.report(format!(
-                "Shared presence state is local while Redis is unavailable (caught up when it is back): {why}"
-            ));
-        }
+        con
     }
 
     fn failed(&mut self, e: redis::RedisError) {
-        let why = format!(
-            "Redis {}: {}",
-            redact(&self.cfg.url),
-            scrub(&self.cfg.url, &e)
-        );
-        self.down(why);
+        if let Some(n) = self.redis.failed(&e) {
+            note(&self.shared, n);
+        }
     }
 
     fn handle(&mut self, r: Request, out: &mut Vec<Outcome>) {

@@ -72,6 +72,81 @@ pub fn connect_with(url: &str, io_timeout: Duration) -> Result<redis::Connection
     Ok(con)
 }
 
+/// What [`Reconnecting`] has to say about the link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkNews {
+    /// An outage starts (once per outage), with the reason, redacted.
+    Down(String),
+    /// The first connection after an outage.
+    Back,
+}
+
+/// A Redis connection for a worker thread: connects when asked (with [`connect_with`]'s
+/// timeouts), backs off 0.2 s doubling to `max_backoff` after a failure, and reports each
+/// outage and its end once.
+pub struct Reconnecting {
+    url: String,
+    io_timeout: Duration,
+    max_backoff: Duration,
+    con: Option<redis::Connection>,
+    retry_at: Option<std::time::Instant>,
+    backoff: Duration,
+    outage: bool,
+}
+
+impl Reconnecting {
+    pub fn new(url: &str, io_timeout: Duration, max_backoff: Duration) -> Self {
+        Reconnecting {
+            url: url.to_string(),
+            io_timeout,
+            max_backoff,
+            con: None,
+            retry_at: None,
+            backoff: Duration::from_millis(200),
+            outage: false,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection (None while Redis is away or the back-off runs), and news if this
+    /// call started or ended an outage.
+    pub fn get(&mut self) -> (Option<&mut redis::Connection>, Option<LinkNews>) {
+        let mut news = None;
+        if self.con.is_none() && self.retry_at.is_none_or(|t| std::time::Instant::now() >= t) {
+            match connect_with(&self.url, self.io_timeout) {
+                Ok(c) => {
+                    self.con = Some(c);
+                    self.backoff = Duration::from_millis(200);
+                    if std::mem::take(&mut self.outage) {
+                        news = Some(LinkNews::Back);
+                    }
+                }
+                Err(e) => news = self.down(e),
+            }
+        }
+        (self.con.as_mut(), news)
+    }
+
+    /// A command failed: the connection is dropped; news if this starts an outage.
+    pub fn failed(&mut self, e: &redis::RedisError) -> Option<LinkNews> {
+        self.down(format!(
+            "Redis {}: {}",
+            redact(&self.url),
+            scrub(&self.url, e)
+        ))
+    }
+
+    fn down(&mut self, why: String) -> Option<LinkNews> {
+        self.con = None;
+        self.retry_at = Some(std::time::Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+        (!std::mem::replace(&mut self.outage, true)).then_some(LinkNews::Down(why))
+    }
+}
+
 /// A Redis error's text with the secrets of `url` hidden.
 pub fn scrub(url: &str, e: &dyn std::fmt::Display) -> String {
     crate::secrets::scrub_url_in(&e.to_string(), url)

@@ -98,16 +98,30 @@ const UNSENT_MAX: usize = 10_000;
 
 struct RemoteLink {
     prefix: String,
-    url: String,
     key: String,
     ttl: Duration,
     shared: Arc<RemoteShared>,
-    con: Option<redis::Connection>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    outage: bool,
+    redis: crate::redis_store::Reconnecting,
     unsent: HashMap<String, Vec<f32>>,
     pruned_at: Option<Instant>,
+}
+
+/// Says an outage or its end once, and keeps `healthy` in step.
+fn note(shared: &RemoteShared, news: crate::redis_store::LinkNews) {
+    use crate::redis_store::LinkNews;
+    let text = match news {
+        LinkNews::Down(why) => {
+            shared.healthy.store(false, Ordering::Relaxed);
+            why
+        }
+        LinkNews::Back => {
+            shared.healthy.store(true, Ordering::Relaxed);
+            "Redis is back: unknown ids are shared again".to_string()
+        }
+    };
+    if let Ok(mut v) = shared.problems.lock() {
+        v.push(text);
+    }
 }
 
 impl RemoteLink {
@@ -138,56 +152,17 @@ impl RemoteLink {
     }
 
     fn con(&mut self) -> Option<&mut redis::Connection> {
-        if self.con.is_none() {
-            if self.retry_at.is_some_and(|t| Instant::now() < t) {
-                return None;
-            }
-            match crate::redis_store::connect_with(&self.url, Duration::from_millis(500)) {
-                Ok(c) => {
-                    self.con = Some(c);
-                    self.backoff = Duration::from_millis(200);
-                    if self.outage {
-                        self.outage = false;
-                        self.report(format!(
-                            "Redis {} is back: unknown ids are shared again",
-                            crate::redis_store::redact(&self.url)
-                        ));
-                    }
-                    self.shared.healthy.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.down(e);
-                    return None;
-                }
-            }
+        let (con, news) = self.redis.get();
+        if let Some(n) = news {
+            note(&self.shared, n);
         }
-        self.con.as_mut()
-    }
-
-    fn report(&self, p: String) {
-        if let Ok(mut v) = self.shared.problems.lock() {
-            v.push(p);
-        }
-    }
-
-    fn down(&mut self, why: String) {
-        self.con = None;
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(REMOTE_RETRY);
-        self.shared.healthy.store(false, Ordering::Relaxed);
-        if !self.outage {
-            self.outage = true;
-            self.report(why);
-        }
+        con
     }
 
     fn failed(&mut self, e: redis::RedisError) {
-        let why = format!(
-            "Redis {}: {}",
-            crate::redis_store::redact(&self.url),
-            crate::redis_store::scrub(&self.url, &e)
-        );
-        self.down(why);
+        if let Some(n) = self.redis.failed(&e) {
+            note(&self.shared, n);
+        }
     }
 
     fn keys(&self) -> (String, String, String) {
@@ -385,14 +360,14 @@ impl UnknownRegistry {
         });
         let link = RemoteLink {
             prefix: self.prefix.clone(),
-            url: url.to_string(),
             key: key.to_string(),
             ttl: self.ttl,
             shared: shared.clone(),
-            con: None,
-            retry_at: None,
-            backoff: Duration::from_millis(200),
-            outage: false,
+            redis: crate::redis_store::Reconnecting::new(
+                url,
+                Duration::from_millis(500),
+                REMOTE_RETRY,
+            ),
             unsent: HashMap::new(),
             pruned_at: None,
         };

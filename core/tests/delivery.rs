@@ -275,3 +275,90 @@ fn kill_9_then_restart_delivers_every_fsynced_event_once_in_order() {
     drop(d);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// An outage at a high event rate (5,000 events/s, 10 s, 50,000 events of ~0.4 kB, with an
+/// alert every 500): the spool file and the memory stay bounded, every alert is kept, the
+/// drops are counted.
+#[test]
+fn the_spool_limits_hold_through_an_outage_at_a_high_rate() {
+    let port = sightline_testkit::free_port();
+    let max = 1u64 << 20;
+    let cfg = DeliveryConfig {
+        node: "flood".into(),
+        spool_dir: tmp("flood"),
+        redis_url: None,
+        stream: String::new(),
+        webhook_url: Some(format!("http://127.0.0.1:{port}/down")),
+        limits: sightline_core::delivery::SpoolLimits {
+            max_bytes: max,
+            ..Default::default()
+        },
+    };
+    let d = Delivery::start(cfg.clone()).unwrap();
+    let rss0 = rss_kib();
+    let (mut peak_file, mut peak_rss) = (0u64, 0u64);
+    let t0 = Instant::now();
+    let pad = "x".repeat(300);
+    for i in 0..50_000u64 {
+        let kind = if i % 500 == 0 {
+            "presence-alert"
+        } else {
+            "presence"
+        };
+        let ev = Event::new(
+            kind,
+            "presence0",
+            "door",
+            Some(i),
+            "2026-12-01T00:00:00.000Z".into(),
+            serde_json::json!({ "n": i, "pad": pad }),
+        );
+        d.send(&ev).unwrap();
+        if i % 1000 == 0 {
+            peak_file = peak_file.max(d.spool_bytes());
+            peak_rss = peak_rss.max(rss_kib().saturating_sub(rss0));
+            // 5,000 events per second.
+            let due = t0 + Duration::from_micros(200 * i);
+            if let Some(w) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(w);
+            }
+        }
+    }
+    let (backlog, dropped) = (d.backlog_bytes(), d.dropped());
+    eprintln!(
+        "50000 events in {:.1} s: spool file peak {} KiB, backlog {} KiB, {dropped} dropped, RSS +{peak_rss} KiB",
+        t0.elapsed().as_secs_f64(),
+        peak_file / 1024,
+        backlog / 1024
+    );
+    // Undelivered events within the limit (plus the alerts, which are never dropped).
+    assert!(backlog <= max + 100 * 500, "{backlog}");
+    // The file: at most about twice the limit, plus what arrives before a compaction.
+    assert!(peak_file <= 3 * max + (2 << 20), "{peak_file}");
+    assert!(dropped >= 40_000, "{dropped}");
+    // Memory: the bounded backlog, not 50,000 events (~20 MB).
+    assert!(peak_rss < 12 * 1024, "RSS grew {peak_rss} KiB");
+    drop(d);
+    // Every alert is still there after a restart.
+    let d = Delivery::start(cfg.clone()).unwrap();
+    assert!(d.backlog() >= 100, "{}", d.backlog());
+    drop(d);
+    let text = std::fs::read_to_string(cfg.spool_dir.join("flood.spool.jsonl")).unwrap();
+    let alerts = text
+        .lines()
+        .filter(|l| l.contains("\"alert\":true"))
+        .count();
+    assert_eq!(alerts, 100, "every alert kept");
+    let _ = std::fs::remove_dir_all(&cfg.spool_dir);
+}
