@@ -83,15 +83,20 @@ pub fn redact_urls_in_text(text: &str) -> String {
     while let Some(k) = rest.find("://") {
         // The scheme: letters, digits, + - . back from "://".
         let start = rest[..k]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || "+-.".contains(*c)))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let end = rest[k..]
             .find(|c: char| c.is_whitespace() || "\"'!,)<>".contains(c))
             .map_or(rest.len(), |i| k + i);
         out.push_str(&rest[..start]);
         let candidate = &rest[start..end];
         if start == k {
-            out.push_str(candidate);
+            // No scheme in front of "://" (text, or letters a scheme cannot have): still
+            // redacted as a URL, with a stand-in scheme.
+            let r = redact_url(&format!("x{candidate}"));
+            out.push_str(r.strip_prefix('x').unwrap_or(&r));
         } else {
             out.push_str(&redact_url(candidate));
         }
@@ -256,6 +261,10 @@ mod tests {
             "{r}"
         );
         assert_eq!(redact_urls_in_text("no urls here"), "no urls here");
+        // Found by fuzzing: a multi-byte character right before the scheme.
+        let t = "name=\u{7d3}e:///x ré://u:p@h/ ://";
+        let r = redact_urls_in_text(t);
+        assert!(!r.contains("u:p@"), "{r}");
     }
 
     #[test]
