@@ -1,37 +1,34 @@
-//! sightline-core: everything the Sightline elements share.
+//! sightline-core: everything the Sightline elements share, grouped by domain:
 //!
-//! Pure logic (pre/post-processing, decoding, activity analysis, events) has no GStreamer
-//! types; [`meta`] is the one module that reads and writes Sightline's GStreamer metadata.
+//! | module | what |
+//! |---|---|
+//! | [`vision`] | models, inference, pre/post-processing, detection, alignment, embedding, quality, galleries |
+//! | [`tracking`] | trackers and trajectories within a camera |
+//! | [`map`] | calibration, the floor map, sharing it between processes |
+//! | [`presence`] | presence groups, their sharing between nodes, zones, unknown ids, activity |
+//! | [`io`] | events, the spool and delivery, Redis, secrets, file watching, worker threads |
+//! | [`glue`] | GStreamer glue: metadata, property types, video frames |
+//! | [`runner`] | pipeline files and the runner's pure logic |
+//!
+//! Pure logic has no GStreamer types; [`meta`] is the one module that reads and writes
+//! Sightline's GStreamer metadata. Every module is also reachable at the top level
+//! (`sightline_core::detect`, …), the paths the elements and tools use.
 
-pub mod activity;
-pub mod align;
-pub mod delivery;
-pub mod detect;
-pub mod draw;
-pub mod embed;
-pub mod enroll;
-pub mod events;
-pub mod gallery;
-pub mod geometry;
-pub mod inference;
-pub mod mapstate;
-pub mod mapsync;
-pub mod meta;
-pub mod models;
-pub mod mot;
-pub mod postprocess;
-pub mod preprocess;
+pub mod glue;
+pub mod io;
+pub mod map;
 pub mod presence;
-pub mod presence_sync;
-pub mod props;
-pub mod quality;
-pub mod redis_store;
 pub mod runner;
-pub mod secrets;
-pub mod track;
-pub mod trajectory;
-pub mod unknown;
-pub mod video;
-pub mod watch;
-pub mod worker;
-pub mod zones;
+pub mod tracking;
+pub mod vision;
+
+pub use glue::{meta, props, video};
+pub use io::{delivery, events, redis_store, secrets, watch, worker};
+pub use map::{geometry, mapstate, mapsync};
+pub use presence::sync as presence_sync;
+pub use presence::{activity, unknown, zones};
+pub use tracking::{mot, track, trajectory};
+pub use vision::{
+    align, detect, draw, embed, enroll, gallery, inference, models, postprocess, preprocess,
+    quality,
+};

@@ -14,7 +14,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::SystemTime;
 
 /// The registry text, as committed in `models/models.toml`.
-pub const MODELS_TOML: &str = include_str!("../../models/models.toml");
+pub const MODELS_TOML: &str = include_str!("../../../models/models.toml");
 
 /// Installed data directory, set by meson at build time (`SIGHTLINE_DATADIR`).
 pub const INSTALLED_MODEL_DIR: Option<&str> = option_env!("SIGHTLINE_MODEL_DIR");
