@@ -30,5 +30,5 @@ pub use presence::{activity, unknown, zones};
 pub use tracking::{mot, track, trajectory};
 pub use vision::{
     align, detect, draw, embed, enroll, gallery, inference, models, postprocess, preprocess,
-    quality,
+    quality, recognition,
 };

@@ -590,9 +590,17 @@ static REGISTRIES: LazyLock<Mutex<HashMap<String, Arc<Mutex<UnknownRegistry>>>>>
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The process-wide registry for an embedding model (shared by every facematch instance).
-pub fn shared_registry(model: &str, prefix: &str, ttl: Duration) -> Arc<Mutex<UnknownRegistry>> {
+/// One per embedding model and Redis (URL and key, or none): strangers are shared by the
+/// elements that follow the same Redis, and never mixed with those of another.
+pub fn shared_registry(
+    model: &str,
+    prefix: &str,
+    ttl: Duration,
+    redis: Option<(&str, &str)>,
+) -> Arc<Mutex<UnknownRegistry>> {
     let mut m = REGISTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    m.entry(format!("{model}\u{0}{prefix}"))
+    let (url, key) = redis.unwrap_or_default();
+    m.entry(format!("{model}\u{0}{prefix}\u{0}{url}\u{0}{key}"))
         .or_insert_with(|| Arc::new(Mutex::new(UnknownRegistry::new(prefix, ttl))))
         .clone()
 }
@@ -628,10 +636,17 @@ mod tests {
 
     #[test]
     fn shared_registry_is_one_per_model() {
-        let x = shared_registry("m-test", "u-", Duration::from_secs(1));
-        let y = shared_registry("m-test", "u-", Duration::from_secs(1));
+        let x = shared_registry("m-test", "u-", Duration::from_secs(1), None);
+        let y = shared_registry("m-test", "u-", Duration::from_secs(1), None);
         assert!(Arc::ptr_eq(&x, &y));
-        let z = shared_registry("other-model", "u-", Duration::from_secs(1));
+        let z = shared_registry("other-model", "u-", Duration::from_secs(1), None);
         assert!(!Arc::ptr_eq(&x, &z));
+        let r = shared_registry(
+            "m-test",
+            "u-",
+            Duration::from_secs(1),
+            Some(("redis://h/", "k")),
+        );
+        assert!(!Arc::ptr_eq(&x, &r), "another Redis, another registry");
     }
 }

@@ -12,3 +12,4 @@ pub mod models;
 pub mod postprocess;
 pub mod preprocess;
 pub mod quality;
+pub mod recognition;

@@ -5,15 +5,16 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use sightline_core::detect::FaceDetector;
-use sightline_core::embed::{FaceEmbedder, cosine, l2_normalised};
+use sightline_core::embed::FaceEmbedder;
 use sightline_core::enroll::gallery_from_directory;
 use sightline_core::events::utc_now;
 use sightline_core::gallery::Gallery;
 use sightline_core::inference::{Engine, EngineOptions};
-use sightline_core::meta::{self, Recognition};
+use sightline_core::meta;
 use sightline_core::models::{self, DecoderKind};
 use sightline_core::postprocess::Detection;
 use sightline_core::quality;
+use sightline_core::recognition::{self, Absorbed, FaceTrack, Policy};
 use sightline_core::redis_store::{self, Subscription, redact};
 use sightline_core::track::Tracker;
 use sightline_core::unknown::{Assignment, IN_FRAME_WAIT, UnknownRegistry, shared_registry};
@@ -45,8 +46,6 @@ const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_UNKNOWN_TTL: f64 = 600.0;
 const DEFAULT_GALLERY_KEY: &str = "sightline:gallery";
-/// A face is re-embedded early when its quality beats the best embedded so far by this factor.
-const QUALITY_GAIN: f32 = 1.25;
 /// Frames a track may go unseen before it closes.
 const TRACK_MAX_MISSED: u32 = 15;
 
@@ -91,20 +90,6 @@ impl Default for Settings {
             post_messages: DEFAULT_POST_MESSAGES,
         }
     }
-}
-
-/// What a face track has accumulated.
-#[derive(Debug, Default)]
-struct FaceTrack {
-    /// Quality-weighted sum of the embeddings; `mean` is its direction.
-    sum: Vec<f32>,
-    mean: Vec<f32>,
-    embeds: u32,
-    last_embed_frame: u64,
-    best_quality: f32,
-    decision: Option<Recognition>,
-    /// A new stranger whose id the unknown registry is still resolving (Redis).
-    pending_unknown: Option<u64>,
 }
 
 /// The local gallery (file or directory), the shared one (Redis) and their union, which is
@@ -718,6 +703,9 @@ impl BaseTransformImpl for FaceMatch {
             &model_name,
             "unknown-",
             Duration::from_secs_f64(s.unknown_ttl),
+            s.redis_url
+                .as_deref()
+                .map(|url| (url, s.gallery_key.as_str())),
         );
         // Strangers are shared by every node following the same key.
         let joined = unknowns.lock().ok().and_then(|mut u| {
@@ -814,6 +802,12 @@ impl BaseTransformImpl for FaceMatch {
         let (assign, _closed) = st.tracker.update(&boxes, ts_ns, FaceTrack::default);
 
         // Which faces to embed: new tracks, due tracks, and faces clearly better than before.
+        let policy = Policy {
+            min_face_size: s.min_face_size as f32,
+            min_quality: s.min_quality as f32,
+            reembed_interval: s.reembed_interval as u64,
+            threshold: st.threshold,
+        };
         let mut chosen: Vec<(usize, [[f32; 2]; 5], f32)> = Vec::new();
         if !faces.is_empty() {
             let frame =
@@ -830,17 +824,11 @@ impl BaseTransformImpl for FaceMatch {
                 gst::FlowError::Error
             })?;
             for (k, (_, d)) in faces.iter().enumerate() {
-                if d.width().min(d.height()) < s.min_face_size as f32 {
+                if !policy.big_enough(d.width().min(d.height())) {
                     continue;
                 }
                 let q = quality::assess(&img, d);
-                if (q.score as f64) < s.min_quality {
-                    continue;
-                }
-                let t = &st.tracker.tracks[assign[k]].data;
-                let due = t.embeds == 0
-                    || frame_no.saturating_sub(t.last_embed_frame) >= s.reembed_interval as u64
-                    || q.score > t.best_quality * QUALITY_GAIN;
+                let due = policy.due(&st.tracker.tracks[assign[k]].data, q.score, frame_no);
                 if due && let Some(lm) = d.landmarks {
                     chosen.push((k, lm, q.score));
                 }
@@ -860,29 +848,16 @@ impl BaseTransformImpl for FaceMatch {
                     // The box was matched by position, but the face is someone else's (people
                     // crossing, a cut): a new track, decided afresh.
                     let ti = assign[*k];
-                    let t = &st.tracker.tracks[ti].data;
-                    if t.embeds > 0 && cosine(&v, &t.mean) < st.threshold {
-                        let old = st.tracker.tracks[ti].id;
+                    let track = &mut st.tracker.tracks[ti];
+                    if track.data.absorb(&v, *q, frame_no, st.threshold) == Absorbed::NewPerson {
+                        let old = track.id;
                         let new = st.tracker.renew_id(ti).unwrap_or(old);
                         gst::debug!(
                             CAT,
                             imp = self,
                             "track {old}: appearance changed, now track {new}"
                         );
-                        st.tracker.tracks[ti].data = FaceTrack::default();
                     }
-                    let t = &mut st.tracker.tracks[ti].data;
-                    let w = q.max(0.05);
-                    if t.sum.is_empty() {
-                        t.sum = vec![0.0; v.len()];
-                    }
-                    for (a, b) in t.sum.iter_mut().zip(&v) {
-                        *a += w * b;
-                    }
-                    t.mean = l2_normalised(&t.sum);
-                    t.embeds += 1;
-                    t.last_embed_frame = frame_no;
-                    t.best_quality = t.best_quality.max(*q);
                 }
             }
         }
@@ -899,19 +874,13 @@ impl BaseTransformImpl for FaceMatch {
             if t.data.embeds == 0 || !(reloaded || waiting || embedded.contains(&ti)) {
                 continue;
             }
-            let best = gallery.best_match(&t.data.mean);
-            let rec = match best {
-                Some(m) if m.similarity >= st.threshold => Recognition {
-                    label: m.name,
-                    identity: m.id,
-                    similarity: m.similarity as f64,
-                    unknown_id: String::new(),
-                },
-                other => {
-                    let uid = match &t.data.decision {
+            let rec = match policy.known(gallery.best_match(&t.data.mean)) {
+                Ok(rec) => rec,
+                Err(best_similarity) => {
+                    let uid = match t.data.unknown_id() {
                         // Keep a stranger's id while the track lasts.
-                        Some(d) if !d.unknown_id.is_empty() => Some(d.unknown_id.clone()),
-                        _ => {
+                        Some(u) => Some(u.to_string()),
+                        None => {
                             let id = match t.data.pending_unknown {
                                 Some(ticket) => st
                                     .unknowns
@@ -947,29 +916,12 @@ impl BaseTransformImpl for FaceMatch {
                     };
                     // Undecided until the registry answers (a frame or two; bounded).
                     let Some(uid) = uid else { continue };
-                    Recognition {
-                        label: "unknown".into(),
-                        identity: uid.clone(),
-                        similarity: other.map_or(0.0, |m| m.similarity as f64),
-                        unknown_id: uid,
-                    }
+                    recognition::unknown(&uid, best_similarity)
                 }
             };
-            let changed = t
-                .data
-                .decision
-                .as_ref()
-                .is_none_or(|d| d.label != rec.label || d.identity != rec.identity);
-            if changed {
-                let previous = t
-                    .data
-                    .decision
-                    .as_ref()
-                    .map(|d| d.label.clone())
-                    .unwrap_or_default();
-                changes.push((t.id, rec.clone(), previous));
+            if let Some(previous) = t.data.decide(rec.clone()) {
+                changes.push((t.id, rec, previous));
             }
-            t.data.decision = Some(rec);
         }
 
         // Params on each face ROI.
