@@ -296,6 +296,20 @@ fn count_message(m: &mut Metrics, s: &gst::StructureRef, camera: &str) {
             list_len("persons"),
         ),
         "presence-alert" => m.inc("sightline_alerts_total", "Alerts raised", &[], 1.0),
+        "presence" => {
+            let up = match s.get::<String>("event").ok().as_deref() {
+                Some("shared-state-available") => 1.0,
+                Some("shared-state-unavailable") => 0.0,
+                _ => return,
+            };
+            let group = s.get::<String>("group").unwrap_or_default();
+            m.set(
+                "sightline_shared_state_up",
+                "1 while the presence group's Redis link works, 0 while decisions are local",
+                &[("group", &group)],
+                up,
+            );
+        }
         _ => {}
     }
 }

@@ -12,39 +12,41 @@ pub const DEFAULT_POLL: Duration = Duration::from_millis(500);
 /// Stops the watcher thread when dropped.
 pub struct Watcher {
     stop: Option<mpsc::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    handle: Option<crate::worker::Worker>,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
         // Dropping the sender wakes the thread at once.
         self.stop.take();
+        // A reload in progress (a directory gallery is enrolled again) is not waited for
+        // longer than the worker's bound.
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            h.finish_within(crate::worker::STOP_WAIT);
         }
     }
 }
 
-/// Watches `path`; `on_change` runs on the watcher thread after each change.
+/// Watches `path`; `on_change` runs on the watcher thread after each change; a panic in it
+/// ends the watching and is reported through `on_panic`.
 pub fn watch(
     path: PathBuf,
     poll: Duration,
     mut on_change: impl FnMut() + Send + 'static,
+    on_panic: impl FnOnce(String) + Send + 'static,
 ) -> Watcher {
     let (stop, stopped) = mpsc::channel::<()>();
     let mut last = fingerprint(&path);
-    let handle = std::thread::Builder::new()
-        .name("sl-gallery-watch".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(poll) {
-                let now = fingerprint(&path);
-                if now != last {
-                    last = now;
-                    on_change();
-                }
+    let handle = crate::worker::Worker::spawn("sl-gallery-watch", on_panic, move || {
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(poll) {
+            let now = fingerprint(&path);
+            if now != last {
+                last = now;
+                on_change();
             }
-        })
-        .ok();
+        }
+    })
+    .ok();
     Watcher {
         stop: Some(stop),
         handle,
@@ -66,10 +68,15 @@ mod tests {
         let n = Arc::new(AtomicUsize::new(0));
         let n2 = n.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let w = watch(f.clone(), Duration::from_millis(50), move || {
-            n2.fetch_add(1, Ordering::SeqCst);
-            let _ = tx.send(());
-        });
+        let w = watch(
+            f.clone(),
+            Duration::from_millis(50),
+            move || {
+                n2.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(());
+            },
+            |_| {},
+        );
         std::fs::write(&f, b"two, longer").unwrap();
         rx.recv_timeout(Duration::from_secs(5))
             .expect("change noticed");

@@ -221,8 +221,18 @@ impl FaceMatch {
         slots: Arc<Galleries>,
     ) -> Watcher {
         let weak = self.obj().downgrade();
+        let weak_panic = weak.clone();
         let src = source.to_string();
-        watch(PathBuf::from(source), DEFAULT_POLL, move || {
+        let on_panic = move |why: String| {
+            if let Some(obj) = weak_panic.upgrade() {
+                gst::element_warning!(
+                    obj,
+                    gst::CoreError::Failed,
+                    ("The gallery is no longer reloaded when it changes: {}", why)
+                );
+            }
+        };
+        let on_change = move || {
             let Some(obj) = weak.upgrade() else { return };
             let imp = obj.imp();
             match load_gallery(Some(&src), &model, dims, None) {
@@ -256,7 +266,8 @@ impl FaceMatch {
                     );
                 }
             }
-        })
+        };
+        watch(PathBuf::from(source), DEFAULT_POLL, on_change, on_panic)
     }
 }
 
