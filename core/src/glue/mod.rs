@@ -1,6 +1,7 @@
 //! GStreamer glue: the one module that reads and writes Sightline metadata, shared property
 //! types, video frames and caps.
 
+pub mod engine;
 pub mod meta;
 pub mod props;
 pub mod video;

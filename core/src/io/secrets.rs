@@ -19,14 +19,18 @@
 pub const MASK: &str = "***";
 
 fn secret_segment(seg: &str) -> bool {
-    let digits = seg.chars().any(|c| c.is_ascii_digit());
-    let telegram = seg.strip_prefix("bot").is_some_and(|r| {
+    // Judged on the decoded text, so that re-encoding (`%` becomes `%25`) never changes the
+    // verdict; a segment that looks like credentials (`user:pw@host`) is always hidden.
+    let d = percent_decode(seg).unwrap_or_else(|| seg.to_string());
+    let digits = d.chars().any(|c| c.is_ascii_digit());
+    let telegram = d.strip_prefix("bot").is_some_and(|r| {
         r.split(':')
             .next()
             .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
             && r.contains(':')
     });
-    telegram || (digits && seg.len() >= 8) || seg.len() >= 20
+    let chars = d.chars().count();
+    telegram || d.contains('@') || d.contains(':') || (digits && chars >= 8) || chars >= 20
 }
 
 /// The URL with its secrets replaced by `***` (see the module doc).
@@ -232,6 +236,11 @@ mod tests {
         assert_eq!(r, "https://hooks.slack.com/services/***/***/***");
         let r = redact_url("https://alice:hunter22@alerts.example/hook?token=abc123&x=1");
         assert_eq!(r, "https://alice:***@alerts.example/hook?token=***&x=***");
+        // Found by fuzzing: credentials pasted into the path; a verdict that re-encoding changed.
+        let odd = "https://a/lice:pw@hooks.slack.co%m/services/pw@hooks.slack.co%m/servic";
+        let r = redact_url(odd);
+        assert!(!r.contains("pw@"), "{r}");
+        assert_eq!(redact_url(&r), r, "stable");
         let tg = redact_url("https://api.telegram.org/bot123456:ABC-DEF/sendMessage");
         assert!(!tg.contains("ABC-DEF") && !tg.contains("123456"), "{tg}");
         assert_eq!(redact_url("not a url"), "<unparsable URL>");

@@ -4,13 +4,12 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
+use sightline_core::glue::engine;
 
 use sightline_core::activity::{ActivityConfig, ActivityEvent, ActivityMonitor};
 use sightline_core::detect::{DetectParams, FaceDetector};
 use sightline_core::events::utc_now;
-use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::meta;
-use sightline_core::models;
 use sightline_core::postprocess::Detection;
 use sightline_core::preprocess::luma_grid;
 use sightline_core::video::{
@@ -18,7 +17,7 @@ use sightline_core::video::{
 };
 
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::ExecutionProvider;
 
@@ -137,11 +136,8 @@ pub struct FaceDetect {
 
 impl FaceDetect {
     fn camera(&self) -> String {
-        self.settings
-            .lock()
-            .ok()
-            .and_then(|s| s.camera.clone())
-            .unwrap_or_else(|| self.obj().name().to_string())
+        let configured = self.settings.lock().ok().and_then(|s| s.camera.clone());
+        sightline_core::glue::engine::camera_name(configured, &*self.obj())
     }
 
     fn post(&self, s: gst::Structure) {
@@ -493,12 +489,7 @@ impl BaseTransformImpl for FaceDetect {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
-        let model = models::resolve(&s.model, DEFAULT_MODEL).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ["Cannot load face detection model: {}", e]
-            )
-        })?;
+        let model = engine::resolve_model("face detection", &s.model, DEFAULT_MODEL)?;
         if !model.verified {
             gst::warning!(
                 CAT,
@@ -508,18 +499,13 @@ impl BaseTransformImpl for FaceDetect {
                 DEFAULT_MODEL
             );
         }
-        let opts = EngineOptions {
-            provider: s.execution_provider.into(),
-            device_id: s.device_id,
-            max_batch: s.max_batch as usize,
-            batch_timeout: Duration::from_millis(s.batch_timeout_ms as u64),
-        };
-        let engine = Engine::shared(&model, &opts).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ["Cannot load model {}: {}", model.path.display(), e]
-            )
-        })?;
+        let opts = engine::engine_options(
+            s.execution_provider.into(),
+            s.device_id,
+            s.max_batch,
+            s.batch_timeout_ms,
+        );
+        let engine = engine::shared_engine(&model, &opts)?;
         let detector = FaceDetector::new(engine).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Settings,

@@ -3,6 +3,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use sightline_core::glue::engine;
 
 use sightline_core::detect::FaceDetector;
 use sightline_core::embed::FaceEmbedder;
@@ -191,11 +192,8 @@ fn load_gallery(
 
 impl FaceMatch {
     fn camera(&self) -> String {
-        self.settings
-            .lock()
-            .ok()
-            .and_then(|s| s.camera.clone())
-            .unwrap_or_else(|| self.obj().name().to_string())
+        let configured = self.settings.lock().ok().and_then(|s| s.camera.clone());
+        sightline_core::glue::engine::camera_name(configured, &*self.obj())
     }
 
     fn post(&self, s: gst::Structure) {
@@ -591,12 +589,7 @@ impl BaseTransformImpl for FaceMatch {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
-        let model = models::resolve(&s.model, DEFAULT_MODEL).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ["Cannot load face embedding model: {}", e]
-            )
-        })?;
+        let model = engine::resolve_model("face embedding", &s.model, DEFAULT_MODEL)?;
         if model.spec.output.decoder != DecoderKind::Embedding
             || model.spec.role != "face-embedding"
         {
@@ -618,18 +611,13 @@ impl BaseTransformImpl for FaceMatch {
                 model.spec.licence
             );
         }
-        let opts = EngineOptions {
-            provider: s.execution_provider.into(),
-            device_id: s.device_id,
-            max_batch: s.max_batch as usize,
-            batch_timeout: Duration::from_millis(s.batch_timeout_ms as u64),
-        };
-        let engine = Engine::shared(&model, &opts).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ["Cannot load model {}: {}", model.path.display(), e]
-            )
-        })?;
+        let opts = engine::engine_options(
+            s.execution_provider.into(),
+            s.device_id,
+            s.max_batch,
+            s.batch_timeout_ms,
+        );
+        let engine = engine::shared_engine(&model, &opts)?;
         let embedder = FaceEmbedder::new(engine).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Settings,

@@ -156,11 +156,8 @@ impl Presence {
     }
 
     fn camera(&self) -> String {
-        self.settings
-            .lock()
-            .ok()
-            .and_then(|s| s.camera.clone())
-            .unwrap_or_else(|| self.obj().name().to_string())
+        let configured = self.settings.lock().ok().and_then(|s| s.camera.clone());
+        sightline_core::glue::engine::camera_name(configured, &*self.obj())
     }
 
     /// Posts each problem met off the streaming thread as an element warning.

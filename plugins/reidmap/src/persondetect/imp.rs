@@ -3,17 +3,15 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use sightline_core::glue::engine;
 
 use sightline_core::detect::{DetectParams, PersonDetector, tile_rects};
 use sightline_core::events::utc_now;
-use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::meta;
-use sightline_core::models;
 use sightline_core::postprocess::Detection;
 use sightline_core::video::{ANALYSIS_FORMATS, caps_for, filter_pad_templates, image_view};
 
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
 
 use super::ExecutionProvider;
 
@@ -308,24 +306,14 @@ impl BaseTransformImpl for PersonDetect {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
-        let model = models::resolve(&s.model, DEFAULT_MODEL).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ("Cannot load person detection model: {}", e)
-            )
-        })?;
-        let opts = EngineOptions {
-            provider: s.execution_provider.into(),
-            device_id: s.device_id,
-            max_batch: s.max_batch as usize,
-            batch_timeout: Duration::from_millis(s.batch_timeout_ms as u64),
-        };
-        let engine = Engine::shared(&model, &opts).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ("Cannot load model {}: {}", model.path.display(), e)
-            )
-        })?;
+        let model = engine::resolve_model("person detection", &s.model, DEFAULT_MODEL)?;
+        let opts = engine::engine_options(
+            s.execution_provider.into(),
+            s.device_id,
+            s.max_batch,
+            s.batch_timeout_ms,
+        );
+        let engine = engine::shared_engine(&model, &opts)?;
         let detector = PersonDetector::new(engine).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Settings,

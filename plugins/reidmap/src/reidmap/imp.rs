@@ -620,11 +620,8 @@ impl BaseTransformImpl for ReidMap {
 impl ReidMap {
     /// The `camera` property, else the element name.
     fn camera(&self) -> String {
-        self.settings
-            .lock()
-            .ok()
-            .and_then(|s| s.camera.clone())
-            .unwrap_or_else(|| self.obj().name().to_string())
+        let configured = self.settings.lock().ok().and_then(|s| s.camera.clone());
+        sightline_core::glue::engine::camera_name(configured, &*self.obj())
     }
 
     /// Ends every open trajectory (end of stream, stop) and posts them.
