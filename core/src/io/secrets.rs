@@ -21,7 +21,7 @@ pub const MASK: &str = "***";
 fn secret_segment(seg: &str) -> bool {
     // Judged on the decoded text, so that re-encoding (`%` becomes `%25`) never changes the
     // verdict; a segment that looks like credentials (`user:pw@host`) is always hidden.
-    let d = percent_decode(seg).unwrap_or_else(|| seg.to_string());
+    let d = decode_segment(seg);
     let digits = d.chars().any(|c| c.is_ascii_digit());
     let telegram = d.strip_prefix("bot").is_some_and(|r| {
         r.split(':')
@@ -63,7 +63,8 @@ pub fn redact_url(raw: &str) -> String {
                     if secret_segment(seg) {
                         MASK.to_string()
                     } else {
-                        seg.to_string()
+                        // Decoded: setting it encodes it again, exactly once.
+                        decode_segment(seg)
                     }
                 })
                 .collect()
@@ -148,6 +149,13 @@ pub fn secrets_of_url(raw: &str) -> Vec<String> {
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
     out.dedup();
     out
+}
+
+/// A path segment's text (percent-decoding only: `+` stays `+` in a path).
+fn decode_segment(seg: &str) -> String {
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -241,6 +249,13 @@ mod tests {
         let r = redact_url(odd);
         assert!(!r.contains("pw@"), "{r}");
         assert_eq!(redact_url(&r), r, "stable");
+        // Nothing secret: the URL comes out as it went in (no second encoding).
+        let plain = "https://h.example/a%22b/c+d/e%20f";
+        assert_eq!(redact_url(plain), plain);
+        assert_eq!(
+            redact_url("https://!/ali%22hooksseq.sl"),
+            redact_url(&redact_url("https://!/ali%22hooksseq.sl"))
+        );
         let tg = redact_url("https://api.telegram.org/bot123456:ABC-DEF/sendMessage");
         assert!(!tg.contains("ABC-DEF") && !tg.contains("123456"), "{tg}");
         assert_eq!(redact_url("not a url"), "<unparsable URL>");
