@@ -38,13 +38,21 @@ fn still(path: &std::path::Path, pad: &str) -> String {
 
 impl Camera {
     /// An empty scene, switchable to `stranger`, through detect ! match ! presence.
-    fn start(name: &str, stranger: &str, url: &str, spool: &std::path::Path) -> Camera {
+    /// `group`: one per test (tests run side by side in one process, and a group is shared
+    /// by every presence element of the process with the same node id and group).
+    fn start(
+        name: &str,
+        group: &str,
+        stranger: &str,
+        url: &str,
+        spool: &std::path::Path,
+    ) -> Camera {
         let empty = sightline_testkit::shared_data("multicam/meva/frames/G328.png");
         let face = sightline_testkit::shared_data(stranger);
         let desc = format!(
             "input-selector name=sel ! sightlinefacedetect inference-width=0 inference-height=0 ! \
              facematch redis-url={url} ! \
-             presence group=reliability camera={name} node-id=rel-node redis-url={url} \
+             presence group={group} camera={name} node-id=rel-node redis-url={url} \
                unknown-alert-cameras=2 spool-dir=\"{}\" ! \
              fakesink name=sink sync=true signal-handoffs=true  {}  {}",
             spool.display(),
@@ -152,12 +160,14 @@ fn a_hung_redis_never_slows_the_cameras_and_the_shared_state_catches_up() {
     let cams = [
         Camera::start(
             "cam-a",
+            "hung",
             "faces/face_recognition_examples/obama/obama.jpg",
             &url,
             &spool,
         ),
         Camera::start(
             "cam-b",
+            "hung",
             "faces/face_recognition_examples/obama/obama2.jpg",
             &url,
             &spool,
@@ -294,12 +304,14 @@ fn a_redis_port_that_never_answers_never_slows_the_cameras() {
     let cams = [
         Camera::start(
             "cam-c",
+            "silent",
             "faces/face_recognition_examples/obama/obama.jpg",
             &url,
             &spool,
         ),
         Camera::start(
             "cam-d",
+            "silent",
             "faces/face_recognition_examples/obama/obama2.jpg",
             &url,
             &spool,
