@@ -56,24 +56,22 @@ pub fn redact_url(raw: &str) -> String {
     }
     u.set_fragment(None);
     if !u.cannot_be_a_base() {
-        let segs: Vec<String> = u
+        // The raw (still encoded) segments, joined again: nothing is decoded and encoded
+        // again, so the result parses exactly as the original did.
+        let path: Vec<String> = u
             .path_segments()
             .map(|s| {
                 s.map(|seg| {
                     if secret_segment(seg) {
                         MASK.to_string()
                     } else {
-                        // Decoded: setting it encodes it again, exactly once.
-                        decode_segment(seg)
+                        seg.to_string()
                     }
                 })
                 .collect()
             })
             .unwrap_or_default();
-        if let Ok(mut p) = u.path_segments_mut() {
-            p.clear();
-            p.extend(segs.iter());
-        }
+        u.set_path(&format!("/{}", path.join("/")));
     }
     // `***` in the user info and query is percent-encoded by the setters: show it plainly.
     u.to_string().replace("%2A%2A%2A", MASK)
