@@ -210,11 +210,14 @@ impl Queue {
     fn enforce(&mut self, limits: &SpoolLimits, now_ms: u64) {
         let max_age_ms = limits.max_age.as_millis() as u64;
         let mut dropped = 0;
-        while let Some(front) = self.items.front() {
-            if front.alert || now_ms.saturating_sub(front.t_ms) <= max_age_ms {
-                break;
+        // Items are in spool order, so the old ones come first; alerts among them stay.
+        let mut i = 0;
+        while i < self.items.len() && now_ms.saturating_sub(self.items[i].t_ms) > max_age_ms {
+            if self.items[i].alert {
+                i += 1;
+                continue;
             }
-            if let Some(p) = self.items.pop_front() {
+            if let Some(p) = self.items.remove(i) {
                 self.pending_bytes = self.pending_bytes.saturating_sub(p.json.len() as u64);
                 dropped += 1;
             }
@@ -788,22 +791,52 @@ mod tests {
 
     #[test]
     fn events_older_than_max_age_are_dropped_alerts_kept() {
-        let c = cfg(
-            "age",
-            SpoolLimits {
-                max_age: Duration::from_millis(1),
-                ..Default::default()
-            },
-        );
-        let d = Delivery::start(c.clone()).unwrap();
-        d.send(&ev("presence", 0, 10)).unwrap();
-        d.send(&ev(ALERT_KIND, 1, 10)).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-        d.send(&ev("presence", 2, 10)).unwrap();
-        assert_eq!(d.dropped(), 1);
-        assert_eq!(d.backlog(), 2);
-        drop(d);
-        let _ = std::fs::remove_dir_all(c.spool_dir);
+        // The queue alone, with times given: events spooled at 0, 1 and 2 s, an alert at 1 s.
+        let item = |seq, t_ms, alert| Pending {
+            seq,
+            t_ms,
+            alert,
+            json: Arc::from("{}"),
+            redis_done: false,
+            webhook_done: false,
+        };
+        let mut q = Queue {
+            items: VecDeque::from([
+                item(0, 0, false),
+                item(1, 1000, true),
+                item(2, 1000, false),
+                item(3, 2000, false),
+            ]),
+            next_seq: 4,
+            spool: None,
+            file_bytes: 0,
+            pending_bytes: 8,
+            dirty: false,
+            sync_now: false,
+            compacting: false,
+            stopping: false,
+            errors: Vec::new(),
+            delivered: 0,
+            dropped: 0,
+            drop_reported: false,
+            fsyncs: 0,
+        };
+        let limits = SpoolLimits {
+            max_age: Duration::from_secs(1),
+            ..Default::default()
+        };
+        // At 1.5 s only the first is older than 1 s.
+        q.enforce(&limits, 1500);
+        let seqs = |q: &Queue| q.items.iter().map(|p| p.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&q), [1, 2, 3]);
+        assert_eq!(q.dropped, 1);
+        // At 10 s everything is: only the alert stays (an undelivered alert does not keep
+        // the events after it).
+        q.enforce(&limits, 10_000);
+        assert_eq!(seqs(&q), [1]);
+        assert_eq!(q.dropped, 3);
+        assert_eq!(q.errors.len(), 1, "{:?}", q.errors);
+        assert!(q.errors[0].contains("never alerts"), "{:?}", q.errors);
     }
 
     #[test]
