@@ -36,7 +36,7 @@ enum Cmd {
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// Run a pipeline file (pipelines/) and supervise it: reconnects, events, /metrics.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 fn main() -> ExitCode {
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Cmd::Detect(a) => detect::run(a),
         Cmd::Bench(b) => bench::run(b),
         Cmd::Gallery(g) => gallery_cmd::run(g),
-        Cmd::Run(r) => run::run(r),
+        Cmd::Run(r) => run::run(*r),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

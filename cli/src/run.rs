@@ -13,10 +13,11 @@ use gst::prelude::*;
 use sightline_core::delivery::{
     Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
 };
-use sightline_core::events::{JsonlSink, utc_now};
+use sightline_core::events::utc_now;
 use sightline_core::meta::event_from_structure;
 use sightline_core::runner::{Backoff, Metrics, PipelineFile, split_units, substitute_decoders};
 use sightline_core::secrets::{read_secret_file, redact_urls_in_text};
+use sightline_core::sinks::Sink;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -31,9 +32,24 @@ pub struct RunArgs {
     /// Set a variable of the file: NAME=VALUE (repeatable); else the environment, else its default.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
-    /// Append every event to this JSONL file.
+    /// Append every event to this JSONL file (the same as `--publish file:///PATH`).
     #[arg(long)]
     events: Option<PathBuf>,
+    /// Publish every event to this sink (repeatable): file:///path.jsonl, redis[s]://…?stream=,
+    /// http[s]://… (webhook), mqtt[s]://[user:pw@]host[:port] (Home Assistant discovery),
+    /// telegram://BOT_TOKEN@CHAT_ID (alerts). Better kept off the command line (visible in
+    /// `ps`): SIGHTLINE_PUBLISH, comma-separated.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SIGHTLINE_PUBLISH",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    publish: Vec<String>,
+    /// This node's name in MQTT topics and Home Assistant (default: the host name).
+    #[arg(long)]
+    node: Option<String>,
     /// Send every event to this Redis (Stream `--stream`), spooled on disk while it is away.
     /// Better kept off the command line (visible in `ps`): `SIGHTLINE_REDIS_URL`, or
     /// `--redis-url-file` / `SIGHTLINE_REDIS_URL_FILE` naming a file that holds it.
@@ -111,7 +127,6 @@ struct Unit {
 
 struct Shared {
     metrics: Arc<Mutex<Metrics>>,
-    log: Option<JsonlSink>,
     delivery: Option<Delivery>,
     shutting_down: bool,
     main_loop: glib::MainLoop,
@@ -498,10 +513,16 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                     1.0,
                 );
             }
-            if let Some(log) = shared.log.as_mut()
-                && let Err(e) = log.write(&ev)
-            {
-                log_line("error", &name, &format!("cannot write the event log: {e}"));
+            // An element that publishes its own events (`publish` set) is not published
+            // a second time.
+            let published = msg
+                .src()
+                .and_then(|o| o.downcast_ref::<gst::Element>())
+                .filter(|e| e.find_property("publish").is_some())
+                .and_then(|e| e.property::<Option<String>>("publish"))
+                .is_some_and(|p| !p.trim().is_empty());
+            if published {
+                return;
             }
             if let Some(d) = shared.delivery.as_ref() {
                 for p in d.send_reporting(&ev) {
@@ -510,10 +531,24 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 if let Ok(mut m) = shared.metrics.lock() {
                     m.set(
                         "sightline_event_backlog",
-                        "Events waiting for Redis",
+                        "Events not yet delivered to every sink",
                         &[],
                         d.backlog() as f64,
                     );
+                    for st in d.sinks() {
+                        m.set(
+                            "sightline_publish_backlog",
+                            "Events waiting for a sink",
+                            &[("sink", &st.name)],
+                            st.backlog as f64,
+                        );
+                        m.set(
+                            "sightline_publish_errors_total",
+                            "Failed deliveries to a sink (each retried)",
+                            &[("sink", &st.name)],
+                            st.errors as f64,
+                        );
+                    }
                     m.set(
                         "sightline_spool_bytes",
                         "Size of the event spool file, bytes",
@@ -708,10 +743,14 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             &format!("metrics on {scheme}://{}/metrics{page}", a.http),
         );
     }
-    let log = match &a.events {
-        Some(p) => Some(JsonlSink::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
-        None => None,
-    };
+    let mut sinks = Vec::new();
+    if let Some(p) = &a.events {
+        let p = std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        sinks.push(Sink::File(p));
+    }
+    for url in &a.publish {
+        sinks.extend(Sink::parse_list(url)?);
+    }
     let redis_url = match (&a.redis_url, &a.redis_url_file) {
         (Some(u), _) => Some(u.clone()),
         (None, Some(f)) => Some(read_secret_file(f)?),
@@ -722,19 +761,36 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         max_age: Duration::from_secs_f64(a.spool_max_age.max(1.0)),
         ..Default::default()
     };
-    let delivery = match &redis_url {
-        Some(url) => Some(
+    if let Some(url) = &redis_url {
+        sinks.push(Sink::Redis {
+            url: url.clone(),
+            stream: a.stream.clone(),
+        });
+    }
+    let node = a.node.clone().unwrap_or_else(default_node_id);
+    let delivery = if sinks.is_empty() {
+        None
+    } else {
+        // One spool per node and set of destinations (a runner of other sinks has its own).
+        let keys: Vec<String> = sinks.iter().map(Sink::key).collect();
+        let set = sightline_core::sinks::short_hash(&keys.join(" "));
+        let shown: Vec<String> = sinks.iter().map(Sink::display).collect();
+        log_line(
+            "info",
+            "runner",
+            &format!("publishing events to {}", shown.join(", ")),
+        );
+        Some(
             Delivery::start(DeliveryConfig {
-                node: format!("{}-runner", default_node_id()),
+                node: format!("{node}-runner-{set}"),
+                name: Some(node.clone()),
                 spool_dir: a.spool_dir.clone().unwrap_or_else(default_spool_dir),
-                redis_url: Some(url.clone()),
-                stream: a.stream.clone(),
-                webhook_url: None,
+                sinks,
                 limits,
+                ..Default::default()
             })
             .map_err(|e| format!("cannot open the event spool: {e}"))?,
-        ),
-        None => None,
+        )
     };
     let main_loop = glib::MainLoop::new(None, false);
     let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
@@ -755,7 +811,6 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             .collect(),
         Shared {
             metrics,
-            log,
             delivery,
             shutting_down: false,
             main_loop: main_loop.clone(),

@@ -23,7 +23,9 @@ pub mod tracking;
 pub mod vision;
 
 pub use glue::{meta, props, video};
-pub use io::{delivery, events, redis_store, secrets, watch, worker};
+pub use io::{
+    delivery, events, homeassistant, mqtt, redis_store, secrets, sinks, telegram, watch, worker,
+};
 pub use map::{geometry, mapstate, mapsync};
 pub use presence::sync as presence_sync;
 pub use presence::{activity, unknown, zones};

@@ -61,6 +61,8 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
     let mut redis = RedisServer::start(&["--appendonly", "yes"]);
     let url = redis.url(None);
     let cfg = DeliveryConfig {
+        sinks: Vec::new(),
+        name: None,
         node: "node-a".into(),
         spool_dir: tmp("outage"),
         redis_url: Some(url.clone()),
@@ -116,6 +118,8 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
 fn webhook_down_is_retried_until_it_answers() {
     let port = sightline_testkit::free_port();
     let cfg = DeliveryConfig {
+        sinks: Vec::new(),
+        name: None,
         node: "node-w".into(),
         spool_dir: tmp("webhook"),
         redis_url: None,
@@ -161,6 +165,8 @@ fn spool_writer_child() {
     };
     let url = std::env::var("SL_SPOOL_URL").unwrap();
     let d = Delivery::start(DeliveryConfig {
+        sinks: Vec::new(),
+        name: None,
         node: "crash".into(),
         spool_dir: dir.into(),
         redis_url: Some(url),
@@ -227,6 +233,8 @@ fn kill_9_then_restart_delivers_every_fsynced_event_once_in_order() {
     let left = std::fs::read(&spool).unwrap();
     redis.restart();
     let cfg = DeliveryConfig {
+        sinks: Vec::new(),
+        name: None,
         node: "crash".into(),
         spool_dir: dir.clone(),
         redis_url: Some(url.clone()),
@@ -295,6 +303,8 @@ fn the_spool_limits_hold_through_an_outage_at_a_high_rate() {
     let port = sightline_testkit::free_port();
     let max = 1u64 << 20;
     let cfg = DeliveryConfig {
+        sinks: Vec::new(),
+        name: None,
         node: "flood".into(),
         spool_dir: tmp("flood"),
         redis_url: None,

@@ -275,6 +275,112 @@ impl Drop for RedisServer {
     }
 }
 
+/// Debian's mosquitto broker on 127.0.0.1 (a free port, its own config and directory), with
+/// persistence on so retained messages survive a [`MosquittoServer::restart`], optionally
+/// with one user and password (anonymous access then refused).
+pub struct MosquittoServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl MosquittoServer {
+    pub fn start(user: Option<(&str, &str)>) -> MosquittoServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sl-mqtt-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mosquitto dir");
+        // Started as root, mosquitto drops to its own user: that user must be able to save
+        // its database here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod mosquitto dir");
+        }
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
+            dir.display()
+        );
+        match user {
+            Some((u, p)) => {
+                let pw = dir.join("passwd");
+                std::fs::write(&pw, "").expect("passwd");
+                let ok = Command::new("mosquitto_passwd")
+                    .arg("-b")
+                    .arg(&pw)
+                    .args([u, p])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "mosquitto_passwd failed");
+                conf += &format!("allow_anonymous false\npassword_file {}\n", pw.display());
+            }
+            None => conf += "allow_anonymous true\n",
+        }
+        std::fs::write(dir.join("mosquitto.conf"), conf).expect("mosquitto.conf");
+        let mut s = MosquittoServer {
+            port,
+            child: None,
+            dir,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto) must be installed: run scripts/setup");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("mosquitto on port {} did not start", self.port);
+    }
+
+    /// `mqtt://[user:password@]127.0.0.1:PORT`.
+    pub fn url(&self, auth: Option<(&str, &str)>) -> String {
+        match auth {
+            Some((u, p)) => format!("mqtt://{u}:{p}@127.0.0.1:{}", self.port),
+            None => format!("mqtt://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Stops the broker the way an operator does (SIGTERM: it saves its retained messages).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for MosquittoServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A minimal HTTP server on 127.0.0.1:`port` that answers 200 to every request and records
 /// the bodies of the first `max` requests (for webhook tests).
 pub fn http_recorder(

@@ -20,6 +20,7 @@
 
 use crate::events::Event;
 use crate::secrets::scrub_url_in;
+use crate::sinks::Sink;
 use crate::worker::Worker;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -97,7 +98,53 @@ pub struct DeliveryConfig {
     pub redis_url: Option<String>,
     pub stream: String,
     pub webhook_url: Option<String>,
+    /// More sinks (the `publish` list); `redis_url`/`webhook_url` are the older way to name
+    /// two of them.
+    pub sinks: Vec<Sink>,
+    /// The node's name in MQTT topics and Home Assistant (default: `node`, which also names
+    /// the spool).
+    pub name: Option<String>,
     pub limits: SpoolLimits,
+}
+
+impl DeliveryConfig {
+    /// Every sink with the name of its cursor file: `redis` and `webhook` for the two older
+    /// fields (as before), [`Sink::key`] for the others.
+    fn targets(&self) -> Vec<(String, Sink)> {
+        let mut t = Vec::new();
+        if let Some(url) = &self.redis_url {
+            t.push((
+                "redis".to_string(),
+                Sink::Redis {
+                    url: url.clone(),
+                    stream: self.stream.clone(),
+                },
+            ));
+        }
+        if let Some(url) = &self.webhook_url {
+            t.push(("webhook".to_string(), Sink::Webhook(url.clone())));
+        }
+        for s in &self.sinks {
+            let key = s.key();
+            if !t.iter().any(|(k, _)| *k == key) {
+                t.push((key, s.clone()));
+            }
+        }
+        t
+    }
+}
+
+/// One sink's state, for metrics and health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkStatus {
+    /// The sink as [`Sink::display`] shows it (no secrets).
+    pub name: String,
+    /// Events spooled and not yet delivered to it.
+    pub backlog: u64,
+    /// Failed attempts so far.
+    pub errors: u64,
+    /// False from a failure to the next delivery.
+    pub up: bool,
 }
 
 struct Pending {
@@ -106,8 +153,8 @@ struct Pending {
     t_ms: u64,
     alert: bool,
     json: Arc<str>,
-    redis_done: bool,
-    webhook_done: bool,
+    /// Bit i: delivered to sink i.
+    done: u64,
 }
 
 impl Pending {
@@ -121,12 +168,12 @@ impl Pending {
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the delivery thread.
+    /// Wakes the delivery threads.
     wake: Condvar,
     /// Wakes the syncer.
     sync_wake: Condvar,
-    has_redis: bool,
-    has_webhook: bool,
+    /// Every sink's bit.
+    all: u64,
     limits: SpoolLimits,
     path: PathBuf,
 }
@@ -142,6 +189,8 @@ struct Queue {
     sync_now: bool,
     compacting: bool,
     stopping: bool,
+    /// Set with `stopping`: until then, healthy sinks go on delivering what is waiting.
+    drain_until: Option<std::time::Instant>,
     /// Last delivery error per sink, taken by the owner to report.
     errors: Vec<String>,
     delivered: u64,
@@ -149,6 +198,26 @@ struct Queue {
     /// A drop episode was reported (reset when the spool has room again).
     drop_reported: bool,
     fsyncs: u64,
+    /// Per sink: the sequence it delivers next, its status.
+    next: Vec<u64>,
+    sinks: Vec<SinkStatus>,
+}
+
+impl Queue {
+    /// Index of the first item with a sequence of at least `seq` (items are in order).
+    fn index_of(&self, seq: u64) -> usize {
+        self.items.partition_point(|p| p.seq < seq)
+    }
+
+    /// Removes the events every sink has, from the front.
+    fn pop_delivered(&mut self, all: u64) {
+        while self.items.front().is_some_and(|p| p.done & all == all) {
+            if let Some(p) = self.items.pop_front() {
+                self.pending_bytes = self.pending_bytes.saturating_sub(p.json.len() as u64);
+                self.delivered += 1;
+            }
+        }
+    }
 }
 
 /// Handle of the delivery threads; dropping it stops them (pending events stay spooled).
@@ -156,6 +225,8 @@ pub struct Delivery {
     shared: Arc<Shared>,
     workers: Vec<Worker>,
     spool_path: PathBuf,
+    /// Held (locked) while this process owns the spool.
+    _lock: File,
 }
 
 fn spool_path(cfg: &DeliveryConfig) -> PathBuf {
@@ -252,10 +323,36 @@ impl Queue {
 impl Delivery {
     /// Opens the spool (delivering what a previous run left) and starts the threads.
     pub fn start(cfg: DeliveryConfig) -> std::io::Result<Delivery> {
+        let targets = cfg.targets();
+        if targets.is_empty() || targets.len() > 64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("1 to 64 event sinks, not {}", targets.len()),
+            ));
+        }
+        let all = if targets.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << targets.len()) - 1
+        };
         std::fs::create_dir_all(&cfg.spool_dir)?;
         let path = spool_path(&cfg);
-        let redis_cursor = read_cursor(&cursor_path(&cfg, "redis"));
-        let webhook_cursor = read_cursor(&cursor_path(&cfg, "webhook"));
+        // One process per spool: a second would send every event twice and mix the cursors.
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("lock"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(std::io::Error::other(format!(
+                "the event spool {} is in use by another process ({e}); give each process its own node name or spool directory",
+                path.display()
+            )));
+        }
+        let cursors: Vec<Option<u64>> = targets
+            .iter()
+            .map(|(key, _)| read_cursor(&cursor_path(&cfg, key)))
+            .collect();
         let mut items: VecDeque<Pending> = VecDeque::new();
         let mut next_seq = 0;
         let mut pending_bytes = 0;
@@ -270,27 +367,29 @@ impl Delivery {
                     continue;
                 }
                 next_seq = next_seq.max(seq + 1);
-                let redis_done = cfg.redis_url.is_none() || redis_cursor.is_some_and(|c| seq <= c);
-                let webhook_done =
-                    cfg.webhook_url.is_none() || webhook_cursor.is_some_and(|c| seq <= c);
-                if !(redis_done && webhook_done) {
+                let done = cursors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.is_some_and(|c| seq <= c))
+                    .fold(0u64, |d, (i, _)| d | 1 << i);
+                if done & all != all {
                     pending_bytes += json.len() as u64;
                     items.push_back(Pending {
                         seq,
                         t_ms: t.unwrap_or(now),
                         alert,
                         json: json.into(),
-                        redis_done,
-                        webhook_done,
+                        done,
                     });
                 }
             }
         }
-        next_seq = next_seq
-            .max(redis_cursor.map_or(0, |c| c + 1))
-            .max(webhook_cursor.map_or(0, |c| c + 1));
+        for c in cursors.iter().flatten() {
+            next_seq = next_seq.max(c + 1);
+        }
         let spool = OpenOptions::new().create(true).append(true).open(&path)?;
         let file_bytes = spool.metadata().map(|m| m.len()).unwrap_or(0);
+        let first = items.front().map_or(next_seq, |p| p.seq);
         let mut queue = Queue {
             items,
             next_seq,
@@ -301,19 +400,29 @@ impl Delivery {
             sync_now: false,
             compacting: false,
             stopping: false,
+            drain_until: None,
             errors: Vec::new(),
             delivered: 0,
             dropped: 0,
             drop_reported: false,
             fsyncs: 0,
+            next: cursors.iter().map(|c| c.map_or(first, |c| c + 1)).collect(),
+            sinks: targets
+                .iter()
+                .map(|(_, s)| SinkStatus {
+                    name: s.display(),
+                    backlog: 0,
+                    errors: 0,
+                    up: true,
+                })
+                .collect(),
         };
         queue.enforce(&cfg.limits, now);
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
             wake: Condvar::new(),
             sync_wake: Condvar::new(),
-            has_redis: cfg.redis_url.is_some(),
-            has_webhook: cfg.webhook_url.is_some(),
+            all,
             limits: cfg.limits,
             path: path.clone(),
         });
@@ -325,16 +434,28 @@ impl Delivery {
                 }
             }
         };
-        let (s1, s2) = (shared.clone(), shared.clone());
-        let c = cfg.clone();
-        let workers = vec![
-            Worker::spawn("sl-delivery", report(&shared), move || run(s1, c))?,
-            Worker::spawn("sl-spool-sync", report(&shared), move || syncer(s2))?,
-        ];
+        let mut workers = Vec::new();
+        for (i, (key, sink)) in targets.into_iter().enumerate() {
+            let (sh, cursor) = (shared.clone(), cursor_path(&cfg, &key));
+            let name = cfg.name.as_deref().unwrap_or(&cfg.node);
+            let deliverer = deliverer(&sink, &cfg.node, name);
+            workers.push(Worker::spawn(
+                &format!("sl-deliver-{key}"),
+                report(&shared),
+                move || run(sh, i, deliverer, cursor),
+            )?);
+        }
+        let s2 = shared.clone();
+        workers.push(Worker::spawn(
+            "sl-spool-sync",
+            report(&shared),
+            move || syncer(s2),
+        )?);
         Ok(Delivery {
             shared,
             workers,
             spool_path: path,
+            _lock: lock,
         })
     }
 
@@ -352,8 +473,7 @@ impl Delivery {
             t_ms: unix_ms(),
             alert,
             json,
-            redis_done: !self.shared.has_redis,
-            webhook_done: !self.shared.has_webhook,
+            done: 0,
         };
         let line = p.line();
         let written = match q.spool.as_mut() {
@@ -451,19 +571,36 @@ impl Delivery {
     pub fn spool_path(&self) -> &Path {
         &self.spool_path
     }
+
+    /// Every sink's state, in configuration order.
+    pub fn sinks(&self) -> Vec<SinkStatus> {
+        let Ok(q) = self.shared.queue.lock() else {
+            return Vec::new();
+        };
+        q.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, st)| SinkStatus {
+                backlog: (q.items.len() - q.index_of(q.next[i])) as u64,
+                ..st.clone()
+            })
+            .collect()
+    }
 }
 
 impl Drop for Delivery {
     fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
         if let Ok(mut q) = self.shared.queue.lock() {
             q.stopping = true;
+            q.drain_until = Some(deadline - Duration::from_millis(100));
         }
         self.shared.wake.notify_all();
         self.shared.sync_wake.notify_all();
-        // Bounded (0.5 s for both threads): a delivery in progress is bounded by its own
-        // timeouts (Redis 2 s, HTTP 5 s) and ends by itself; what it delivers then is
-        // recorded as usual (idempotent by sequence), nothing is lost.
-        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        // Bounded (0.5 s for all threads): sinks that work deliver what waits for 0.4 s
+        // (the rest stays in the spool for the next start); a delivery in progress is
+        // bounded by its own timeouts (Redis 2 s, HTTP and MQTT 5 s) and ends by itself;
+        // what it delivers then is recorded as usual, nothing is lost.
         for w in self.workers.drain(..) {
             w.finish_by(deadline);
         }
@@ -575,29 +712,197 @@ fn compact_if_needed(shared: &Shared) {
     }
 }
 
-fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
-    let mut redis: Option<redis::Connection> = None;
-    let http = ureq::Agent::new_with_config(
+/// Delivers one event to one sink; `Err` is retried with back-off (the text names the
+/// sink, without secrets).
+pub trait DeliverEvent: Send {
+    fn deliver(&mut self, seq: u64, json: &str, alert: bool) -> Result<(), String>;
+}
+
+/// The deliverer of one sink; `node` keys the Redis sequence, `name` is the node in MQTT.
+fn deliverer(sink: &Sink, node: &str, name: &str) -> Box<dyn DeliverEvent> {
+    match sink {
+        Sink::Redis { url, stream } => Box::new(RedisStream {
+            url: url.clone(),
+            stream: stream.clone(),
+            node: node.to_string(),
+            con: None,
+        }),
+        Sink::Webhook(url) => Box::new(Webhook {
+            url: url.clone(),
+            node: node.to_string(),
+            http: http_agent(),
+        }),
+        Sink::File(path) => Box::new(JsonlFile {
+            path: path.clone(),
+            out: None,
+            first: true,
+        }),
+        Sink::Mqtt(spec) => Box::new(crate::mqtt::MqttDeliver::new(spec, name)),
+        Sink::Telegram { token, chat, api } => Box::new(crate::telegram::Telegram::new(
+            token,
+            chat,
+            api,
+            http_agent(),
+        )),
+    }
+}
+
+/// The HTTP client of the webhook and Telegram sinks: 5 s for a whole request.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
             .http_status_as_error(true)
             .build(),
-    );
+    )
+}
+
+struct RedisStream {
+    url: String,
+    stream: String,
+    node: String,
+    con: Option<redis::Connection>,
+}
+
+impl DeliverEvent for RedisStream {
+    fn deliver(&mut self, seq: u64, json: &str, _alert: bool) -> Result<(), String> {
+        if self.con.is_none() {
+            self.con = Some(crate::redis_store::connect(&self.url)?);
+        }
+        let Some(con) = self.con.as_mut() else {
+            return Err("no Redis connection".into());
+        };
+        let res: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(XADD_ONCE)
+            .arg(2)
+            .arg(&self.stream)
+            .arg(format!("{}:delivered:{}", self.stream, self.node))
+            .arg(seq)
+            .arg(STREAM_MAXLEN)
+            .arg(json)
+            .arg(&self.node)
+            .query(con);
+        res.map(|_| ()).map_err(|e| {
+            self.con = None;
+            format!(
+                "Redis {}: {}",
+                crate::redis_store::redact(&self.url),
+                crate::redis_store::scrub(&self.url, &e)
+            )
+        })
+    }
+}
+
+struct Webhook {
+    url: String,
+    node: String,
+    http: ureq::Agent,
+}
+
+impl DeliverEvent for Webhook {
+    fn deliver(&mut self, seq: u64, json: &str, _alert: bool) -> Result<(), String> {
+        self.http
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", format!("{}-{seq}", self.node))
+            .send(json)
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "webhook {}: {}",
+                    crate::secrets::redact_url(&self.url),
+                    scrub_url_in(&e.to_string(), &self.url)
+                )
+            })
+    }
+}
+
+/// JSON lines appended to a file. The one event that can be written twice (written, then
+/// the process died before its cursor was saved) is the last line of the file: the first
+/// event after a start is not appended again when it is that line.
+struct JsonlFile {
+    path: PathBuf,
+    out: Option<File>,
+    first: bool,
+}
+
+impl DeliverEvent for JsonlFile {
+    fn deliver(&mut self, _seq: u64, json: &str, _alert: bool) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("event file {}: {e}", self.path.display());
+        if self.out.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(fail)?;
+            }
+            self.out = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(fail)?,
+            );
+        }
+        if std::mem::take(&mut self.first) && last_line(&self.path).as_deref() == Some(json) {
+            return Ok(());
+        }
+        let Some(out) = self.out.as_mut() else {
+            return Err(format!("event file {}: not open", self.path.display()));
+        };
+        let mut line = String::with_capacity(json.len() + 1);
+        line.push_str(json);
+        line.push('\n');
+        out.write_all(line.as_bytes()).map_err(|e| {
+            self.out = None;
+            fail(e)
+        })
+    }
+}
+
+/// The last line of a file (without its newline), read from its end.
+fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let take = len.min(1 << 20);
+    f.seek(SeekFrom::Start(len - take)).ok()?;
+    let mut buf = Vec::with_capacity(take as usize);
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .map(str::to_string)
+}
+
+/// One sink's delivery thread: the oldest event it has not had, in order, retried with
+/// back-off (0.2 s doubling to 5 s) while the sink fails.
+fn run(shared: Arc<Shared>, i: usize, mut sink: Box<dyn DeliverEvent>, cursor: PathBuf) {
+    let bit = 1u64 << i;
     let mut backoff = Duration::from_millis(200);
     let mut reported = false;
     loop {
-        // The oldest pending event.
-        let (seq, json, redis_done, webhook_done) = {
+        let (seq, json, alert) = {
             let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
+                let draining =
+                    !reported && q.drain_until.is_some_and(|t| std::time::Instant::now() < t);
+                if q.stopping && !draining {
+                    return;
+                }
+                let k = q.index_of(q.next[i]);
+                if let Some(p) = q.items.get(k) {
+                    if p.done & bit == 0 {
+                        break (p.seq, p.json.clone(), p.alert);
+                    }
+                    // Marked delivered at start (its cursor): move on.
+                    let s = p.seq + 1;
+                    q.next[i] = s;
+                    continue;
+                }
                 if q.stopping {
                     return;
                 }
-                if let Some(p) = q.items.front() {
-                    break (p.seq, p.json.clone(), p.redis_done, p.webhook_done);
-                }
-                // Everything delivered: the spool can start over.
-                if !q.compacting && q.file_bytes > 0 {
+                // Everything delivered everywhere: the spool can start over.
+                if q.items.is_empty() && !q.compacting && q.file_bytes > 0 {
                     if let Some(f) = q.spool.as_mut() {
                         let _ = f.set_len(0);
                     }
@@ -607,93 +912,31 @@ fn run(shared: Arc<Shared>, cfg: DeliveryConfig) {
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let mut err = None;
-        let mut r_ok = redis_done;
-        if !redis_done && let Some(url) = &cfg.redis_url {
-            if redis.is_none() {
-                match crate::redis_store::connect(url) {
-                    Ok(c) => redis = Some(c),
-                    Err(e) => err = Some(e),
-                }
-            }
-            if let Some(con) = redis.as_mut() {
-                let res: redis::RedisResult<i64> = redis::cmd("EVAL")
-                    .arg(XADD_ONCE)
-                    .arg(2)
-                    .arg(&cfg.stream)
-                    .arg(format!("{}:delivered:{}", cfg.stream, cfg.node))
-                    .arg(seq)
-                    .arg(STREAM_MAXLEN)
-                    .arg(&*json)
-                    .arg(&cfg.node)
-                    .query(con);
-                match res {
-                    Ok(_) => {
-                        r_ok = true;
-                        write_cursor(&cursor_path(&cfg, "redis"), seq);
-                    }
-                    Err(e) => {
-                        err = Some(format!(
-                            "Redis {}: {}",
-                            crate::redis_store::redact(url),
-                            crate::redis_store::scrub(url, &e)
-                        ));
-                        redis = None;
-                    }
-                }
-            }
-        }
-        let mut w_ok = webhook_done;
-        if !webhook_done && let Some(url) = &cfg.webhook_url {
-            match http
-                .post(url)
-                .header("Content-Type", "application/json")
-                .header("Idempotency-Key", format!("{}-{seq}", cfg.node))
-                .send(&*json)
-            {
-                Ok(_) => {
-                    w_ok = true;
-                    write_cursor(&cursor_path(&cfg, "webhook"), seq);
-                }
-                Err(e) => {
-                    err = Some(format!(
-                        "webhook {}: {}",
-                        crate::secrets::redact_url(url),
-                        scrub_url_in(&e.to_string(), url)
-                    ))
-                }
-            }
+        let result = sink.deliver(seq, &json, alert);
+        if result.is_ok() {
+            write_cursor(&cursor, seq);
         }
         let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = q.items.front_mut()
-            && p.seq == seq
-        {
-            p.redis_done = r_ok;
-            p.webhook_done = w_ok;
-            if r_ok && w_ok {
-                if let Some(p) = q.items.pop_front() {
-                    q.pending_bytes = q.pending_bytes.saturating_sub(p.json.len() as u64);
+        match result {
+            Ok(()) => {
+                let k = q.index_of(seq);
+                if let Some(p) = q.items.get_mut(k).filter(|p| p.seq == seq) {
+                    p.done |= bit;
                 }
-                q.delivered += 1;
-            }
-        }
-        match err {
-            None => {
+                q.next[i] = seq + 1;
+                q.pop_delivered(shared.all);
+                q.sinks[i].up = true;
                 backoff = Duration::from_millis(200);
                 reported = false;
             }
-            Some(e) => {
+            Err(e) => {
+                q.sinks[i].errors += 1;
+                q.sinks[i].up = false;
                 if !reported {
                     q.errors.push(e);
                     reported = true;
                 }
-                let stopping = q.stopping;
-                drop(q);
-                if stopping {
-                    return;
-                }
                 // Wait for the backoff (or a stop request).
-                let q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
                 let (q, _) = shared
                     .wake
                     .wait_timeout_while(q, backoff, |q| !q.stopping)
@@ -797,8 +1040,7 @@ mod tests {
             t_ms,
             alert,
             json: Arc::from("{}"),
-            redis_done: false,
-            webhook_done: false,
+            done: 0,
         };
         let mut q = Queue {
             items: VecDeque::from([
@@ -815,11 +1057,14 @@ mod tests {
             sync_now: false,
             compacting: false,
             stopping: false,
+            drain_until: None,
             errors: Vec::new(),
             delivered: 0,
             dropped: 0,
             drop_reported: false,
             fsyncs: 0,
+            next: vec![0],
+            sinks: Vec::new(),
         };
         let limits = SpoolLimits {
             max_age: Duration::from_secs(1),

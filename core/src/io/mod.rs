@@ -3,7 +3,11 @@
 
 pub mod delivery;
 pub mod events;
+pub mod homeassistant;
+pub mod mqtt;
 pub mod redis_store;
 pub mod secrets;
+pub mod sinks;
+pub mod telegram;
 pub mod watch;
 pub mod worker;

@@ -531,3 +531,137 @@ fn two_processes_share_the_unknown_consensus_through_redis() {
     assert_eq!(alerts(&c), 0, "{c}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `mosquitto_sub` once: messages on `topic` (`-v`: `topic payload` lines). With a fixed id
+/// and `-c` its session (and what the broker queues for it while it is away) persists.
+fn mqtt_sub(port: u16, id: Option<&str>, topic: &str, extra: &[&str]) -> Vec<String> {
+    let mut c = std::process::Command::new("mosquitto_sub");
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        "ha",
+        "-P",
+        "pw",
+    ])
+    .args(["-q", "1", "-v", "-t", topic])
+    .args(extra);
+    if let Some(id) = id {
+        c.args(["-i", id, "-c"]);
+    }
+    let out = c
+        .output()
+        .expect("mosquitto_sub (mosquitto-clients): run scripts/setup");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The retained payload of `topic`, once it is `want` (polled: delivery is asynchronous and
+/// backs off up to 5 s after an outage).
+fn retained_becomes(port: u16, topic: &str, want: &str, secs: u64) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut last = Vec::new();
+    while std::time::Instant::now() < end {
+        last = mqtt_sub(
+            port,
+            None,
+            topic,
+            &["-C", "1", "-W", "1", "--retained-only"],
+        );
+        if last
+            .first()
+            .is_some_and(|l| l.split_once(' ').map(|x| x.1) == Some(want))
+        {
+            return;
+        }
+    }
+    panic!("{topic}: {last:?}, not {want:?}, within {secs} s");
+}
+
+#[test]
+fn home_assistant_sees_the_roster_presence_states_and_one_alert_per_absence_through_a_broker_restart()
+ {
+    init();
+    let dir = tmp("mqtt");
+    let gallery = dir.join("g.slg");
+    enrol(&gallery);
+    let mut broker = sightline_testkit::MosquittoServer::start(Some(("ha", "pw")));
+    let port = broker.port;
+    // Home Assistant's side: a session that gets every alert, also those sent while it is
+    // away (-E: subscribe, then leave).
+    mqtt_sub(port, Some("ha-alerts"), "sightline/n1/alerts", &["-E"]);
+    let extra = format!(
+        "node-id=n1 roster=\"Barack Obama,Joe Biden\" publish=mqtt://ha:pw@127.0.0.1:{port} spool-dir={}",
+        dir.join("spool").display()
+    );
+    let (obama, _) = frame("faces/face_recognition_examples/obama/obama2.jpg");
+    let (biden, _) = frame("faces/face_recognition_examples/biden/biden2.jpg");
+    let (empty, _) = frame("multicam/meva/frames/G328.png");
+    let mut o = Outlet::with(
+        &["door", "till"],
+        &gallery,
+        &dir.join("events.jsonl"),
+        "outlet-m",
+        &extra,
+    );
+    let state = |who: &str| format!("sightline/n1/presence/outlet-m/{who}");
+    // The roster is announced before anyone is seen: both entities exist, OFF.
+    for who in ["barack-obama", "joe-biden"] {
+        let cfg = mqtt_sub(
+            port,
+            None,
+            &format!("homeassistant/binary_sensor/sightline_n1/presence_outlet-m_{who}/config"),
+            &["-C", "1", "-W", "10"],
+        );
+        let c: serde_json::Value = serde_json::from_str(cfg[0].split_once(' ').unwrap().1).unwrap();
+        assert_eq!(c["device_class"], "presence");
+        assert_eq!(c["state_topic"], state(who));
+        assert_eq!(c["availability_topic"], "sightline/n1/availability");
+        retained_becomes(port, &state(who), "OFF", 10);
+    }
+    retained_becomes(port, "sightline/n1/availability", "online", 10);
+    o.show(0, &obama, 0);
+    o.show(1, &biden, 0);
+    retained_becomes(port, &state("joe-biden"), "ON", 10);
+    retained_becomes(port, &state("barack-obama"), "ON", 10);
+    for t in (5..=455).step_by(5) {
+        if t == 150 {
+            broker.stop();
+        }
+        if t == 350 {
+            broker.restart();
+        }
+        o.show(0, if t == 450 { &obama } else { &empty }, t * S);
+        o.show(1, if t <= 100 { &obama } else { &empty }, t * S);
+        if t == 15 {
+            // Biden is out of view since 10 s: grace counts as present.
+            retained_becomes(port, &state("joe-biden"), "ON", 10);
+        }
+    }
+    o.advance_to(455 * S);
+    // Biden's absence (300 s) and Obama's (400 s) happened while or after the broker was
+    // away; Obama re-entered at 450 s.
+    retained_becomes(port, &state("joe-biden"), "OFF", 30);
+    retained_becomes(port, &state("barack-obama"), "ON", 30);
+    // Everything the session got: after the catch-up (the states above), within 3 s. (Not
+    // -C 2: a subscriber that leaves right after its 2nd message may leave it unacknowledged,
+    // and QoS 1 sends it again.)
+    let alerts = mqtt_sub(port, Some("ha-alerts"), "sightline/n1/alerts", &["-W", "3"]);
+    let who: Vec<String> = alerts
+        .iter()
+        .map(|l| {
+            let a: serde_json::Value = serde_json::from_str(l.split_once(' ').unwrap().1).unwrap();
+            assert_eq!(a["event_type"], "absent");
+            a["identity"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(who, ["joe-biden", "barack-obama"], "one alert per absence");
+    drop(o);
+    // A clean stop says offline.
+    retained_becomes(port, "sightline/n1/availability", "offline", 10);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -38,6 +38,7 @@ pub struct HubConfig {
     pub redis_url: Option<String>,
     pub stream: String,
     pub webhook_url: Option<String>,
+    pub publish: Option<String>,
     pub spool_dir: Option<String>,
     pub event_log: Option<String>,
 }
@@ -78,6 +79,11 @@ impl HubConfig {
                 url(&self.webhook_url),
                 url(&other.webhook_url),
             ),
+            (
+                "publish",
+                sinks_shown(&self.publish),
+                sinks_shown(&other.publish),
+            ),
             ("stream", self.stream.clone(), other.stream.clone()),
             ("spool-dir", opt(&self.spool_dir), opt(&other.spool_dir)),
             ("event-log", opt(&self.event_log), opt(&other.event_log)),
@@ -87,6 +93,19 @@ impl HubConfig {
             }
         }
         d
+    }
+}
+
+/// A `publish` list as it may be shown (no secrets).
+fn sinks_shown(list: &Option<String>) -> String {
+    match list.as_deref().map(sightline_core::sinks::Sink::parse_list) {
+        None => "unset".into(),
+        Some(Ok(sinks)) => sinks
+            .iter()
+            .map(sightline_core::sinks::Sink::display)
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(Err(_)) => "<unparsable>".into(),
     }
 }
 
@@ -109,6 +128,8 @@ pub struct HubInner {
     /// Every event to the Redis Stream; alerts to the webhook.
     pub stream: Option<Delivery>,
     pub webhook: Option<Delivery>,
+    /// Every event to the `publish` sinks.
+    pub publish: Option<Delivery>,
     pub consensus: UnknownConsensus,
     /// The group shared with other nodes (Redis), when configured.
     pub link: Option<Arc<GroupSync>>,
@@ -187,6 +208,7 @@ impl HubInner {
             log: None,
             stream: None,
             webhook: None,
+            publish: None,
             consensus: UnknownConsensus::new(
                 s.unknown_alert_cameras as usize,
                 (s.unknown_alert_window * 1e9) as u64,

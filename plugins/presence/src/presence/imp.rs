@@ -14,6 +14,7 @@ use sightline_core::meta::{self, event_from_structure};
 use sightline_core::presence::{self, UnknownAlert};
 use sightline_core::presence_sync::{GroupSync, GroupSyncConfig};
 use sightline_core::redis_store::redact;
+use sightline_core::sinks::Sink;
 use sightline_core::zones::{self, ZoneEvent, ZoneTracker};
 
 use super::hub::{FaceSighting, Hub, HubConfig, hub_for};
@@ -45,6 +46,7 @@ pub(super) struct Settings {
     redis_url: Option<String>,
     stream: String,
     webhook_url: Option<String>,
+    publish: Option<String>,
     spool_dir: Option<String>,
     spool_max_bytes: u64,
     spool_max_age: f64,
@@ -71,6 +73,7 @@ impl Default for Settings {
             redis_url: None,
             stream: DEFAULT_STREAM.to_string(),
             webhook_url: None,
+            publish: None,
             spool_dir: None,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             spool_max_age: DEFAULT_SPOOL_MAX_AGE.as_secs_f64(),
@@ -167,7 +170,7 @@ impl Presence {
         }
     }
 
-    /// Posts events as messages and writes them to the group's event log.
+    /// Posts events as messages and writes them to the group's event log and sinks.
     pub(super) fn emit(&self, hub: &Hub, events: Vec<presence::Event>) {
         if events.is_empty() {
             return;
@@ -176,37 +179,80 @@ impl Presence {
         let base = obj.base_time().map_or(0, |t| t.nseconds());
         let own_camera = self.camera();
         for ev in events {
-            let s = to_structure(&hub.name, &ev, &own_camera, base);
-            gst::info!(CAT, imp = self, "{s}");
-            let event = event_from_structure(&s, &obj.name(), &own_camera);
-            let mut problems = Vec::new();
-            if let Ok(mut inner) = hub.inner.lock() {
-                problems.append(&mut inner.problems);
-                if let Some(log) = inner.log.as_mut()
-                    && let Err(e) = log.write(&event)
-                {
-                    problems.push(format!(
-                        "Cannot write event log {}: {e}",
-                        log.path().display()
-                    ));
-                }
-                for (sink, only_alerts) in [
-                    (inner.stream.as_ref(), false),
-                    (inner.webhook.as_ref(), true),
-                ] {
-                    let Some(d) = sink else { continue };
-                    if !only_alerts || s.name() == "presence-alert" {
-                        problems.extend(d.send_reporting(&event));
-                    } else {
-                        problems.extend(d.take_problems());
-                    }
-                }
-            }
-            for p in problems {
-                gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", p));
-            }
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+            self.emit_structure(hub, to_structure(&hub.name, &ev, &own_camera, base));
         }
+    }
+
+    /// One message: the bus, the event log and every sink of the group.
+    fn emit_structure(&self, hub: &Hub, s: gst::Structure) {
+        let obj = self.obj();
+        let own_camera = self.camera();
+        gst::info!(CAT, imp = self, "{s}");
+        let event = event_from_structure(&s, &obj.name(), &own_camera);
+        let mut problems = Vec::new();
+        if let Ok(mut inner) = hub.inner.lock() {
+            problems.append(&mut inner.problems);
+            if let Some(log) = inner.log.as_mut()
+                && let Err(e) = log.write(&event)
+            {
+                problems.push(format!(
+                    "Cannot write event log {}: {e}",
+                    log.path().display()
+                ));
+            }
+            for (sink, only_alerts) in [
+                (inner.publish.as_ref(), false),
+                (inner.stream.as_ref(), false),
+                (inner.webhook.as_ref(), true),
+            ] {
+                let Some(d) = sink else { continue };
+                if !only_alerts || s.name() == "presence-alert" {
+                    problems.extend(d.send_reporting(&event));
+                } else {
+                    problems.extend(d.take_problems());
+                }
+            }
+        }
+        for p in problems {
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", p));
+        }
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    /// The `roster` event: every expected person of the group with its state now, so that
+    /// dashboards and Home Assistant know everyone before anyone is seen.
+    fn emit_roster(&self, hub: &Hub) {
+        let people: Vec<(String, String, &'static str)> = match hub.inner.lock() {
+            Ok(inner) => inner
+                .group
+                .people()
+                .filter(|p| p.expected)
+                .map(|p| (p.identity.clone(), p.label.clone(), p.state.name()))
+                .collect(),
+            Err(_) => return,
+        };
+        if people.is_empty() {
+            return;
+        }
+        let list = |f: &dyn Fn(&(String, String, &'static str)) -> String| {
+            gst::List::new(people.iter().map(f))
+        };
+        let s = gst::Structure::builder("presence")
+            .field("group", hub.name.as_str())
+            .field("event", "roster")
+            .field("camera", self.camera())
+            // At start: there may be no clock yet.
+            .field(
+                "clock-time",
+                self.obj().clock().map_or(0, |c| c.time().nseconds()),
+            )
+            .field("running-time", 0u64)
+            .field("utc-time", utc_now())
+            .field("identities", list(&|p| p.0.clone()))
+            .field("labels", list(&|p| p.1.clone()))
+            .field("states", list(&|p| p.2.to_string()))
+            .build();
+        self.emit_structure(hub, s);
     }
 }
 
@@ -411,6 +457,11 @@ impl ObjectImpl for Presence {
                     .blurb("http(s) URL that receives every alert as a JSON POST, retried with backoff until it answers 2xx")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("publish")
+                    .nick("Publish")
+                    .blurb("Comma-separated sink URLs that receive every event of the group, spooled on disk and delivered in order: file:///path.jsonl, redis[s]://...?stream=NAME, http[s]://... (webhook), mqtt[s]://[user:pw@]host[:port] (Home Assistant discovery), telegram://BOT_TOKEN@CHAT_ID (alerts); env:NAME or @FILE to keep secrets out of the pipeline. event-log, redis-url/stream and webhook-url are the older way to name some of them")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("unknown-alert-cameras")
                     .nick("Unknown alert cameras")
                     .blurb("Raise one alert when the same unknown person (facematch unknown-id) is seen by at least this many distinct cameras (of every node, through Redis when redis-url is set) within unknown-alert-window-seconds; 0 = off")
@@ -480,6 +531,7 @@ impl ObjectImpl for Presence {
             "redis-url" => s.redis_url = string(value),
             "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.to_string()),
             "webhook-url" => s.webhook_url = string(value),
+            "publish" => s.publish = string(value),
             "spool-dir" => s.spool_dir = string(value),
             "spool-max-bytes" => s.spool_max_bytes = value.get().unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
             "spool-max-age-seconds" => {
@@ -516,6 +568,20 @@ impl ObjectImpl for Presence {
                 .webhook_url
                 .as_deref()
                 .map(sightline_core::secrets::redact_url)
+                .to_value(),
+            // Read back without its secrets.
+            "publish" => s
+                .publish
+                .as_deref()
+                .map(|list| {
+                    list.split(',')
+                        .filter(|u| !u.trim().is_empty())
+                        .map(|u| {
+                            Sink::parse(u).map_or_else(|_| "<unparsable>".into(), |k| k.display())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .to_value(),
             "spool-dir" => s.spool_dir.to_value(),
             "spool-max-bytes" => s.spool_max_bytes.to_value(),
@@ -561,6 +627,9 @@ impl BaseTransformImpl for Presence {
         let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
         sightline_core::props::resolve_secret("webhook-url", &mut s.webhook_url)?;
+        sightline_core::props::resolve_secret("publish", &mut s.publish)?;
+        let sinks = Sink::parse_list(s.publish.as_deref().unwrap_or(""))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         let roster = match &s.roster {
             Some(spec) => parse_roster(spec).map_err(|e| {
                 gst::error_msg!(gst::ResourceError::OpenRead, ["Bad roster: {}", e])
@@ -603,6 +672,7 @@ impl BaseTransformImpl for Presence {
             redis_url: s.redis_url.clone(),
             stream: s.stream.clone(),
             webhook_url: s.webhook_url.clone(),
+            publish: s.publish.clone(),
             spool_dir: s.spool_dir.clone(),
             event_log: s.event_log.clone(),
         };
@@ -651,6 +721,8 @@ impl BaseTransformImpl for Presence {
                 && inner.stream.is_none()
             {
                 inner.stream = Some(open(DeliveryConfig {
+                    sinks: Vec::new(),
+                    name: None,
                     node: format!("{node}-stream"),
                     spool_dir: spool.clone(),
                     redis_url: Some(url.clone()),
@@ -663,12 +735,24 @@ impl BaseTransformImpl for Presence {
                 && inner.webhook.is_none()
             {
                 inner.webhook = Some(open(DeliveryConfig {
+                    sinks: Vec::new(),
+                    name: None,
                     node: format!("{node}-webhook"),
                     spool_dir: spool.clone(),
                     redis_url: None,
                     stream: String::new(),
                     webhook_url: Some(url.clone()),
                     limits,
+                })?);
+            }
+            if !sinks.is_empty() && inner.publish.is_none() {
+                inner.publish = Some(open(DeliveryConfig {
+                    node: format!("{node}-publish"),
+                    name: Some(s.node_id.clone()),
+                    spool_dir: spool.clone(),
+                    sinks: sinks.clone(),
+                    limits,
+                    ..Default::default()
                 })?);
             }
             if let Some(url) = &s.redis_url
@@ -722,6 +806,11 @@ impl BaseTransformImpl for Presence {
                     })?;
             }
         }
+        // Once per group and process: by its first element.
+        let first = hub.inner.lock().is_ok_and(|i| i.members.len() == 1);
+        if first {
+            self.emit_roster(&hub);
+        }
         *self
             .hub
             .lock()
@@ -733,7 +822,7 @@ impl BaseTransformImpl for Presence {
         let Some(hub) = self.hub.lock().ok().and_then(|mut h| h.take()) else {
             return Ok(());
         };
-        let mut link = None;
+        let (mut link, mut publish) = (None, None);
         if let Ok(mut inner) = hub.inner.lock() {
             let me = self.obj().downgrade();
             inner
@@ -743,6 +832,8 @@ impl BaseTransformImpl for Presence {
                 // Last camera of the group in this process: stop its timer and its link.
                 inner.stopping = true;
                 link = inner.link.take();
+                // Its sinks end cleanly (MQTT: `offline`); what waits stays spooled.
+                publish = inner.publish.take();
                 if let Some((id, _)) = &inner.pending {
                     id.unschedule();
                 }
@@ -752,6 +843,7 @@ impl BaseTransformImpl for Presence {
         // Stopping the link waits a bounded time (a Redis call in progress is bounded by
         // the connection's timeouts), never under the group's lock.
         drop(link);
+        drop(publish);
         Ok(())
     }
 

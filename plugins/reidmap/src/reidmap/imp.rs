@@ -382,6 +382,8 @@ impl BaseTransformImpl for ReidMap {
                     .unwrap_or_else(default_spool_dir);
                 Some(
                     Delivery::start(DeliveryConfig {
+                        sinks: Vec::new(),
+                        name: None,
                         node: format!("{}-reidmap-{}", s.node_id, slug(&camera)),
                         spool_dir: spool.clone(),
                         redis_url: Some(url.clone()),
