@@ -134,7 +134,15 @@ impl MqttDeliver {
     }
 
     fn connect(&mut self) -> Result<(), String> {
-        let id = format!("sightline-{}", topic_level(&self.node));
+        // Unique per connection: two publishers of one node (an element and the runner)
+        // with one client id would take the broker's session from each other in turn.
+        static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "sightline-{}-{}-{}",
+            topic_level(&self.node),
+            std::process::id(),
+            CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let mut o = MqttOptions::new(id, self.spec.host.clone(), self.spec.port);
         o.set_keep_alive(Duration::from_secs(5));
         o.set_clean_session(true);
