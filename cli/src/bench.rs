@@ -87,6 +87,17 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// Events/s through the publisher to a JSONL file, Redis and MQTT at once (servers started
+    /// here) against plain JSONL appends; RSS; the broker away for OUTAGE s at RATE events/s:
+    /// spool growth and catch-up time.
+    Publish {
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        #[arg(long, default_value_t = 60.0)]
+        outage_seconds: f64,
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+    },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
 }
@@ -121,6 +132,11 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             dims,
             queries,
         } => bench_match(identities, dims, queries),
+        BenchCmd::Publish {
+            events,
+            outage_seconds,
+            rate,
+        } => crate::bench_publish::bench_publish(events, outage_seconds, rate),
         BenchCmd::Facematch {
             input,
             repeat,

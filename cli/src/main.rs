@@ -1,6 +1,7 @@
 //! `sightline`: models, face detection on files, benchmarks.
 
 mod bench;
+mod bench_publish;
 mod bench_reid;
 mod bus;
 mod detect;

@@ -716,6 +716,24 @@ fn compact_if_needed(shared: &Shared) {
 /// sink, without secrets).
 pub trait DeliverEvent: Send {
     fn deliver(&mut self, seq: u64, json: &str, alert: bool) -> Result<(), String>;
+
+    /// Delivers `items` in order; returns how many (a prefix) were delivered, and the error
+    /// that stopped it. Sinks that can send a batch in one round trip override it.
+    fn deliver_batch(&mut self, items: &[Item]) -> (usize, Result<(), String>) {
+        for (k, it) in items.iter().enumerate() {
+            if let Err(e) = self.deliver(it.seq, &it.json, it.alert) {
+                return (k, Err(e));
+            }
+        }
+        (items.len(), Ok(()))
+    }
+}
+
+/// One event waiting for a sink.
+pub struct Item {
+    pub seq: u64,
+    pub json: Arc<str>,
+    pub alert: bool,
 }
 
 /// The deliverer of one sink; `node` keys the Redis sequence, `name` is the node in MQTT.
@@ -765,6 +783,48 @@ struct RedisStream {
 }
 
 impl DeliverEvent for RedisStream {
+    /// One pipeline of idempotent adds: a batch is one round trip, and a batch sent again
+    /// after a lost reply adds nothing twice.
+    fn deliver_batch(&mut self, items: &[Item]) -> (usize, Result<(), String>) {
+        if self.con.is_none() {
+            match crate::redis_store::connect(&self.url) {
+                Ok(c) => self.con = Some(c),
+                Err(e) => return (0, Err(e)),
+            }
+        }
+        let Some(con) = self.con.as_mut() else {
+            return (0, Err("no Redis connection".into()));
+        };
+        let delivered = format!("{}:delivered:{}", self.stream, self.node);
+        let mut pipe = redis::pipe();
+        for it in items {
+            pipe.cmd("EVAL")
+                .arg(XADD_ONCE)
+                .arg(2)
+                .arg(&self.stream)
+                .arg(&delivered)
+                .arg(it.seq)
+                .arg(STREAM_MAXLEN)
+                .arg(&*it.json)
+                .arg(&self.node)
+                .ignore();
+        }
+        match pipe.query::<()>(con) {
+            Ok(()) => (items.len(), Ok(())),
+            Err(e) => {
+                self.con = None;
+                (
+                    0,
+                    Err(format!(
+                        "Redis {}: {}",
+                        crate::redis_store::redact(&self.url),
+                        crate::redis_store::scrub(&self.url, &e)
+                    )),
+                )
+            }
+        }
+    }
+
     fn deliver(&mut self, seq: u64, json: &str, _alert: bool) -> Result<(), String> {
         if self.con.is_none() {
             self.con = Some(crate::redis_store::connect(&self.url)?);
@@ -827,6 +887,34 @@ struct JsonlFile {
 }
 
 impl DeliverEvent for JsonlFile {
+    /// One write for the batch (after the first event's check against the last line).
+    fn deliver_batch(&mut self, items: &[Item]) -> (usize, Result<(), String>) {
+        let Some((first, rest)) = items.split_first() else {
+            return (0, Ok(()));
+        };
+        if let Err(e) = self.deliver(first.seq, &first.json, first.alert) {
+            return (0, Err(e));
+        }
+        let mut text = String::with_capacity(rest.iter().map(|i| i.json.len() + 1).sum());
+        for it in rest {
+            text.push_str(&it.json);
+            text.push('\n');
+        }
+        let Some(out) = self.out.as_mut() else {
+            return (
+                1,
+                Err(format!("event file {}: not open", self.path.display())),
+            );
+        };
+        match out.write_all(text.as_bytes()) {
+            Ok(()) => (items.len(), Ok(())),
+            Err(e) => {
+                self.out = None;
+                (1, Err(format!("event file {}: {e}", self.path.display())))
+            }
+        }
+    }
+
     fn deliver(&mut self, _seq: u64, json: &str, _alert: bool) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("event file {}: {e}", self.path.display());
         if self.out.is_none() {
@@ -875,12 +963,15 @@ fn last_line(path: &Path) -> Option<String> {
 
 /// One sink's delivery thread: the oldest event it has not had, in order, retried with
 /// back-off (0.2 s doubling to 5 s) while the sink fails.
+/// Events a sink thread takes at once: one round trip for a batch where the sink allows it.
+const BATCH: usize = 256;
+
 fn run(shared: Arc<Shared>, i: usize, mut sink: Box<dyn DeliverEvent>, cursor: PathBuf) {
     let bit = 1u64 << i;
     let mut backoff = Duration::from_millis(200);
     let mut reported = false;
     loop {
-        let (seq, json, alert) = {
+        let batch: Vec<Item> = {
             let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 let draining =
@@ -891,7 +982,18 @@ fn run(shared: Arc<Shared>, i: usize, mut sink: Box<dyn DeliverEvent>, cursor: P
                 let k = q.index_of(q.next[i]);
                 if let Some(p) = q.items.get(k) {
                     if p.done & bit == 0 {
-                        break (p.seq, p.json.clone(), p.alert);
+                        // This and the events after it that the sink has not had, in order.
+                        break q
+                            .items
+                            .range(k..)
+                            .take_while(|p| p.done & bit == 0)
+                            .take(BATCH)
+                            .map(|p| Item {
+                                seq: p.seq,
+                                json: p.json.clone(),
+                                alert: p.alert,
+                            })
+                            .collect();
                     }
                     // Marked delivered at start (its cursor): move on.
                     let s = p.seq + 1;
@@ -912,19 +1014,22 @@ fn run(shared: Arc<Shared>, i: usize, mut sink: Box<dyn DeliverEvent>, cursor: P
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = sink.deliver(seq, &json, alert);
-        if result.is_ok() {
-            write_cursor(&cursor, seq);
+        let (n, result) = sink.deliver_batch(&batch);
+        let n = n.min(batch.len());
+        if n > 0 {
+            write_cursor(&cursor, batch[n - 1].seq);
         }
         let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        for it in &batch[..n] {
+            let k = q.index_of(it.seq);
+            if let Some(p) = q.items.get_mut(k).filter(|p| p.seq == it.seq) {
+                p.done |= bit;
+            }
+            q.next[i] = it.seq + 1;
+        }
+        q.pop_delivered(shared.all);
         match result {
             Ok(()) => {
-                let k = q.index_of(seq);
-                if let Some(p) = q.items.get_mut(k).filter(|p| p.seq == seq) {
-                    p.done |= bit;
-                }
-                q.next[i] = seq + 1;
-                q.pop_delivered(shared.all);
                 q.sinks[i].up = true;
                 backoff = Duration::from_millis(200);
                 reported = false;

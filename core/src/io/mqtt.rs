@@ -281,7 +281,125 @@ fn pump(mut connection: Connection, tx: mpsc::Sender<Note>) {
     }
 }
 
+/// One message to publish.
+struct Out {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+/// Publishes `msgs` with QoS 1, many in flight at once; returns how many (a prefix) the
+/// broker acknowledged, and the error that stopped it. The client's request channel is never
+/// waited on (try_publish): a broker that stops answering ends it after [`ACK_TIMEOUT`].
+fn publish_all(link: &mut Link, msgs: &[Out]) -> (usize, Result<(), String>) {
+    use std::collections::{HashMap, VecDeque};
+    let mut deadline = Instant::now() + ACK_TIMEOUT;
+    let (mut next, mut done) = (0, 0);
+    // Published, waiting for the packet id the event loop gives them (in publish order).
+    let mut unnumbered: VecDeque<usize> = VecDeque::new();
+    // Packet id -> message (an id is reused only after its acknowledgement).
+    let mut inflight: HashMap<u16, usize> = HashMap::new();
+    let mut acked = vec![false; msgs.len()];
+    loop {
+        while next < msgs.len() {
+            let m = &msgs[next];
+            match link.client.try_publish(
+                m.topic.clone(),
+                QoS::AtLeastOnce,
+                m.retain,
+                m.payload.clone(),
+            ) {
+                Ok(()) => {
+                    unnumbered.push_back(next);
+                    next += 1;
+                }
+                // The channel is full: acknowledgements first.
+                Err(rumqttc::ClientError::TryRequest(_)) => break,
+                Err(e) => return (done, Err(e.to_string())),
+            }
+        }
+        while done < msgs.len() && acked[done] {
+            done += 1;
+        }
+        if done == msgs.len() {
+            return (done, Ok(()));
+        }
+        match link
+            .notes
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(Note::Sent(id)) => {
+                if let Some(k) = unnumbered.pop_front() {
+                    inflight.insert(id, k);
+                }
+            }
+            Ok(Note::Acked(id)) => {
+                if let Some(k) = inflight.remove(&id) {
+                    acked[k] = true;
+                    deadline = Instant::now() + ACK_TIMEOUT;
+                }
+            }
+            Ok(Note::Failed(e)) => return (done, Err(e)),
+            Ok(Note::Connected) => {}
+            Err(_) => {
+                return (
+                    done,
+                    Err(format!(
+                        "no acknowledgement within {} s",
+                        ACK_TIMEOUT.as_secs()
+                    )),
+                );
+            }
+        }
+    }
+}
+
 impl crate::delivery::DeliverEvent for MqttDeliver {
+    /// Every event of the batch and what it changes for Home Assistant, in flight at once.
+    fn deliver_batch(&mut self, items: &[crate::delivery::Item]) -> (usize, Result<(), String>) {
+        if self.link.is_none()
+            && let Err(e) = self.connect()
+        {
+            return (0, Err(e));
+        }
+        let mut msgs = Vec::new();
+        // Index one past each item's last message.
+        let mut ends = Vec::with_capacity(items.len());
+        for it in items {
+            let ev: Option<Event> = serde_json::from_str(&it.json).ok();
+            let kind = ev.as_ref().map_or("event", |e| e.kind.as_str());
+            msgs.push(Out {
+                topic: event_topic(&self.spec, &self.node, kind),
+                payload: it.json.as_bytes().to_vec(),
+                retain: false,
+            });
+            // The model changes first: if a publish fails, the reconnection sends every state.
+            if let (Some(ha), Some(ev)) = (&mut self.ha, &ev) {
+                msgs.extend(ha.on_event(ev).into_iter().map(|m| Out {
+                    topic: m.topic,
+                    payload: m.payload.into_bytes(),
+                    retain: m.retain,
+                }));
+            }
+            ends.push(msgs.len());
+        }
+        let Some(link) = self.link.as_mut() else {
+            return (0, Err(format!("MQTT {}: not connected", self.shown())));
+        };
+        let (acked, result) = publish_all(link, &msgs);
+        let delivered = ends.iter().take_while(|&&e| e <= acked).count();
+        match result {
+            Ok(()) => (delivered, Ok(())),
+            Err(e) => {
+                self.link = None;
+                (
+                    delivered,
+                    Err(format!("MQTT {}: {}", self.shown(), self.scrub(&e))),
+                )
+            }
+        }
+    }
+
     fn deliver(&mut self, _seq: u64, json: &str, _alert: bool) -> Result<(), String> {
         let ev: Option<Event> = serde_json::from_str(json).ok();
         let kind = ev.as_ref().map_or("event", |e| e.kind.as_str());
