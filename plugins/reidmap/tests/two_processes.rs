@@ -37,6 +37,12 @@ fn camera(name: &str, crop: &str, cal: &Path, url: &str, dir: &Path, base: u64) 
     Command::new(std::env::current_exe().unwrap())
         .args(["child_process", "--exact", "--ignored", "--nocapture"])
         .env("GST_PLUGIN_PATH", plugins)
+        // Two processes on the test machine's 2 cores: one inference thread each, not
+        // spinning (the default pool, all cores each and spinning, has the two processes
+        // fight over the cores: 35 to 78 s for a 30 s clip, and the map then compares a
+        // person's positions from moments seconds apart).
+        .env("SIGHTLINE_THREADS", "1")
+        .env("SIGHTLINE_ORT_SPIN", "0")
         .env(CHILD_DESC, desc)
         .env(CHILD_BASE, base.to_string())
         .stdout(Stdio::null())
