@@ -152,12 +152,15 @@ fn trajectories_follow_the_tracks_and_reach_the_event_log() {
     let cal = dir.join("pets.json");
     crop_calibration(0.0, &cal);
     let log = dir.join("events.jsonl");
+    let published = dir.join("published.jsonl");
     let r = run(
         200,
         &format!(
-            "map=traj calibration={} event-log={}",
+            "map=traj calibration={} event-log={} publish=file://{} spool-dir={}",
             cal.display(),
-            log.display()
+            log.display(),
+            published.display(),
+            dir.join("spool").display()
         ),
         |_| {},
         || {},
@@ -184,6 +187,18 @@ fn trajectories_follow_the_tracks_and_reach_the_event_log() {
             Some(t.get::<u64>("running-time").unwrap())
         );
     }
+    // The publish sinks get every message: the same trajectories, and the positions.
+    let out = logged(&published);
+    let traj: Vec<&Event> = out
+        .iter()
+        .filter(|e| e.kind == "reidmap-trajectory")
+        .collect();
+    assert_eq!(traj.len(), events.len());
+    for (p, e) in traj.iter().zip(&events) {
+        assert_eq!(p.data, e.data);
+    }
+    let positions = out.iter().filter(|e| e.kind == "reidmap").count();
+    assert!(positions >= 10, "{positions} position events published");
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     std::fs::remove_dir_all(dir).unwrap();
 }

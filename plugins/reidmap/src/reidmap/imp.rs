@@ -54,6 +54,7 @@ struct Settings {
     redis_url: Option<String>,
     stream: String,
     event_log: Option<String>,
+    publish: Option<String>,
     spool_dir: Option<String>,
     node_id: String,
 }
@@ -74,6 +75,7 @@ impl Default for Settings {
             redis_url: None,
             stream: DEFAULT_STREAM.into(),
             event_log: None,
+            publish: None,
             spool_dir: None,
             node_id: default_node_id(),
         }
@@ -100,6 +102,8 @@ struct State {
     log: Option<JsonlSink>,
     /// Trajectories to the Redis Stream.
     delivery: Option<Delivery>,
+    /// Every message to the `publish` sinks.
+    publish: Option<Delivery>,
 }
 
 #[derive(Default)]
@@ -188,6 +192,11 @@ impl ObjectImpl for ReidMap {
                     .blurb("Append reidmap-trajectory events to this JSON-lines file")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("publish")
+                    .nick("Publish")
+                    .blurb("Comma-separated sink URLs that receive every message of the element (reidmap positions, reidmap-trajectory), spooled on disk and delivered in order: file:///path.jsonl, redis[s]://...?stream=NAME, http[s]://..., mqtt[s]://..., telegram://... (docs/elements.md); env:NAME or @FILE keep secrets out of the pipeline")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("spool-dir")
                     .nick("Spool directory")
                     .blurb("Where trajectories wait on disk while Redis is unreachable (default: $XDG_STATE_HOME/sightline/spool)")
@@ -240,6 +249,7 @@ impl ObjectImpl for ReidMap {
             "redis-url" => s.redis_url = string(value),
             "stream" => s.stream = string(value).unwrap_or_else(|| DEFAULT_STREAM.into()),
             "event-log" => s.event_log = string(value),
+            "publish" => s.publish = string(value),
             "spool-dir" => s.spool_dir = string(value),
             "node-id" => s.node_id = string(value).unwrap_or_else(default_node_id),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
@@ -267,6 +277,21 @@ impl ObjectImpl for ReidMap {
                 .to_value(),
             "stream" => s.stream.to_value(),
             "event-log" => s.event_log.to_value(),
+            // Read back without its secrets.
+            "publish" => s
+                .publish
+                .as_deref()
+                .map(|list| {
+                    list.split(',')
+                        .filter(|u| !u.trim().is_empty())
+                        .map(|u| {
+                            sightline_core::sinks::Sink::parse(u)
+                                .map_or_else(|_| "<unparsable>".into(), |k| k.display())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .to_value(),
             "spool-dir" => s.spool_dir.to_value(),
             "node-id" => s.node_id.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
@@ -305,6 +330,9 @@ impl BaseTransformImpl for ReidMap {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
+        sightline_core::props::resolve_secret("publish", &mut s.publish)?;
+        let sinks = sightline_core::sinks::Sink::parse_list(s.publish.as_deref().unwrap_or(""))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         let path = s
             .calibration
             .clone()
@@ -401,6 +429,30 @@ impl BaseTransformImpl for ReidMap {
             }
             None => None,
         };
+        let publish = if sinks.is_empty() {
+            None
+        } else {
+            let spool = s
+                .spool_dir
+                .as_ref()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(default_spool_dir);
+            Some(
+                Delivery::start(DeliveryConfig {
+                    node: format!("{}-reidmap-{}-publish", s.node_id, slug(&camera)),
+                    name: Some(s.node_id.clone()),
+                    spool_dir: spool.clone(),
+                    sinks,
+                    ..Default::default()
+                })
+                .map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot open the event spool in {}: {}", spool.display(), e)
+                    )
+                })?,
+            )
+        };
         *self
             .state
             .lock()
@@ -418,6 +470,7 @@ impl BaseTransformImpl for ReidMap {
                 sync,
                 log,
                 delivery,
+                publish,
             });
         Ok(())
     }
@@ -600,6 +653,14 @@ impl BaseTransformImpl for ReidMap {
             .as_ref()
             .map(|sync| sync.take_errors())
             .unwrap_or_default();
+        let mut delivery_problems = Vec::new();
+        if let (Some(m), Some(d)) = (&msg, st.publish.as_ref()) {
+            delivery_problems.extend(d.send_reporting(&meta::event_from_structure(
+                m,
+                &obj.name(),
+                &camera,
+            )));
+        }
         let trajectories = self.publish_trajectories(st, &camera, &s.map, finished);
         drop(guard);
         for p in problems {
@@ -611,6 +672,9 @@ impl BaseTransformImpl for ReidMap {
                     p
                 )
             );
+        }
+        for p in delivery_problems {
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", p));
         }
         for m in msg.into_iter().chain(trajectories) {
             let _ = obj.post_message(gst::message::Element::builder(m).src(&*obj).build());
@@ -704,7 +768,10 @@ impl ReidMap {
                     log.path().display()
                 ));
             }
-            if let Some(d) = st.delivery.as_ref() {
+            for d in [st.delivery.as_ref(), st.publish.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 problems.extend(d.send_reporting(&ev));
             }
             out.push(m);
