@@ -253,17 +253,24 @@ fn a_killed_publisher_is_offline_through_the_last_will() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The child of `telegram_gets_one_message_per_alert_and_catches_up_after_an_outage`: it
+/// runs with `SIGHTLINE_HTTP_CA` set (the test CA of a stand-in Bot API over HTTPS).
 #[test]
-fn telegram_gets_one_message_per_alert_and_catches_up_after_an_outage() {
-    let port = sightline_testkit::free_port();
-    let dir = tmp("telegram");
+fn telegram_child() {
+    let (Ok(port), Some(dir)) = (
+        std::env::var("SL_TELEGRAM_PORT"),
+        std::env::var_os("SL_TELEGRAM_DIR"),
+    ) else {
+        return;
+    };
+    let port: u16 = port.parse().unwrap();
     let token = "123456:AAH-test_token";
     let d = Delivery::start(DeliveryConfig {
         node: "n".into(),
-        spool_dir: dir.clone(),
+        spool_dir: dir.into(),
         sinks: vec![
             Sink::parse(&format!(
-                "telegram://{token}@-1001234?api=http://127.0.0.1:{port}"
+                "telegram://{token}@-1001234?api=https://127.0.0.1:{port}"
             ))
             .unwrap(),
         ],
@@ -285,19 +292,42 @@ fn telegram_gets_one_message_per_alert_and_catches_up_after_an_outage() {
         "{errors:?}"
     );
     assert!(!errors.iter().any(|e| e.contains("AAH")), "{errors:?}");
-    // The API comes up.
-    let (bodies, _server) = sightline_testkit::http_recorder(port, 10);
+    // The API comes up (HTTPS, its certificate signed by the test CA).
+    let api = sightline_testkit::HttpsRecorder::start(port);
     wait_until("both alerts sent", 30, || d.sinks()[0].backlog == 0);
     drop(d);
-    let bodies = bodies.lock().unwrap().clone();
-    assert_eq!(bodies.len(), 2, "{bodies:?}");
-    for b in &bodies {
-        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for (path, body) in &requests {
+        assert_eq!(path, &format!("/bot{token}/sendMessage"));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["chat_id"], "-1001234");
         assert_eq!(
             v["text"],
             "Ann is absent from outlet-7: not seen for 10 min (alert at 2026-12-02T08:00:00.000Z), last seen on camera till."
         );
     }
+    println!("TELEGRAM OK");
+}
+
+#[test]
+fn telegram_gets_one_message_per_alert_and_catches_up_after_an_outage() {
+    let port = sightline_testkit::free_port();
+    let ca = sightline_testkit::HttpsRecorder::prepare(port);
+    let dir = tmp("telegram");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "telegram_child", "--nocapture"])
+        .env("SL_TELEGRAM_PORT", port.to_string())
+        .env("SL_TELEGRAM_DIR", &dir)
+        .env("SIGHTLINE_HTTP_CA", &ca)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("TELEGRAM OK"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(ca.parent().unwrap());
 }

@@ -15,6 +15,66 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// A throw-away CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it (`server.pem`,
+/// `server.key`) in `dir`, made with the openssl command line tool.
+pub fn test_certificates(dir: &std::path::Path) {
+    let ssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl {args:?} failed");
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sightline-test-ca",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext.cnf");
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
@@ -47,61 +107,7 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sl-redis-tls-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let ssl = |args: &[&str]| {
-            let ok = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "openssl {args:?} failed");
-        };
-        ssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sightline-test-ca",
-        ]);
-        ssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext.cnf");
-        ssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ]);
+        test_certificates(&dir);
         let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
         let extra = vec![
             "--port".to_string(),
@@ -418,6 +424,89 @@ pub fn http_recorder(
         }
     });
     (bodies, handle)
+}
+
+/// A test HTTPS server on 127.0.0.1 (`scripts/https_recorder.py`, Python's standard library)
+/// with a throw-away CA: answers every POST with 200 and records (path, body); killed when
+/// dropped.
+pub struct HttpsRecorder {
+    pub port: u16,
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub ca: PathBuf,
+    child: Child,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    dir: PathBuf,
+}
+
+impl HttpsRecorder {
+    /// Starts on `port` (a port chosen before, so a client can be pointed at it while the
+    /// server is still down) and waits until it listens.
+    pub fn start(port: u16) -> HttpsRecorder {
+        let dir = HttpsRecorder::prepare(port)
+            .parent()
+            .expect("dir")
+            .to_path_buf();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/https_recorder.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        match lines.next() {
+            Some(Ok(l)) if l == "READY" => {}
+            other => panic!("https recorder did not start: {other:?}"),
+        }
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = requests.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
+                    && let Ok(mut r) = r.lock()
+                {
+                    r.push((
+                        v["path"].as_str().unwrap_or("").to_string(),
+                        v["body"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        });
+        HttpsRecorder {
+            port,
+            ca: dir.join("ca.pem"),
+            child,
+            requests,
+            dir,
+        }
+    }
+
+    /// Makes the certificates of the server on `port` (once; `start` uses them) and returns
+    /// its CA's path, for a client configured before the server runs.
+    pub fn prepare(port: u16) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sl-https-{port}"));
+        if !dir.join("server.key").exists() {
+            std::fs::create_dir_all(&dir).expect("https dir");
+            test_certificates(&dir);
+        }
+        dir.join("ca.pem")
+    }
+
+    /// (path, body) of every request so far.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpsRecorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A test RTSP camera (Debian gst-rtsp-server through PyGObject, `scripts/rtsp_server.py`) on

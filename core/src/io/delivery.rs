@@ -745,34 +745,75 @@ fn deliverer(sink: &Sink, node: &str, name: &str) -> Box<dyn DeliverEvent> {
             node: node.to_string(),
             con: None,
         }),
-        Sink::Webhook(url) => Box::new(Webhook {
-            url: url.clone(),
-            node: node.to_string(),
-            http: http_agent(),
-        }),
+        Sink::Webhook(url) => match http_agent() {
+            Ok(http) => Box::new(Webhook {
+                url: url.clone(),
+                node: node.to_string(),
+                http,
+            }),
+            Err(e) => Box::new(Unusable(format!("webhook {}: {e}", sink.display()))),
+        },
         Sink::File(path) => Box::new(JsonlFile {
             path: path.clone(),
             out: None,
             first: true,
         }),
         Sink::Mqtt(spec) => Box::new(crate::mqtt::MqttDeliver::new(spec, name)),
-        Sink::Telegram { token, chat, api } => Box::new(crate::telegram::Telegram::new(
-            token,
-            chat,
-            api,
-            http_agent(),
-        )),
+        Sink::Telegram { token, chat, api } => match http_agent() {
+            Ok(http) => Box::new(crate::telegram::Telegram::new(token, chat, api, http)),
+            Err(e) => Box::new(Unusable(format!("{}: {e}", sink.display()))),
+        },
     }
 }
 
-/// The HTTP client of the webhook and Telegram sinks: 5 s for a whole request.
-pub fn http_agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(true)
-            .build(),
-    )
+/// A sink that cannot work as configured (its CA file is unreadable, …): every delivery
+/// fails with the reason, said once like any outage; its events wait in the spool.
+struct Unusable(String);
+
+impl DeliverEvent for Unusable {
+    fn deliver(&mut self, _seq: u64, _json: &str, _alert: bool) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+}
+
+/// The HTTP client of the webhook and Telegram sinks: 5 s for a whole request. HTTPS
+/// trusts Mozilla's roots; with `SIGHTLINE_HTTP_CA` (a PEM file: a private CA, a proxy's),
+/// the system's CA bundle (`SSL_CERT_FILE`, else /etc/ssl/certs/ca-certificates.crt) and
+/// that file instead.
+pub fn http_agent() -> Result<ureq::Agent, String> {
+    let mut cfg = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(true);
+    if let Some(ca) = std::env::var_os("SIGHTLINE_HTTP_CA") {
+        let extra = std::fs::read(&ca).map_err(|e| {
+            format!(
+                "cannot read SIGHTLINE_HTTP_CA {}: {e}",
+                ca.to_string_lossy()
+            )
+        })?;
+        let system = std::env::var_os("SSL_CERT_FILE")
+            .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let mut certs = Vec::new();
+        for pem in [std::fs::read(system).unwrap_or_default(), extra] {
+            for item in ureq::tls::parse_pem(&pem).flatten() {
+                if let ureq::tls::PemItem::Certificate(c) = item {
+                    certs.push(c);
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(format!(
+                "no certificate in SIGHTLINE_HTTP_CA {}",
+                ca.to_string_lossy()
+            ));
+        }
+        cfg = cfg.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::from(certs))
+                .build(),
+        );
+    }
+    Ok(ureq::Agent::new_with_config(cfg.build()))
 }
 
 struct RedisStream {
