@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// How long a publish waits for its PUBACK, and a connection for its CONNACK.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Publishes in flight at once, and the capacity of the client's request channel.
+const INFLIGHT: u16 = 512;
+
 /// What the connection thread saw.
 enum Note {
     Connected,
@@ -145,6 +148,8 @@ impl MqttDeliver {
         );
         let mut o = MqttOptions::new(id, self.spec.host.clone(), self.spec.port);
         o.set_keep_alive(Duration::from_secs(5));
+        // A batch of the spool in flight at once (the broker acknowledges each).
+        o.set_inflight(INFLIGHT);
         o.set_clean_session(true);
         o.set_last_will(LastWill::new(
             availability_topic(&self.spec, &self.node),
@@ -161,7 +166,13 @@ impl MqttDeliver {
                 rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(cfg)),
             ));
         }
-        let (client, connection) = Client::new(o, 16);
+        let (client, mut connection) = Client::new(o, INFLIGHT as usize);
+        // Each message is flushed on its own: without TCP_NODELAY, Nagle holds the next one
+        // until the previous is acknowledged.
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(ACK_TIMEOUT.as_secs());
+        connection.eventloop.set_network_options(net);
         let (tx, notes) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sl-mqtt".into())
