@@ -239,6 +239,16 @@ impl Sink {
             .collect()
     }
 
+    /// A comma-separated list as it may be shown (a property read-back, a settings
+    /// conflict): each sink's [`Sink::display`], `<unparsable>` for an entry that is not one.
+    pub fn shown_list(list: &str) -> String {
+        list.split(',')
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Sink::parse(u).map_or_else(|_| "<unparsable>".into(), |k| k.display()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The sink for messages and metric labels: its URL without secrets.
     pub fn display(&self) -> String {
         match self {
@@ -389,5 +399,9 @@ mod tests {
             Sink::parse("redis://:pw2@r/?stream=a").unwrap().key()
         );
         assert_eq!(sinks[1].secrets(), ["42:TOKEN"]);
+        assert_eq!(
+            Sink::shown_list("mqtt://ha:pw1@b:1883,, ftp://u:pw3@x"),
+            "mqtt://ha:***@b:1883,<unparsable>"
+        );
     }
 }

@@ -9,6 +9,7 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use sightline_core::sinks::Sink;
 
 use sightline_core::delivery::Delivery;
 use sightline_core::events::JsonlSink;
@@ -81,8 +82,13 @@ impl HubConfig {
             ),
             (
                 "publish",
-                sinks_shown(&self.publish),
-                sinks_shown(&other.publish),
+                self.publish
+                    .as_deref()
+                    .map_or_else(|| "unset".into(), Sink::shown_list),
+                other
+                    .publish
+                    .as_deref()
+                    .map_or_else(|| "unset".into(), Sink::shown_list),
             ),
             ("stream", self.stream.clone(), other.stream.clone()),
             ("spool-dir", opt(&self.spool_dir), opt(&other.spool_dir)),
@@ -93,19 +99,6 @@ impl HubConfig {
             }
         }
         d
-    }
-}
-
-/// A `publish` list as it may be shown (no secrets).
-fn sinks_shown(list: &Option<String>) -> String {
-    match list.as_deref().map(sightline_core::sinks::Sink::parse_list) {
-        None => "unset".into(),
-        Some(Ok(sinks)) => sinks
-            .iter()
-            .map(sightline_core::sinks::Sink::display)
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(Err(_)) => "<unparsable>".into(),
     }
 }
 

@@ -573,15 +573,7 @@ impl ObjectImpl for Presence {
             "publish" => s
                 .publish
                 .as_deref()
-                .map(|list| {
-                    list.split(',')
-                        .filter(|u| !u.trim().is_empty())
-                        .map(|u| {
-                            Sink::parse(u).map_or_else(|_| "<unparsable>".into(), |k| k.display())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(sightline_core::sinks::Sink::shown_list)
                 .to_value(),
             "spool-dir" => s.spool_dir.to_value(),
             "spool-max-bytes" => s.spool_max_bytes.to_value(),

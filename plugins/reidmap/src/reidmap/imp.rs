@@ -281,16 +281,7 @@ impl ObjectImpl for ReidMap {
             "publish" => s
                 .publish
                 .as_deref()
-                .map(|list| {
-                    list.split(',')
-                        .filter(|u| !u.trim().is_empty())
-                        .map(|u| {
-                            sightline_core::sinks::Sink::parse(u)
-                                .map_or_else(|_| "<unparsable>".into(), |k| k.display())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(sightline_core::sinks::Sink::shown_list)
                 .to_value(),
             "spool-dir" => s.spool_dir.to_value(),
             "node-id" => s.node_id.to_value(),
