@@ -20,6 +20,11 @@ use sightline_core::zones::{self, ZoneEvent, ZoneTracker};
 use super::hub::{FaceSighting, Hub, HubConfig, hub_for};
 use std::sync::{Arc, LazyLock, Mutex};
 
+/// The longest the end of a stream waits for the group's Redis worker to answer what was
+/// sent (an alert on its way): the worker's first connection and its scripts, on a loaded
+/// machine, took more than 1 s.
+const EOS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "presence",
@@ -844,7 +849,7 @@ impl BaseTransformImpl for Presence {
             && let Some(hub) = self.hub.lock().ok().and_then(|h| h.clone())
         {
             // The stream ends: what the Redis link still has on its way (bounded wait).
-            let (events, problems) = hub.flush(std::time::Duration::from_secs(1));
+            let (events, problems) = hub.flush(EOS_WAIT);
             self.report(problems);
             self.emit(&hub, events);
         }
