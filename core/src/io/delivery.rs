@@ -225,8 +225,6 @@ pub struct Delivery {
     shared: Arc<Shared>,
     workers: Vec<Worker>,
     spool_path: PathBuf,
-    /// Held (locked) while this process owns the spool.
-    _lock: File,
 }
 
 fn spool_path(cfg: &DeliveryConfig) -> PathBuf {
@@ -337,18 +335,6 @@ impl Delivery {
         };
         std::fs::create_dir_all(&cfg.spool_dir)?;
         let path = spool_path(&cfg);
-        // One process per spool: a second would send every event twice and mix the cursors.
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path.with_extension("lock"))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(std::io::Error::other(format!(
-                "the event spool {} is in use by another process ({e}); give each process its own node name or spool directory",
-                path.display()
-            )));
-        }
         let cursors: Vec<Option<u64>> = targets
             .iter()
             .map(|(key, _)| read_cursor(&cursor_path(&cfg, key)))
@@ -455,7 +441,6 @@ impl Delivery {
             shared,
             workers,
             spool_path: path,
-            _lock: lock,
         })
     }
 
