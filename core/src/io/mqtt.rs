@@ -411,20 +411,14 @@ impl crate::delivery::DeliverEvent for MqttDeliver {
         }
     }
 
-    fn deliver(&mut self, _seq: u64, json: &str, _alert: bool) -> Result<(), String> {
-        let ev: Option<Event> = serde_json::from_str(json).ok();
-        let kind = ev.as_ref().map_or("event", |e| e.kind.as_str());
-        let topic = event_topic(&self.spec, &self.node, kind);
-        self.publish(&topic, json.as_bytes(), false)?;
-        // The model changes first: if a publish fails, the reconnection sends every state.
-        let msgs = match (&mut self.ha, &ev) {
-            (Some(ha), Some(ev)) => ha.on_event(ev),
-            _ => Vec::new(),
+    /// One event: a batch of one (one code path for both).
+    fn deliver(&mut self, seq: u64, json: &str, alert: bool) -> Result<(), String> {
+        let item = crate::delivery::Item {
+            seq,
+            json: json.into(),
+            alert,
         };
-        for m in msgs {
-            self.publish(&m.topic, m.payload.as_bytes(), m.retain)?;
-        }
-        Ok(())
+        self.deliver_batch(std::slice::from_ref(&item)).1
     }
 }
 
