@@ -4,6 +4,7 @@
 use redis::Commands;
 use sightline_core::delivery::{Delivery, DeliveryConfig};
 use sightline_core::events::Event;
+use sightline_core::sinks::Sink;
 use sightline_testkit::RedisServer;
 use std::time::{Duration, Instant};
 
@@ -61,14 +62,15 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
     let mut redis = RedisServer::start(&["--appendonly", "yes"]);
     let url = redis.url(None);
     let cfg = DeliveryConfig {
-        sinks: Vec::new(),
         name: None,
         node: "node-a".into(),
         spool_dir: tmp("outage"),
-        redis_url: Some(url.clone()),
-        stream: "sightline:events".into(),
-        webhook_url: None,
+        sinks: vec![Sink::Redis {
+            url: url.clone(),
+            stream: "sightline:events".into(),
+        }],
         limits: Default::default(),
+        ..Default::default()
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     for i in 0..20 {
@@ -118,14 +120,12 @@ fn redis_outage_and_process_restart_lose_nothing_and_duplicate_nothing() {
 fn webhook_down_is_retried_until_it_answers() {
     let port = sightline_testkit::free_port();
     let cfg = DeliveryConfig {
-        sinks: Vec::new(),
         name: None,
         node: "node-w".into(),
         spool_dir: tmp("webhook"),
-        redis_url: None,
-        stream: String::new(),
-        webhook_url: Some(format!("http://127.0.0.1:{port}/alerts")),
+        sinks: vec![Sink::Webhook(format!("http://127.0.0.1:{port}/alerts"))],
         limits: Default::default(),
+        ..Default::default()
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     for i in 0..3 {
@@ -165,14 +165,15 @@ fn spool_writer_child() {
     };
     let url = std::env::var("SL_SPOOL_URL").unwrap();
     let d = Delivery::start(DeliveryConfig {
-        sinks: Vec::new(),
         name: None,
         node: "crash".into(),
         spool_dir: dir.into(),
-        redis_url: Some(url),
-        stream: "sightline:events".into(),
-        webhook_url: None,
+        sinks: vec![Sink::Redis {
+            url,
+            stream: "sightline:events".into(),
+        }],
         limits: Default::default(),
+        ..Default::default()
     })
     .unwrap();
     for i in 0..1000 {
@@ -233,14 +234,15 @@ fn kill_9_then_restart_delivers_every_fsynced_event_once_in_order() {
     let left = std::fs::read(&spool).unwrap();
     redis.restart();
     let cfg = DeliveryConfig {
-        sinks: Vec::new(),
         name: None,
         node: "crash".into(),
         spool_dir: dir.clone(),
-        redis_url: Some(url.clone()),
-        stream: "sightline:events".into(),
-        webhook_url: None,
+        sinks: vec![Sink::Redis {
+            url: url.clone(),
+            stream: "sightline:events".into(),
+        }],
         limits: Default::default(),
+        ..Default::default()
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     assert!(
@@ -263,7 +265,8 @@ fn kill_9_then_restart_delivers_every_fsynced_event_once_in_order() {
     // Replies lost with the connection: the spool and cursor say only 11 events were
     // delivered. Everything after them is sent again; Redis keeps one copy of each.
     std::fs::write(&spool, &left).unwrap();
-    std::fs::write(dir.join("crash.redis.cursor"), "10").unwrap();
+    let key = cfg.sinks[0].key();
+    std::fs::write(dir.join(format!("crash.{key}.cursor")), "10").unwrap();
     let d = Delivery::start(cfg).unwrap();
     assert!(d.backlog() + 11 >= got.len(), "resending {}", d.backlog());
     for i in 0..5 {
@@ -303,17 +306,15 @@ fn the_spool_limits_hold_through_an_outage_at_a_high_rate() {
     let port = sightline_testkit::free_port();
     let max = 1u64 << 20;
     let cfg = DeliveryConfig {
-        sinks: Vec::new(),
         name: None,
         node: "flood".into(),
         spool_dir: tmp("flood"),
-        redis_url: None,
-        stream: String::new(),
-        webhook_url: Some(format!("http://127.0.0.1:{port}/down")),
+        sinks: vec![Sink::Webhook(format!("http://127.0.0.1:{port}/down"))],
         limits: sightline_core::delivery::SpoolLimits {
             max_bytes: max,
             ..Default::default()
         },
+        ..Default::default()
     };
     let d = Delivery::start(cfg.clone()).unwrap();
     let rss0 = rss_kib();

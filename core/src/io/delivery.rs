@@ -91,47 +91,83 @@ impl Default for SpoolLimits {
     }
 }
 
+/// Which events a sink receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Only {
+    /// Alerts (`presence-alert`): the presence element's `webhook-url`.
+    Alerts,
+    /// Events of these kinds: the reidmap element's `event-log` and `redis-url`
+    /// (trajectories).
+    Kinds(Vec<String>),
+}
+
+impl Only {
+    pub fn wants(&self, kind: &str) -> bool {
+        match self {
+            Only::Alerts => kind == ALERT_KIND,
+            Only::Kinds(k) => k.iter().any(|k| k == kind),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryConfig {
     pub node: String,
     pub spool_dir: PathBuf,
-    pub redis_url: Option<String>,
-    pub stream: String,
-    pub webhook_url: Option<String>,
-    /// More sinks (the `publish` list); `redis_url`/`webhook_url` are the older way to name
-    /// two of them.
+    /// The sinks that receive every event (the `publish` list).
     pub sinks: Vec<Sink>,
+    /// Sinks that receive only some events (the elements' older properties). A sink that is
+    /// also in `sinks` receives everything.
+    pub partial: Vec<(Sink, Only)>,
     /// The node's name in MQTT topics and Home Assistant (default: `node`, which also names
     /// the spool).
     pub name: Option<String>,
     pub limits: SpoolLimits,
 }
 
+/// One sink of a delivery: the name of its cursor file ([`Sink::key`]), the sink, and which
+/// events it receives (None: all).
+type Target = (String, Sink, Option<Only>);
+
 impl DeliveryConfig {
-    /// Every sink with the name of its cursor file: `redis` and `webhook` for the two older
-    /// fields (as before), [`Sink::key`] for the others.
-    fn targets(&self) -> Vec<(String, Sink)> {
-        let mut t = Vec::new();
-        if let Some(url) = &self.redis_url {
-            t.push((
-                "redis".to_string(),
-                Sink::Redis {
-                    url: url.clone(),
-                    stream: self.stream.clone(),
-                },
-            ));
-        }
-        if let Some(url) = &self.webhook_url {
-            t.push(("webhook".to_string(), Sink::Webhook(url.clone())));
-        }
-        for s in &self.sinks {
+    /// Every sink once, those of `sinks` first.
+    fn targets(&self) -> Vec<Target> {
+        let mut t: Vec<Target> = Vec::new();
+        let all = self.sinks.iter().map(|s| (s, None));
+        let some = self.partial.iter().map(|(s, o)| (s, Some(o)));
+        for (s, only) in all.chain(some) {
             let key = s.key();
-            if !t.iter().any(|(k, _)| *k == key) {
-                t.push((key, s.clone()));
+            match t.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, Some(Only::Kinds(have)))) => {
+                    if let Some(Only::Kinds(more)) = only {
+                        have.extend(more.iter().cloned());
+                    } else if only == Some(&Only::Alerts) {
+                        have.push(ALERT_KIND.to_string());
+                    }
+                }
+                Some((_, _, have @ Some(Only::Alerts))) => {
+                    if let Some(Only::Kinds(more)) = only {
+                        let mut k = more.clone();
+                        k.push(ALERT_KIND.to_string());
+                        *have = Some(Only::Kinds(k));
+                    }
+                }
+                Some(_) => {}
+                None => t.push((key, s.clone(), only.cloned())),
             }
         }
         t
     }
+}
+
+/// The bits of the sinks of `targets` that do not receive an event of `kind`: marked
+/// delivered to them from the start.
+fn skipped(targets: &[Option<Only>], kind: &str) -> u64 {
+    targets
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.as_ref().is_some_and(|o| !o.wants(kind)))
+        .fold(0, |d, (i, _)| d | 1 << i)
 }
 
 /// One sink's state, for metrics and health.
@@ -174,6 +210,8 @@ struct Shared {
     sync_wake: Condvar,
     /// Every sink's bit.
     all: u64,
+    /// Per sink: which events it receives (None: all).
+    only: Vec<Option<Only>>,
     limits: SpoolLimits,
     path: PathBuf,
 }
@@ -273,6 +311,18 @@ pub fn parse_spool_line(line: &str) -> Option<(u64, Option<u64>, bool, String)> 
     ))
 }
 
+/// The `kind` of an event's JSON ("" if it has none).
+fn event_kind(json: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(json)
+        .map(|k| k.kind)
+        .unwrap_or_default()
+}
+
 impl Queue {
     /// Drops what the limits no longer allow: events older than `max_age`, then the oldest
     /// beyond `max_bytes`; never alerts.
@@ -337,8 +387,10 @@ impl Delivery {
         let path = spool_path(&cfg);
         let cursors: Vec<Option<u64>> = targets
             .iter()
-            .map(|(key, _)| read_cursor(&cursor_path(&cfg, key)))
+            .map(|(key, _, _)| read_cursor(&cursor_path(&cfg, key)))
             .collect();
+        let only: Vec<Option<Only>> = targets.iter().map(|(_, _, o)| o.clone()).collect();
+        let filtered = only.iter().any(Option::is_some);
         let mut items: VecDeque<Pending> = VecDeque::new();
         let mut next_seq = 0;
         let mut pending_bytes = 0;
@@ -353,11 +405,14 @@ impl Delivery {
                     continue;
                 }
                 next_seq = next_seq.max(seq + 1);
-                let done = cursors
+                let mut done = cursors
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| c.is_some_and(|c| seq <= c))
                     .fold(0u64, |d, (i, _)| d | 1 << i);
+                if filtered {
+                    done |= skipped(&only, &event_kind(&json));
+                }
                 if done & all != all {
                     pending_bytes += json.len() as u64;
                     items.push_back(Pending {
@@ -395,7 +450,7 @@ impl Delivery {
             next: cursors.iter().map(|c| c.map_or(first, |c| c + 1)).collect(),
             sinks: targets
                 .iter()
-                .map(|(_, s)| SinkStatus {
+                .map(|(_, s, _)| SinkStatus {
                     name: s.display(),
                     backlog: 0,
                     errors: 0,
@@ -409,6 +464,7 @@ impl Delivery {
             wake: Condvar::new(),
             sync_wake: Condvar::new(),
             all,
+            only,
             limits: cfg.limits,
             path: path.clone(),
         });
@@ -421,7 +477,7 @@ impl Delivery {
             }
         };
         let mut workers = Vec::new();
-        for (i, (key, sink)) in targets.into_iter().enumerate() {
+        for (i, (key, sink, _)) in targets.into_iter().enumerate() {
             let (sh, cursor) = (shared.clone(), cursor_path(&cfg, &key));
             let name = cfg.name.as_deref().unwrap_or(&cfg.node);
             let deliverer = deliverer(&sink, &cfg.node, name);
@@ -444,13 +500,18 @@ impl Delivery {
         })
     }
 
-    /// Spools `ev` (on disk, then in order to the sinks). Returns its sequence number. The
-    /// event is kept for delivery even when the spool file cannot be written (the error is
-    /// returned then, for a warning).
-    pub fn send(&self, ev: &Event) -> std::io::Result<u64> {
+    /// Spools `ev` (on disk, then in order to the sinks). Returns its sequence number, None
+    /// when no sink receives events of its kind (it is not spooled). The event is kept for
+    /// delivery even when the spool file cannot be written (the error is returned then, for
+    /// a warning).
+    pub fn send(&self, ev: &Event) -> std::io::Result<Option<u64>> {
         let json: Arc<str> = serde_json::to_string(ev)?.into();
         let alert = ev.kind == ALERT_KIND;
+        let done = skipped(&self.shared.only, &ev.kind);
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if done == self.shared.all {
+            return Ok(None);
+        }
         let seq = q.next_seq;
         q.next_seq += 1;
         let p = Pending {
@@ -458,7 +519,7 @@ impl Delivery {
             t_ms: unix_ms(),
             alert,
             json,
-            done: 0,
+            done,
         };
         let line = p.line();
         let written = match q.spool.as_mut() {
@@ -485,7 +546,7 @@ impl Delivery {
         if alert || compact {
             self.shared.sync_wake.notify_all();
         }
-        written.map(|_| seq)
+        written.map(|_| Some(seq))
     }
 
     /// Spools `ev` and returns what went wrong, worded for an element warning: the spool
@@ -1110,7 +1171,7 @@ mod tests {
         DeliveryConfig {
             node: name.into(),
             spool_dir: dir(name),
-            webhook_url: Some(format!("http://127.0.0.1:{port}/x")),
+            sinks: vec![Sink::Webhook(format!("http://127.0.0.1:{port}/x"))],
             limits,
             ..Default::default()
         }
@@ -1238,6 +1299,118 @@ mod tests {
         );
         drop(d);
         let _ = std::fs::remove_dir_all(c.spool_dir);
+    }
+
+    fn ns_in(path: &Path) -> Vec<u64> {
+        crate::events::read_jsonl(path)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.data["n"].as_u64().unwrap())
+            .collect()
+    }
+
+    fn wait_for(mut ok: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            if std::time::Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// The elements' older properties: a sink that receives only alerts, or only some kinds,
+    /// beside one that receives everything, in one spool; also for what a previous run left.
+    #[test]
+    fn partial_sinks_receive_only_their_events_also_after_a_restart() {
+        let d0 = dir("partial");
+        let (all, alerts, kinds) = (d0.join("all.jsonl"), d0.join("a.jsonl"), d0.join("k.jsonl"));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let down = format!("http://127.0.0.1:{}/x", l.local_addr().unwrap().port());
+        drop(l);
+        let c = DeliveryConfig {
+            node: "partial".into(),
+            spool_dir: d0.join("spool"),
+            sinks: vec![Sink::File(all.clone())],
+            partial: vec![
+                (Sink::File(alerts.clone()), Only::Alerts),
+                (
+                    Sink::File(kinds.clone()),
+                    Only::Kinds(vec!["trajectory".into()]),
+                ),
+                // Down, so that the spool keeps every event for the restart below.
+                (Sink::Webhook(down), Only::Alerts),
+            ],
+            ..Default::default()
+        };
+        let kind = |n: u64| match n % 3 {
+            0 => ALERT_KIND,
+            1 => "trajectory",
+            _ => "presence",
+        };
+        let d = Delivery::start(c.clone()).unwrap();
+        for n in 0..6 {
+            d.send(&ev(kind(n), n, 10)).unwrap();
+        }
+        assert!(wait_for(
+            || ns_in(&all).len() == 6 && ns_in(&kinds).len() == 2
+        ));
+        assert!(wait_for(|| ns_in(&alerts).len() == 2));
+        drop(d);
+        // The files' sinks lose what they had (their cursors too): the restart delivers it
+        // again from the spool, still filtered.
+        for p in [&all, &alerts, &kinds] {
+            std::fs::remove_file(p).unwrap();
+        }
+        for f in std::fs::read_dir(d0.join("spool")).unwrap().flatten() {
+            if f.path().to_string_lossy().contains("file-") {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let d = Delivery::start(c.clone()).unwrap();
+        assert!(wait_for(
+            || ns_in(&all).len() == 6 && ns_in(&kinds).len() == 2
+        ));
+        assert!(wait_for(|| ns_in(&alerts).len() == 2));
+        assert_eq!(ns_in(&alerts), vec![0, 3]);
+        assert_eq!(ns_in(&kinds), vec![1, 4]);
+        assert_eq!(ns_in(&all), (0..6).collect::<Vec<_>>());
+        drop(d);
+        // A kind no sink receives is not spooled.
+        let only = DeliveryConfig {
+            node: "partial-only".into(),
+            sinks: Vec::new(),
+            partial: vec![(Sink::File(kinds.clone()), Only::Alerts)],
+            ..c
+        };
+        let d = Delivery::start(only).unwrap();
+        assert_eq!(d.send(&ev("presence", 9, 10)).unwrap(), None);
+        assert!(d.send(&ev(ALERT_KIND, 10, 10)).unwrap().is_some());
+        drop(d);
+        let _ = std::fs::remove_dir_all(d0);
+    }
+
+    #[test]
+    fn a_sink_given_whole_and_partial_receives_everything() {
+        let f = Sink::File("/tmp/x.jsonl".into());
+        let c = DeliveryConfig {
+            sinks: vec![f.clone()],
+            partial: vec![(f.clone(), Only::Alerts)],
+            ..Default::default()
+        };
+        assert_eq!(c.targets(), vec![(f.key(), f.clone(), None)]);
+        let c = DeliveryConfig {
+            partial: vec![
+                (f.clone(), Only::Alerts),
+                (f.clone(), Only::Kinds(vec!["t".into()])),
+            ],
+            ..Default::default()
+        };
+        let t = c.targets();
+        assert_eq!(t.len(), 1);
+        let only = t[0].2.clone().unwrap();
+        assert!(only.wants("t") && only.wants(ALERT_KIND) && !only.wants("presence"));
     }
 
     #[test]

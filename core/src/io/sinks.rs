@@ -77,6 +77,23 @@ fn shown(raw: &str) -> String {
 }
 
 impl Sink {
+    /// The file sink of an element's older `event-log` property: `path` (relative to the
+    /// working directory) is opened now, so that a path that cannot be written fails the
+    /// start with its name.
+    pub fn event_log(path: &str) -> Result<Sink, String> {
+        let path = std::path::Path::new(path);
+        let fail = |e: std::io::Error| format!("Cannot open event log {}: {e}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(fail)?;
+        Ok(Sink::File(std::path::absolute(path).map_err(fail)?))
+    }
+
     /// Parses one sink URL; the error names the sink (redacted) and what is wrong.
     pub fn parse(raw: &str) -> Result<Sink, String> {
         let raw = raw.trim();

@@ -222,6 +222,23 @@ impl Drop for Outlet {
     }
 }
 
+/// The event log once it holds the `n` presence messages the bus had: it is written by the
+/// group's delivery thread, right after the bus message.
+fn logged(path: &Path, n: usize) -> Vec<sightline_core::events::Event> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = sightline_core::events::read_jsonl(path).unwrap_or_default();
+        let have = events
+            .iter()
+            .filter(|e| e.kind.starts_with("presence"))
+            .count();
+        if have >= n || std::time::Instant::now() > end {
+            return events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn ev(t: u64, name: &str, event: &str, who: &str) -> (u64, String, String, String) {
     (t, name.to_string(), event.to_string(), who.to_string())
 }
@@ -274,7 +291,7 @@ fn outlet_timeline_any_of_n_one_alert_per_absence_and_reentry() {
         o.log
     );
     // The JSONL log holds the same events, in order.
-    let events = sightline_core::events::read_jsonl(&log_path).unwrap();
+    let events = logged(&log_path, o.log.len());
     let kinds: Vec<(String, String)> = events
         .iter()
         .filter(|e| e.data["identity"].as_str().is_some())
@@ -358,7 +375,7 @@ fn redis_stream_gets_every_event_in_order_through_an_outage_and_the_webhook_gets
         o.show(1, if t <= 100 { &obama } else { &empty }, t * S);
     }
     o.advance_to(455 * S);
-    let logged = sightline_core::events::read_jsonl(&log_path).unwrap();
+    let logged = logged(&log_path, o.log.len());
     let key = |e: &sightline_core::events::Event| {
         (
             e.kind.clone(),

@@ -12,7 +12,6 @@ use gst::subclass::prelude::*;
 use sightline_core::sinks::Sink;
 
 use sightline_core::delivery::Delivery;
-use sightline_core::events::JsonlSink;
 use sightline_core::presence::{self, Group, PresenceConfig, UnknownAlert, UnknownConsensus};
 use sightline_core::presence_sync::{GroupSync, Outcome, RateLimit, Request};
 use sightline_core::redis_store::redact;
@@ -117,11 +116,7 @@ pub struct HubInner {
     pub clock: Option<gst::Clock>,
     /// The clock wait in progress and its deadline.
     pub pending: Option<(gst::SingleShotClockId, u64)>,
-    pub log: Option<JsonlSink>,
-    /// Every event to the Redis Stream; alerts to the webhook.
-    pub stream: Option<Delivery>,
-    pub webhook: Option<Delivery>,
-    /// Every event to the `publish` sinks.
+    /// Every event to the group's sinks (`publish` and the older properties).
     pub publish: Option<Delivery>,
     pub consensus: UnknownConsensus,
     /// The group shared with other nodes (Redis), when configured.
@@ -198,9 +193,6 @@ impl HubInner {
             members: Vec::new(),
             clock: None,
             pending: None,
-            log: None,
-            stream: None,
-            webhook: None,
             publish: None,
             consensus: UnknownConsensus::new(
                 s.unknown_alert_cameras as usize,

@@ -5,10 +5,10 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use sightline_core::delivery::{
-    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES, Delivery, DeliveryConfig, SpoolLimits,
+    DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES, Delivery, DeliveryConfig, Only, SpoolLimits,
     default_node_id, default_spool_dir,
 };
-use sightline_core::events::{JsonlSink, utc_now};
+use sightline_core::events::utc_now;
 use sightline_core::gallery::slug;
 use sightline_core::meta::{self, event_from_structure};
 use sightline_core::presence::{self, UnknownAlert};
@@ -188,7 +188,7 @@ impl Presence {
         }
     }
 
-    /// One message: the bus, the event log and every sink of the group.
+    /// One message: the bus and every sink of the group.
     fn emit_structure(&self, hub: &Hub, s: gst::Structure) {
         let obj = self.obj();
         let own_camera = self.camera();
@@ -197,25 +197,8 @@ impl Presence {
         let mut problems = Vec::new();
         if let Ok(mut inner) = hub.inner.lock() {
             problems.append(&mut inner.problems);
-            if let Some(log) = inner.log.as_mut()
-                && let Err(e) = log.write(&event)
-            {
-                problems.push(format!(
-                    "Cannot write event log {}: {e}",
-                    log.path().display()
-                ));
-            }
-            for (sink, only_alerts) in [
-                (inner.publish.as_ref(), false),
-                (inner.stream.as_ref(), false),
-                (inner.webhook.as_ref(), true),
-            ] {
-                let Some(d) = sink else { continue };
-                if !only_alerts || s.name() == "presence-alert" {
-                    problems.extend(d.send_reporting(&event));
-                } else {
-                    problems.extend(d.take_problems());
-                }
+            if let Some(d) = inner.publish.as_ref() {
+                problems.extend(d.send_reporting(&event));
             }
         }
         for p in problems {
@@ -438,7 +421,7 @@ impl ObjectImpl for Presence {
                     .build(),
                 glib::ParamSpecString::builder("event-log")
                     .nick("Event log")
-                    .blurb("JSONL file that receives every transition and alert of the group (appended)")
+                    .blurb("JSONL file that receives every event of the group (appended); the older way to say publish=file:///PATH")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("node-id")
@@ -448,7 +431,7 @@ impl ObjectImpl for Presence {
                     .build(),
                 glib::ParamSpecString::builder("redis-url")
                     .nick("Redis URL")
-                    .blurb("redis:// or rediss:// URL (the node's own ACL user): every event is appended to a Redis Stream, buffered on disk while Redis is away")
+                    .blurb("redis:// or rediss:// URL (the node's own ACL user): shares presence with the group's other nodes (Redis), and every event is appended to the Redis Stream `stream` (the older way to say publish=redis://...?stream=NAME)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("stream")
@@ -459,7 +442,7 @@ impl ObjectImpl for Presence {
                     .build(),
                 glib::ParamSpecString::builder("webhook-url")
                     .nick("Webhook URL")
-                    .blurb("http(s) URL that receives every alert as a JSON POST, retried with backoff until it answers 2xx")
+                    .blurb("http(s) URL that receives every alert as a JSON POST, retried with backoff until it answers 2xx (publish=http(s)://... receives every event)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("publish")
@@ -614,6 +597,32 @@ impl ElementImpl for Presence {
     }
 }
 
+/// The sinks that receive every event, and those that receive some.
+type GroupSinks = (Vec<Sink>, Vec<(Sink, Only)>);
+
+/// The group's sinks: `publish` and the older properties, which name some of them —
+/// `event-log` (a JSONL file) and `redis-url`/`stream` receive every event, `webhook-url`
+/// only alerts. The event log is opened here, so that a path that cannot be written fails
+/// the start with its name, as it always did.
+fn group_sinks(s: &Settings, mut full: Vec<Sink>) -> Result<GroupSinks, gst::ErrorMessage> {
+    if let Some(path) = &s.event_log {
+        let sink = Sink::event_log(path)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+        full.push(sink);
+    }
+    if let Some(url) = &s.redis_url {
+        full.push(Sink::Redis {
+            url: url.clone(),
+            stream: s.stream.clone(),
+        });
+    }
+    let mut partial = Vec::new();
+    if let Some(url) = &s.webhook_url {
+        partial.push((Sink::Webhook(url.clone()), Only::Alerts));
+    }
+    Ok((full, partial))
+}
+
 impl BaseTransformImpl for Presence {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
@@ -685,72 +694,36 @@ impl BaseTransformImpl for Presence {
             for name in &roster {
                 inner.group.expect(&slug(name), name);
             }
-            if let Some(path) = &s.event_log
-                && inner.log.is_none()
-            {
-                inner.log = Some(JsonlSink::open(std::path::Path::new(path)).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenWrite,
-                        ["Cannot open event log {}: {}", path, e]
-                    )
-                })?);
-            }
-            let spool = s
-                .spool_dir
-                .as_ref()
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(default_spool_dir);
-            let node = format!("{}-{}", s.node_id, slug(&s.group));
-            let limits = SpoolLimits {
-                max_bytes: s.spool_max_bytes,
-                max_age: std::time::Duration::from_secs_f64(s.spool_max_age),
-                ..Default::default()
-            };
-            let open = |cfg: DeliveryConfig| {
-                Delivery::start(cfg).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenWrite,
-                        ["Cannot open the event spool in {}: {}", spool.display(), e]
-                    )
-                })
-            };
-            if let Some(url) = &s.redis_url
-                && inner.stream.is_none()
-            {
-                inner.stream = Some(open(DeliveryConfig {
-                    sinks: Vec::new(),
-                    name: None,
-                    node: format!("{node}-stream"),
-                    spool_dir: spool.clone(),
-                    redis_url: Some(url.clone()),
-                    stream: s.stream.clone(),
-                    webhook_url: None,
-                    limits,
-                })?);
-            }
-            if let Some(url) = &s.webhook_url
-                && inner.webhook.is_none()
-            {
-                inner.webhook = Some(open(DeliveryConfig {
-                    sinks: Vec::new(),
-                    name: None,
-                    node: format!("{node}-webhook"),
-                    spool_dir: spool.clone(),
-                    redis_url: None,
-                    stream: String::new(),
-                    webhook_url: Some(url.clone()),
-                    limits,
-                })?);
-            }
-            if !sinks.is_empty() && inner.publish.is_none() {
-                inner.publish = Some(open(DeliveryConfig {
-                    node: format!("{node}-publish"),
-                    name: Some(s.node_id.clone()),
-                    spool_dir: spool.clone(),
-                    sinks: sinks.clone(),
-                    limits,
-                    ..Default::default()
-                })?);
+            if inner.publish.is_none() {
+                let (full, partial) = group_sinks(&s, sinks)?;
+                if !full.is_empty() || !partial.is_empty() {
+                    let spool = s
+                        .spool_dir
+                        .as_ref()
+                        .map(std::path::PathBuf::from)
+                        .unwrap_or_else(default_spool_dir);
+                    let limits = SpoolLimits {
+                        max_bytes: s.spool_max_bytes,
+                        max_age: std::time::Duration::from_secs_f64(s.spool_max_age),
+                        ..Default::default()
+                    };
+                    inner.publish = Some(
+                        Delivery::start(DeliveryConfig {
+                            node: format!("{}-{}-publish", s.node_id, slug(&s.group)),
+                            name: Some(s.node_id.clone()),
+                            spool_dir: spool.clone(),
+                            sinks: full,
+                            partial,
+                            limits,
+                        })
+                        .map_err(|e| {
+                            gst::error_msg!(
+                                gst::ResourceError::OpenWrite,
+                                ["Cannot open the event spool in {}: {}", spool.display(), e]
+                            )
+                        })?,
+                    );
+                }
             }
             if let Some(url) = &s.redis_url
                 && inner.link.is_none()

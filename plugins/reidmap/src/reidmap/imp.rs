@@ -4,9 +4,11 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use sightline_core::delivery::{Delivery, DeliveryConfig, default_node_id, default_spool_dir};
+use sightline_core::delivery::{
+    Delivery, DeliveryConfig, Only, default_node_id, default_spool_dir,
+};
 use sightline_core::embed::CropEmbedder;
-use sightline_core::events::{JsonlSink, utc_ago, utc_now};
+use sightline_core::events::{utc_ago, utc_now};
 use sightline_core::gallery::slug;
 use sightline_core::geometry::Calibration;
 use sightline_core::inference::{Engine, EngineOptions};
@@ -15,6 +17,7 @@ use sightline_core::mapsync::MapSync;
 use sightline_core::meta;
 use sightline_core::models;
 use sightline_core::mot::{MotConfig, MotTracker};
+use sightline_core::sinks::Sink;
 use sightline_core::trajectory::{EndReason, Trajectory, TrajectoryConfig, TrajectoryRecorder};
 use sightline_core::video::{ANALYSIS_FORMATS, caps_for, filter_pad_templates, image_view};
 
@@ -99,10 +102,7 @@ struct State {
     trajectories: TrajectoryRecorder,
     /// Sharing of the map with other processes (redis-url).
     sync: Option<Arc<MapSync>>,
-    log: Option<JsonlSink>,
-    /// Trajectories to the Redis Stream.
-    delivery: Option<Delivery>,
-    /// Every message to the `publish` sinks.
+    /// Every message to the `publish` sinks, trajectories to the older properties' sinks.
     publish: Option<Delivery>,
 }
 
@@ -278,11 +278,7 @@ impl ObjectImpl for ReidMap {
             "stream" => s.stream.to_value(),
             "event-log" => s.event_log.to_value(),
             // Read back without its secrets.
-            "publish" => s
-                .publish
-                .as_deref()
-                .map(sightline_core::sinks::Sink::shown_list)
-                .to_value(),
+            "publish" => s.publish.as_deref().map(Sink::shown_list).to_value(),
             "spool-dir" => s.spool_dir.to_value(),
             "node-id" => s.node_id.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
@@ -322,7 +318,7 @@ impl BaseTransformImpl for ReidMap {
         let mut s = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         sightline_core::props::resolve_secret("redis-url", &mut s.redis_url)?;
         sightline_core::props::resolve_secret("publish", &mut s.publish)?;
-        let sinks = sightline_core::sinks::Sink::parse_list(s.publish.as_deref().unwrap_or(""))
+        let sinks = Sink::parse_list(s.publish.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         let path = s
             .calibration
@@ -383,67 +379,7 @@ impl BaseTransformImpl for ReidMap {
         );
         let camera = self.camera();
         let sync = crate::share_map(&s.map, s.redis_url.as_deref(), map.clone())?;
-        let log = match &s.event_log {
-            Some(path) => Some(JsonlSink::open(std::path::Path::new(path)).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    ("Cannot open event log {}: {}", path, e)
-                )
-            })?),
-            None => None,
-        };
-        let delivery = match &s.redis_url {
-            Some(url) => {
-                let spool = s
-                    .spool_dir
-                    .as_ref()
-                    .map(std::path::PathBuf::from)
-                    .unwrap_or_else(default_spool_dir);
-                Some(
-                    Delivery::start(DeliveryConfig {
-                        sinks: Vec::new(),
-                        name: None,
-                        node: format!("{}-reidmap-{}", s.node_id, slug(&camera)),
-                        spool_dir: spool.clone(),
-                        redis_url: Some(url.clone()),
-                        stream: s.stream.clone(),
-                        webhook_url: None,
-                        limits: Default::default(),
-                    })
-                    .map_err(|e| {
-                        gst::error_msg!(
-                            gst::ResourceError::OpenWrite,
-                            ("Cannot open the event spool in {}: {}", spool.display(), e)
-                        )
-                    })?,
-                )
-            }
-            None => None,
-        };
-        let publish = if sinks.is_empty() {
-            None
-        } else {
-            let spool = s
-                .spool_dir
-                .as_ref()
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(default_spool_dir);
-            Some(
-                Delivery::start(DeliveryConfig {
-                    node: format!("{}-reidmap-{}-publish", s.node_id, slug(&camera)),
-                    name: Some(s.node_id.clone()),
-                    spool_dir: spool.clone(),
-                    sinks,
-                    ..Default::default()
-                })
-                .map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenWrite,
-                        ("Cannot open the event spool in {}: {}", spool.display(), e)
-                    )
-                })?,
-            )
-        };
+        let publish = open_sinks(&s, sinks, &camera)?;
         *self
             .state
             .lock()
@@ -459,8 +395,6 @@ impl BaseTransformImpl for ReidMap {
                 embeddings: 0,
                 trajectories: TrajectoryRecorder::new(TrajectoryConfig::default()),
                 sync,
-                log,
-                delivery,
                 publish,
             });
         Ok(())
@@ -674,6 +608,54 @@ impl BaseTransformImpl for ReidMap {
     }
 }
 
+/// The element's delivery: `publish` receives every message (positions and trajectories);
+/// the older properties `event-log` (a JSONL file) and `redis-url`/`stream` receive the
+/// trajectories. The event log is opened here, so that a path that cannot be written fails
+/// the start with its name, as it always did.
+fn open_sinks(
+    s: &Settings,
+    full: Vec<Sink>,
+    camera: &str,
+) -> Result<Option<Delivery>, gst::ErrorMessage> {
+    let trajectories = || Only::Kinds(vec!["reidmap-trajectory".into()]);
+    let mut partial = Vec::new();
+    if let Some(path) = &s.event_log {
+        let sink = Sink::event_log(path)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)))?;
+        partial.push((sink, trajectories()));
+    }
+    if let Some(url) = &s.redis_url {
+        let sink = Sink::Redis {
+            url: url.clone(),
+            stream: s.stream.clone(),
+        };
+        partial.push((sink, trajectories()));
+    }
+    if full.is_empty() && partial.is_empty() {
+        return Ok(None);
+    }
+    let spool = s
+        .spool_dir
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(default_spool_dir);
+    Delivery::start(DeliveryConfig {
+        node: format!("{}-reidmap-{}-publish", s.node_id, slug(camera)),
+        name: Some(s.node_id.clone()),
+        spool_dir: spool.clone(),
+        sinks: full,
+        partial,
+        ..Default::default()
+    })
+    .map(Some)
+    .map_err(|e| {
+        gst::error_msg!(
+            gst::ResourceError::OpenWrite,
+            ("Cannot open the event spool in {}: {}", spool.display(), e)
+        )
+    })
+}
+
 impl ReidMap {
     /// The `camera` property, else the element name.
     fn camera(&self) -> String {
@@ -750,19 +732,8 @@ impl ReidMap {
                 .field("utc-time", utc_of(last))
                 .field("points", points)
                 .build();
-            let ev = meta::event_from_structure(&m, &obj.name(), camera);
-            if let Some(log) = st.log.as_mut()
-                && let Err(e) = log.write(&ev)
-            {
-                problems.push(format!(
-                    "Cannot write event log {}: {e}",
-                    log.path().display()
-                ));
-            }
-            for d in [st.delivery.as_ref(), st.publish.as_ref()]
-                .into_iter()
-                .flatten()
-            {
+            if let Some(d) = st.publish.as_ref() {
+                let ev = meta::event_from_structure(&m, &obj.name(), camera);
                 problems.extend(d.send_reporting(&ev));
             }
             out.push(m);
