@@ -528,40 +528,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 for p in d.send_reporting(&ev) {
                     log_line("warning", "events", &p);
                 }
-                if let Ok(mut m) = shared.metrics.lock() {
-                    m.set(
-                        "sightline_event_backlog",
-                        "Events not yet delivered to every sink",
-                        &[],
-                        d.backlog() as f64,
-                    );
-                    for st in d.sinks() {
-                        m.set(
-                            "sightline_publish_backlog",
-                            "Events waiting for a sink",
-                            &[("sink", &st.name)],
-                            st.backlog as f64,
-                        );
-                        m.set(
-                            "sightline_publish_errors_total",
-                            "Failed deliveries to a sink (each retried)",
-                            &[("sink", &st.name)],
-                            st.errors as f64,
-                        );
-                    }
-                    m.set(
-                        "sightline_spool_bytes",
-                        "Size of the event spool file, bytes",
-                        &[],
-                        d.spool_bytes() as f64,
-                    );
-                    m.set(
-                        "sightline_spool_dropped_total",
-                        "Events dropped from a full or too old spool (never alerts)",
-                        &[],
-                        d.dropped() as f64,
-                    );
-                }
+                delivery_metrics(d, &shared.metrics);
             }
             if s.name().as_str() != "facedetect" && s.name().as_str() != "persondetect" {
                 log_line("event", &camera, &s.to_string());
@@ -569,6 +536,50 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
         }
         _ => {}
     }
+}
+
+/// The publisher's state as metrics: refreshed at each event and every second, so that an
+/// outage shows while no event comes.
+fn delivery_metrics(d: &Delivery, metrics: &Mutex<Metrics>) {
+    let Ok(mut m) = metrics.lock() else { return };
+    m.set(
+        "sightline_event_backlog",
+        "Events not yet delivered to every sink",
+        &[],
+        d.backlog() as f64,
+    );
+    for st in d.sinks() {
+        m.set(
+            "sightline_publish_backlog",
+            "Events waiting for a sink",
+            &[("sink", &st.name)],
+            st.backlog as f64,
+        );
+        m.set(
+            "sightline_publish_errors_total",
+            "Failed deliveries to a sink (each retried)",
+            &[("sink", &st.name)],
+            st.errors as f64,
+        );
+        m.set(
+            "sightline_publish_up",
+            "1 while a sink takes events, 0 from a failure to its next delivery",
+            &[("sink", &st.name)],
+            if st.up { 1.0 } else { 0.0 },
+        );
+    }
+    m.set(
+        "sightline_spool_bytes",
+        "Size of the event spool file, bytes",
+        &[],
+        d.spool_bytes() as f64,
+    );
+    m.set(
+        "sightline_spool_dropped_total",
+        "Events dropped from a full or too old spool (never alerts)",
+        &[],
+        d.dropped() as f64,
+    );
 }
 
 /// Ends every unit with EOS; forces them down after 10 s.
@@ -831,6 +842,20 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             if term.load(std::sync::atomic::Ordering::SeqCst) {
                 shutdown(&c);
                 return glib::ControlFlow::Break;
+            }
+            glib::ControlFlow::Continue
+        });
+    }
+    {
+        // The publisher's metrics and outage warnings also while no event comes.
+        let c = ctx.clone();
+        glib::timeout_add_local(Duration::from_secs(1), move || {
+            let g = c.borrow();
+            if let Some(d) = g.1.delivery.as_ref() {
+                for p in d.take_problems() {
+                    log_line("warning", "events", &p);
+                }
+                delivery_metrics(d, &g.1.metrics);
             }
             glib::ControlFlow::Continue
         });

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gallery, runner, stop, tmp, wait_for};
+use common::{gallery, metrics, runner, stop, tmp, wait_for};
 use sightline_testkit::{MosquittoServer, RedisServer, shared_data};
 use std::process::{Command, Stdio};
 
@@ -148,7 +148,7 @@ fn an_element_that_publishes_is_not_published_again_by_the_runner() {
 #[test]
 fn a_runner_killed_with_sigkill_is_offline_through_the_last_will() {
     let dir = tmp("will");
-    let broker = MosquittoServer::start(Some(AUTH));
+    let mut broker = MosquittoServer::start(Some(AUTH));
     let pf = dir.join("live.pipeline");
     std::fs::write(
         &pf,
@@ -188,8 +188,10 @@ fn a_runner_killed_with_sigkill_is_offline_through_the_last_will() {
     wait_for("offline by the last will", 15, || {
         retained(broker.port) == [format!("{topic} offline")]
     });
-    // A runner stopped cleanly says offline itself.
-    let child = runner(&pf, &[], &["--node", "k1", "--http", ""])
+    // A runner stopped cleanly says offline itself. Its metrics show a broker outage.
+    let port = sightline_testkit::free_port();
+    let http = format!("127.0.0.1:{port}");
+    let child = runner(&pf, &[], &["--node", "k1", "--http", &http])
         .env("SIGHTLINE_PUBLISH", broker.url(Some(AUTH)))
         .arg("--spool-dir")
         .arg(dir.join("spool"))
@@ -199,6 +201,28 @@ fn a_runner_killed_with_sigkill_is_offline_through_the_last_will() {
         .unwrap();
     wait_for("online again", 30, || {
         retained(broker.port) == [format!("{topic} online")]
+    });
+    // The sink as the metrics name it: without its password.
+    let sink = format!("mqtt://ha:***@127.0.0.1:{}", broker.port);
+    let value = |name: &str| -> Option<f64> {
+        let m = metrics(port)?;
+        assert!(!m.contains(AUTH.1), "a secret in the metrics: {m}");
+        m.lines()
+            .find(|l| l.starts_with(&format!("{name}{{sink=\"{sink}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    wait_for("publish up", 15, || {
+        value("sightline_publish_up") == Some(1.0)
+    });
+    broker.stop();
+    wait_for("publish down in the metrics", 30, || {
+        value("sightline_publish_up") == Some(0.0)
+            && value("sightline_publish_errors_total").unwrap_or(0.0) >= 1.0
+    });
+    broker.restart();
+    wait_for("publish up again, caught up", 30, || {
+        value("sightline_publish_up") == Some(1.0)
+            && value("sightline_publish_backlog") == Some(0.0)
     });
     assert!(stop(child).status.success());
     wait_for("offline after SIGTERM", 15, || {

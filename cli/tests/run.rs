@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gallery, pipeline, runner, stop, tmp, uri, wait_for};
+use common::{gallery, metrics, pipeline, runner, stop, tmp, uri, wait_for};
 use sightline_core::events::{Event, read_jsonl};
 use sightline_testkit::{RedisServer, RtspServer, free_port, shared_data};
 use std::collections::BTreeSet;
@@ -177,17 +177,6 @@ fn gst_has(factory: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn metrics(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body.split_once("\r\n\r\n")?.1.to_string())
 }
 
 /// Parses Prometheus text: every sample line is `name{labels} value`; returns the value of

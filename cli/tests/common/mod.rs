@@ -76,3 +76,15 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
     assert!(st.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
 }
+
+/// The runner's /metrics text on 127.0.0.1:`port` (None while it does not answer).
+pub fn metrics(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body.split_once("\r\n\r\n")?.1.to_string())
+}
