@@ -357,15 +357,17 @@ impl HomeAssistant {
             let key = (group.clone(), id);
             let p = Person { label, present };
             let old = self.people.insert(key.clone(), p.clone());
-            let msgs = self.person_messages(&key.0, &key.1, &p);
+            // Messages only for a change (most events repeat a state).
             match old {
                 Some(o) if o == p => {}
                 // Same entity: only its state.
-                Some(o) if o.label == p.label => {
-                    out.extend(msgs.into_iter().filter(|m| !m.topic.ends_with("/config")))
-                }
+                Some(o) if o.label == p.label => out.extend(
+                    self.person_messages(&key.0, &key.1, &p)
+                        .into_iter()
+                        .filter(|m| !m.topic.ends_with("/config")),
+                ),
                 // New, or renamed: its config too.
-                _ => out.extend(msgs),
+                _ => out.extend(self.person_messages(&key.0, &key.1, &p)),
             }
         }
         out
