@@ -181,8 +181,69 @@ fn a_wrong_mqtt_password_is_a_clear_error_without_the_password() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// MQTT over TLS: with the broker's CA in `SIGHTLINE_MQTT_CA` (a child process, so that the
+/// variable is its own), events arrive; without it, the error names the sink and the
+/// certificate problem, and the event waits in the spool.
+#[test]
+fn mqtts_is_verified_against_the_system_roots_and_sightline_mqtt_ca() {
+    let auth = ("ha", "tls-pw");
+    let broker = MosquittoServer::start_tls(Some(auth));
+    let dir = tmp("mqtts");
+    let url = broker.url(Some(auth));
+    assert!(url.starts_with("mqtts://"));
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "mqtt_publisher_child", "--nocapture"])
+        .env("SL_MQTT_CHILD_URL", &url)
+        .env("SL_MQTT_CHILD_DIR", dir.join("ok"))
+        .env("SL_MQTT_CHILD_EXIT", "1")
+        .env("SIGHTLINE_MQTT_CA", broker.ca())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DELIVERED"),
+        "delivered over TLS"
+    );
+    assert!(out.status.success());
+    // The broker has it: mosquitto_sub over TLS with the same CA.
+    let got = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args(["-u", auth.0, "-P", auth.1, "--cafile"])
+        .arg(broker.ca())
+        .args(["-t", "sightline/victim/availability", "-C", "1", "-W", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "offline");
+    // This process has no SIGHTLINE_MQTT_CA: the test CA is not trusted.
+    assert!(std::env::var_os("SIGHTLINE_MQTT_CA").is_none());
+    let d = Delivery::start(DeliveryConfig {
+        node: "untrusted".into(),
+        spool_dir: dir.join("bad"),
+        sinks: vec![Sink::parse(&url).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    d.send(&event("presence", 0)).unwrap();
+    let mut errors = Vec::new();
+    wait_until("a TLS error", 20, || {
+        errors.extend(d.take_errors());
+        !errors.is_empty()
+    });
+    let e = &errors[0];
+    assert!(
+        e.contains(&format!("mqtts://ha:***@127.0.0.1:{}", broker.port)),
+        "{e}"
+    );
+    assert!(e.to_lowercase().contains("certificate"), "says why: {e}");
+    assert!(!e.contains(auth.1), "{e}");
+    assert_eq!(d.sinks()[0].backlog, 1, "kept for later");
+    drop(d);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The child of `a_killed_publisher_is_offline_through_the_last_will`: connects, publishes one
-/// event and waits to be killed.
+/// event and waits to be killed (or returns, with `SL_MQTT_CHILD_EXIT`).
 #[test]
 fn mqtt_publisher_child() {
     let (Ok(url), Some(dir)) = (
@@ -201,6 +262,9 @@ fn mqtt_publisher_child() {
     d.send(&event("presence", 0)).unwrap();
     wait_until("delivered", 20, || d.delivered() == 1);
     println!("DELIVERED");
+    if std::env::var_os("SL_MQTT_CHILD_EXIT").is_some() {
+        return;
+    }
     loop {
         std::thread::park();
     }

@@ -288,10 +288,26 @@ pub struct MosquittoServer {
     pub port: u16,
     child: Option<Child>,
     dir: std::path::PathBuf,
+    tls: bool,
 }
 
 impl MosquittoServer {
     pub fn start(user: Option<(&str, &str)>) -> MosquittoServer {
+        MosquittoServer::start_with(user, false)
+    }
+
+    /// A TLS listener (MQTT over TLS) with a certificate for 127.0.0.1 signed by a test CA:
+    /// [`MosquittoServer::ca`]; URLs are `mqtts://`.
+    pub fn start_tls(user: Option<(&str, &str)>) -> MosquittoServer {
+        MosquittoServer::start_with(user, true)
+    }
+
+    /// The test CA of a TLS broker (PEM).
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(user: Option<(&str, &str)>, tls: bool) -> MosquittoServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sl-mqtt-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -307,6 +323,21 @@ impl MosquittoServer {
             "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
             dir.display()
         );
+        if tls {
+            test_certificates(&dir);
+            // mosquitto reads its key as its own user.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .expect("chmod server.key");
+            conf += &format!(
+                "certfile {}\nkeyfile {}\n",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            );
+        }
         match user {
             Some((u, p)) => {
                 let pw = dir.join("passwd");
@@ -329,6 +360,7 @@ impl MosquittoServer {
             port,
             child: None,
             dir,
+            tls,
         };
         s.spawn();
         s
@@ -353,11 +385,12 @@ impl MosquittoServer {
         panic!("mosquitto on port {} did not start", self.port);
     }
 
-    /// `mqtt://[user:password@]127.0.0.1:PORT`.
+    /// `mqtt[s]://[user:password@]127.0.0.1:PORT`.
     pub fn url(&self, auth: Option<(&str, &str)>) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
         match auth {
-            Some((u, p)) => format!("mqtt://{u}:{p}@127.0.0.1:{}", self.port),
-            None => format!("mqtt://127.0.0.1:{}", self.port),
+            Some((u, p)) => format!("{scheme}://{u}:{p}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
     }
 
