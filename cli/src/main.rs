@@ -1,5 +1,6 @@
 //! `sightline`: models, face detection on files, benchmarks.
 
+mod auth_cmd;
 mod bench;
 mod bench_publish;
 mod bench_reid;
@@ -36,8 +37,10 @@ enum Cmd {
     /// Benchmarks (programs, not tests): facedetect against bare ONNX Runtime, frames/s, RSS.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
-    /// Run a pipeline file (pipelines/) and supervise it: reconnects, events, /metrics.
+    /// Run a pipeline file (pipelines/) and supervise it: reconnects, events, /metrics, the API.
     Run(Box<run::RunArgs>),
+    /// Access tokens of the runner's API (sightline run --auth FILE).
+    Auth(auth_cmd::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::Bench(b) => bench::run(b),
         Cmd::Gallery(g) => gallery_cmd::run(g),
         Cmd::Run(r) => run::run(*r),
+        Cmd::Auth(a) => auth_cmd::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,11 +9,13 @@
 //! | [`io`] | events, the spool and delivery, Redis, secrets, file watching, worker threads |
 //! | [`glue`] | GStreamer glue: metadata, property types, video frames |
 //! | [`runner`] | pipeline files and the runner's pure logic |
+//! | [`control`] | operating a site: API tokens and roles, the state the API shows |
 //!
 //! Pure logic has no GStreamer types; [`meta`] is the one module that reads and writes
 //! Sightline's GStreamer metadata. Every module is also reachable at the top level
 //! (`sightline_core::detect`, …), the paths the elements and tools use.
 
+pub mod control;
 pub mod glue;
 pub mod io;
 pub mod map;

@@ -1,0 +1,195 @@
+//! The runner's API routes and who may call them: one table, used by the server to decide
+//! and by docs/operations.md and the tests to check (the OpenAPI document lists the same
+//! routes).
+
+use super::auth::Role;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (probes, the API description).
+    Open,
+    /// Anyone on a loopback server; else a token of at least `viewer` (or the metrics
+    /// token).
+    Metrics,
+    /// A token of at least this role.
+    Role(Role),
+}
+
+/// A route the server knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    OpenApi,
+    Cameras,
+    Presence,
+    Alerts,
+    /// Acknowledge the alert with this id.
+    AckAlert(String),
+    Map,
+    Health,
+    Live,
+    Ready,
+    Metrics,
+}
+
+impl Route {
+    pub fn access(&self) -> Access {
+        match self {
+            Route::OpenApi | Route::Health | Route::Live | Route::Ready => Access::Open,
+            Route::Metrics => Access::Metrics,
+            Route::Cameras | Route::Presence | Route::Alerts | Route::Map => {
+                Access::Role(Role::Viewer)
+            }
+            Route::AckAlert(_) => Access::Role(Role::Operator),
+        }
+    }
+}
+
+/// Why a request has no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// Nothing at this path (404).
+    NotFound,
+    /// The path exists with other methods (405, `Allow`).
+    Method(&'static str),
+}
+
+/// The route of `method` `path`; paths outside `/api/`, `/health*` and `/metrics` are not
+/// the API's (the viewer page serves them).
+pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
+    let p = path.trim_end_matches('/');
+    let get = |r: Route| {
+        if method == "GET" || method == "HEAD" {
+            Ok(r)
+        } else {
+            Err(NoRoute::Method("GET, HEAD"))
+        }
+    };
+    let found = match p {
+        "/health" => get(Route::Health),
+        "/health/live" => get(Route::Live),
+        "/health/ready" => get(Route::Ready),
+        "/metrics" => get(Route::Metrics),
+        "/api/v1/openapi.json" => get(Route::OpenApi),
+        "/api/v1/cameras" => get(Route::Cameras),
+        "/api/v1/presence" => get(Route::Presence),
+        "/api/v1/alerts" => get(Route::Alerts),
+        "/api/v1/map" => get(Route::Map),
+        _ => {
+            if let Some(id) = p
+                .strip_prefix("/api/v1/alerts/")
+                .and_then(|r| r.strip_suffix("/ack"))
+                .filter(|id| !id.is_empty() && !id.contains('/'))
+            {
+                if method == "POST" {
+                    Ok(Route::AckAlert(id.to_string()))
+                } else {
+                    Err(NoRoute::Method("POST"))
+                }
+            } else if p.starts_with("/api/") || p.starts_with("/health/") {
+                Err(NoRoute::NotFound)
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(found)
+}
+
+/// `Authorization: Bearer TOKEN` → TOKEN.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let h = header?.trim();
+    let (scheme, token) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `addr` (`host:port`, `[v6]:port`) is a loopback address only this machine can
+/// reach; names other than `localhost` are not.
+pub fn is_loopback(addr: &str) -> bool {
+    let host = match addr.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_its_access() {
+        let ok = |m: &str, p: &str| route(m, p).unwrap().unwrap();
+        assert_eq!(
+            ok("GET", "/api/v1/cameras").access(),
+            Access::Role(Role::Viewer)
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/presence/").access(),
+            Access::Role(Role::Viewer)
+        );
+        assert_eq!(
+            ok("POST", "/api/v1/alerts/17/ack"),
+            Route::AckAlert("17".into())
+        );
+        assert_eq!(
+            ok("POST", "/api/v1/alerts/17/ack").access(),
+            Access::Role(Role::Operator)
+        );
+        assert_eq!(ok("GET", "/api/v1/openapi.json").access(), Access::Open);
+        assert_eq!(ok("GET", "/health/ready").access(), Access::Open);
+        assert_eq!(ok("GET", "/metrics").access(), Access::Metrics);
+        assert_eq!(
+            route("DELETE", "/api/v1/presence"),
+            Some(Err(NoRoute::Method("GET, HEAD")))
+        );
+        assert_eq!(
+            route("GET", "/api/v1/alerts/17/ack"),
+            Some(Err(NoRoute::Method("POST")))
+        );
+        assert_eq!(
+            route("GET", "/api/v1/nothing"),
+            Some(Err(NoRoute::NotFound))
+        );
+        assert_eq!(
+            route("POST", "/api/v1/alerts//ack"),
+            Some(Err(NoRoute::NotFound))
+        );
+        assert_eq!(route("GET", "/index.html"), None);
+        assert_eq!(route("GET", "/"), None);
+    }
+
+    #[test]
+    fn bearer_tokens_and_loopback_addresses() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+        for a in [
+            "127.0.0.1:9108",
+            "[::1]:9108",
+            "localhost:80",
+            "127.1.2.3:1",
+        ] {
+            assert!(is_loopback(a), "{a}");
+        }
+        for a in [
+            "0.0.0.0:9108",
+            "[::]:9108",
+            "192.168.1.5:9108",
+            "example.com:80",
+            ":9108",
+        ] {
+            assert!(!is_loopback(a), "{a}");
+        }
+    }
+}
