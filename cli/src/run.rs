@@ -10,6 +10,7 @@
 
 use clap::Args;
 use gst::prelude::*;
+use sightline_core::control::site::Site;
 use sightline_core::delivery::{
     Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
 };
@@ -72,6 +73,18 @@ pub struct RunArgs {
     /// ("" = none).
     #[arg(long, default_value = "127.0.0.1:9108")]
     http: String,
+    /// Token file of the API (sightline auth): requests need `Authorization: Bearer TOKEN`
+    /// with a role (viewer, operator, admin). Without it the runner serves only on a
+    /// loopback address.
+    #[arg(long, env = "SIGHTLINE_AUTH")]
+    auth: Option<PathBuf>,
+    /// Serve --http beyond loopback without --auth: anyone who reaches it may do everything.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// A token that may read /metrics (for Prometheus) when --http is not loopback, besides
+    /// viewer tokens. Better kept off the command line: SIGHTLINE_METRICS_TOKEN.
+    #[arg(long, env = "SIGHTLINE_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Directory of the viewer page served at / (default: web/ here, or share/sightline/web
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
@@ -127,6 +140,8 @@ struct Unit {
 
 struct Shared {
     metrics: Arc<Mutex<Metrics>>,
+    /// What the API shows.
+    site: Arc<Mutex<Site>>,
     delivery: Option<Delivery>,
     shutting_down: bool,
     main_loop: glib::MainLoop,
@@ -266,6 +281,27 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The camera's source as the API shows it: the `location` or `uri` of the pipeline's first
+/// source element, without credentials.
+fn source_uri(p: &gst::Pipeline) -> Option<String> {
+    let mut elements: Vec<gst::Element> = p.iterate_recurse().into_iter().flatten().collect();
+    elements.retain(|e| e.element_flags().contains(gst::ElementFlags::SOURCE));
+    elements.iter().find_map(|e| {
+        ["location", "uri"].iter().find_map(|prop| {
+            e.find_property(prop)
+                .filter(|p| p.value_type() == String::static_type())
+                .and_then(|_| e.property::<Option<String>>(prop))
+                .map(|v| redact_urls_in_text(&v))
+        })
+    })
+}
+
 /// Running time of the pipeline clock now minus the buffer's running time, in seconds (0 when
 /// the buffer is early, as files without clock sync are).
 fn frame_age(pad: &gst::Pad, b: &gst::BufferRef) -> Option<f64> {
@@ -352,6 +388,9 @@ fn start_unit(ctx: &Ctx, k: usize) {
     if u.name.is_empty() {
         u.name = unit_name(&p, k);
     }
+    if let Ok(mut site) = shared.site.lock() {
+        site.camera_starting(&u.name, source_uri(&p));
+    }
     add_probes(&p, &u.name, &shared.metrics);
     let bus = p.bus().expect("a pipeline has a bus");
     let c = ctx.clone();
@@ -374,6 +413,11 @@ fn start_unit(ctx: &Ctx, k: usize) {
         );
     }
     log_line("info", &u.name, "started");
+    if res.is_ok()
+        && let Ok(mut site) = shared.site.lock()
+    {
+        site.camera_built(&u.name);
+    }
     if res.is_err() {
         drop(g);
         fail(ctx, k, "cannot start (see the error above)");
@@ -431,6 +475,9 @@ fn fail(ctx: &Ctx, k: usize, why: &str) {
                 0.0,
             );
         }
+        if let Ok(mut site) = shared.site.lock() {
+            site.camera_down(&u.name, &redact_urls_in_text(why), u.reconnects + 1);
+        }
         log_line(
             "warning",
             &u.name,
@@ -445,6 +492,9 @@ fn finish(ctx: &Ctx, k: usize) {
     let (units, shared) = &mut *g;
     stop_unit(&mut units[k]);
     units[k].done = true;
+    if let Ok(mut site) = shared.site.lock() {
+        site.camera_down(&units[k].name, "finished", units[k].reconnects);
+    }
     log_line("info", &units[k].name, "finished");
     if units.iter().all(|u| u.done) {
         shared.main_loop.quit();
@@ -478,7 +528,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             if shutting_down {
                 finish(ctx, k);
             } else {
-                fail(ctx, k, "stream error");
+                fail(ctx, k, &format!("stream error: {}", e.error()));
             }
         }
         V::Warning(w) => {
@@ -504,6 +554,9 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             let camera = ev.camera.clone();
             let mut g = ctx.borrow_mut();
             let shared = &mut g.1;
+            if let Ok(mut site) = shared.site.lock() {
+                site.event(&ev, unix_ms());
+            }
             if let Ok(mut m) = shared.metrics.lock() {
                 count_message(&mut m, s, &camera);
                 m.inc(
@@ -535,6 +588,24 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             }
         }
         _ => {}
+    }
+}
+
+/// Every camera's frame counters into the API's state (frames/s).
+fn camera_counts(units: &[Unit], shared: &Shared) {
+    let (Ok(m), Ok(mut site)) = (shared.metrics.lock(), shared.site.lock()) else {
+        return;
+    };
+    let now = unix_ms();
+    for u in units.iter().filter(|u| !u.name.is_empty() && !u.done) {
+        let get = |name: &str| m.get(name, &[("camera", &u.name)]);
+        site.camera_counts(
+            &u.name,
+            get("sightline_frames_in_total").unwrap_or(0.0) as u64,
+            get("sightline_frames_processed_total").unwrap_or(0.0) as u64,
+            get("sightline_frame_delay_seconds"),
+            now,
+        );
     }
 }
 
@@ -729,6 +800,10 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         return Ok(());
     }
     let metrics = Arc::new(Mutex::new(Metrics::default()));
+    let site = Arc::new(Mutex::new(Site::default()));
+    if let Ok(mut s) = site.lock() {
+        s.set_units(units.len());
+    }
     if !a.http.is_empty() {
         let web_dir = a.web.clone().or_else(default_web_dir);
         let scheme = if a.tls_cert.is_some() {
@@ -736,22 +811,60 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         } else {
             "http"
         };
+        let loopback = sightline_core::control::api::is_loopback(&a.http);
+        let tokens = match &a.auth {
+            Some(f) => Some(Mutex::new(sightline_core::control::auth::Tokens::open(f)?)),
+            None if loopback || a.insecure_no_auth => None,
+            None => {
+                return Err(format!(
+                    "refusing to serve --http {} without --auth: anyone who can reach it \
+                     could watch the cameras and change the site. Give --auth FILE (make \
+                     tokens with `sightline auth --file FILE add NAME --role admin`), \
+                     serve on a loopback address, or accept the risk with --insecure-no-auth",
+                    a.http
+                ));
+            }
+        };
+        if tokens.is_none() && !loopback {
+            log_line(
+                "warning",
+                "runner",
+                &format!(
+                    "--insecure-no-auth: {} is served without access control to anyone who can reach it",
+                    a.http
+                ),
+            );
+        }
         crate::http::serve(
             crate::http::HttpConfig {
                 addr: a.http.clone(),
                 web_dir: web_dir.clone(),
                 tls: a.tls_cert.clone().zip(a.tls_key.clone()),
             },
-            metrics.clone(),
+            crate::http::Api {
+                metrics: metrics.clone(),
+                site: site.clone(),
+                tokens,
+                loopback,
+                metrics_token: a.metrics_token.clone().filter(|t| !t.is_empty()),
+            },
         )?;
         let page = match &web_dir {
             Some(d) => format!(", viewer page {scheme}://{}/ ({})", a.http, d.display()),
             None => String::new(),
         };
+        let access = if a.auth.is_some() {
+            "tokens required"
+        } else {
+            "no tokens"
+        };
         log_line(
             "info",
             "runner",
-            &format!("metrics on {scheme}://{}/metrics{page}", a.http),
+            &format!(
+                "API on {scheme}://{}/api/v1/ ({access}), metrics on {scheme}://{}/metrics{page}",
+                a.http, a.http
+            ),
         );
     }
     let mut sinks = Vec::new();
@@ -822,6 +935,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             .collect(),
         Shared {
             metrics,
+            site,
             delivery,
             shutting_down: false,
             main_loop: main_loop.clone(),
@@ -851,6 +965,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         let c = ctx.clone();
         glib::timeout_add_local(Duration::from_secs(1), move || {
             let g = c.borrow();
+            camera_counts(&g.0, &g.1);
             if let Some(d) = g.1.delivery.as_ref() {
                 for p in d.take_problems() {
                     log_line("warning", "events", &p);

@@ -100,8 +100,8 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
              facematch camera=door gallery={} ! presence group=shop camera=door grace-seconds=1 \
              absent-seconds=3 roster=\"Barack Obama\" ! fakesink sync=true\n\
              multifilesrc location={} loop=true caps=image/jpeg,framerate=4/1 ! jpegdec ! videoconvert ! \
-             videoscale ! video/x-raw,format=I420,width=640,height=480,framerate=4/1 ! identity eos-after=12 ! c.\n\
-             videotestsrc pattern=black num-buffers=240 ! video/x-raw,format=I420,width=640,height=480,framerate=4/1 ! c.\n",
+             videoscale ! video/x-raw,format=I420,width=314,height=600,framerate=4/1 ! identity eos-after=12 ! c.\n\
+             videotestsrc pattern=black num-buffers=240 ! video/x-raw,format=I420,width=314,height=600,framerate=4/1 ! c.\n",
             g.display(),
             photo.display()
         ),
@@ -117,20 +117,31 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the API", 30, || call("GET", port, "/health/live", None).0 == 200);
+    wait_for("the API", 30, || {
+        call("GET", port, "/health/live", None).0 == 200
+    });
     // No token, a wrong token: 401; the probes and the description are open.
     assert_eq!(call("GET", port, "/api/v1/presence", None).0, 401);
-    assert_eq!(call("GET", port, "/api/v1/presence", Some("slt_1_x")).0, 401);
+    assert_eq!(
+        call("GET", port, "/api/v1/presence", Some("slt_1_x")).0,
+        401
+    );
     assert_eq!(call("GET", port, "/api/v1/openapi.json", None).0, 200);
     // The roster is known before anyone is seen; then the arrival, the grace, the absence.
     wait_for("Obama present", 30, || {
         person_state(port, &viewer).as_deref() == Some("present")
     });
-    let cams = get_json(port, "/api/v1/cameras", &viewer);
-    let door = &cams["cameras"][0];
+    // The camera is up once it processed frames; frames/s from two counts a second apart.
+    let mut door = Value::Null;
+    wait_for("door up with a frame rate", 10, || {
+        door = get_json(port, "/api/v1/cameras", &viewer)["cameras"][0].clone();
+        door["state"] == "up" && door["fps"].as_f64().unwrap_or(0.0) > 0.0
+    });
     assert_eq!(door["name"], "door");
-    assert_eq!(door["state"], "up", "{door}");
     assert!(door["frames_processed"].as_u64().unwrap() > 0, "{door}");
+    // 4 frames/s played in real time (the analytics keep up at this rate).
+    let fps = door["fps"].as_f64().unwrap();
+    assert!((1.0..=6.0).contains(&fps), "{door}");
     wait_for("Obama absent", 30, || {
         person_state(port, &viewer).as_deref() == Some("absent")
     });
@@ -153,16 +164,30 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
     assert_eq!(listed["alerts"][0]["ack"]["by"], "ops");
     // since: after the alert, nothing.
     let since = format!("/api/v1/alerts?since={}", a["utc"].as_str().unwrap());
-    assert_eq!(get_json(port, &since, &viewer)["alerts"].as_array().unwrap().len(), 0);
-    assert_eq!(call("GET", port, "/api/v1/alerts?since=soon", Some(&viewer)).0, 400);
+    assert_eq!(
+        get_json(port, &since, &viewer)["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        call("GET", port, "/api/v1/alerts?since=soon", Some(&viewer)).0,
+        400
+    );
     // The server against its own description, with an admin token (schemathesis, bounded).
     let st = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/schemathesis/bin/st");
     assert!(st.is_file(), "{} (run scripts/setup)", st.display());
     let out = Command::new(&st)
-        .args(["run", &format!("http://127.0.0.1:{port}/api/v1/openapi.json")])
+        .args([
+            "run",
+            &format!("http://127.0.0.1:{port}/api/v1/openapi.json"),
+        ])
         .args(["--header", &format!("Authorization: Bearer {admin}")])
         .args(["--checks", "all", "--max-examples", "25", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its cache and reports go to the test's directory, removed at the end.
+        .current_dir(&dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -185,9 +210,7 @@ fn a_non_loopback_address_without_auth_is_refused() {
     let dir = tmp("noauth");
     let pf = dir.join("p.pipeline");
     std::fs::write(&pf, "videotestsrc num-buffers=10 ! fakesink\n").unwrap();
-    let o = runner(&pf, &[], &["--http", "0.0.0.0:1"])
-        .output()
-        .unwrap();
+    let o = runner(&pf, &[], &["--http", "0.0.0.0:1"]).output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -196,9 +219,13 @@ fn a_non_loopback_address_without_auth_is_refused() {
         "{err}"
     );
     // A token file that does not exist is named.
-    let o = runner(&pf, &[], &["--http", "127.0.0.1:1", "--auth", "/nonexistent/t.json"])
-        .output()
-        .unwrap();
+    let o = runner(
+        &pf,
+        &[],
+        &["--http", "127.0.0.1:1", "--auth", "/nonexistent/t.json"],
+    )
+    .output()
+    .unwrap();
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("/nonexistent/t.json"),
