@@ -429,14 +429,20 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
             ],
             &[],
         );
-        c.args(["--http", &format!("{HOST}:{web1}"), "--web"])
-            .arg(&web)
-            .arg("--tls-cert")
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .arg("--events")
-            .arg(&events);
+        // The test's own network namespace; the viewer page has no login yet, so no tokens.
+        c.args([
+            "--insecure-no-auth",
+            "--http",
+            &format!("{HOST}:{web1}"),
+            "--web",
+        ])
+        .arg(&web)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--events")
+        .arg(&events);
         Running::spawn(&mut c, dir.join(log))
     };
     let camera = camera_runner("camera.log");
@@ -542,7 +548,12 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
             ],
             &[],
         )
-        .args(["--http", &format!("{HOST}:{web2}"), "--web"])
+        .args([
+            "--insecure-no-auth",
+            "--http",
+            &format!("{HOST}:{web2}"),
+            "--web",
+        ])
         .arg(&web)
         .arg("--events")
         .arg(dir.join("map.jsonl")),
