@@ -8,6 +8,7 @@
 
 use sightline_core::control::api::{Access, NoRoute, Route, bearer, route};
 use sightline_core::control::auth::{Principal, Role, Tokens};
+use sightline_core::control::journal::Journal;
 use sightline_core::control::site::{Site, check_since};
 use sightline_core::events::utc_now;
 use sightline_core::runner::{Metrics, check_tls_pair};
@@ -37,12 +38,46 @@ pub struct Api {
     pub loopback: bool,
     /// A token that may read `/metrics` (`--metrics-token`), besides viewer tokens.
     pub metrics_token: Option<String>,
+    /// The recent events, for `/api/v1/events`; `notify` wakes the streams when one comes.
+    pub journal: Arc<Mutex<Journal>>,
+    pub notify: Arc<tokio::sync::Notify>,
+    /// None: cameras cannot be added or removed (tests of the routes alone).
+    pub cameras: Option<CameraControl>,
+}
+
+/// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
+/// values, and the way to the main loop, which owns the pipelines.
+pub struct CameraControl {
+    pub file: sightline_core::runner::PipelineFile,
+    pub set: std::collections::BTreeMap<String, String>,
+    pub commands: Mutex<std::sync::mpsc::Sender<crate::run::Command>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCamera {
+    name: String,
+    uri: String,
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, String>,
+}
+
+/// What a request gets: a response, or the event stream from after an event.
+pub enum Handled {
+    Reply(Response),
+    Events {
+        after: u64,
+        kinds: Option<Vec<String>>,
+    },
 }
 
 /// The API description, served at /api/v1/openapi.json.
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 type Response = warp::reply::Response;
+
+/// The largest request body (a camera's JSON; later a photo).
+const MAX_BODY: u64 = 1 << 20;
 
 fn json(code: StatusCode, v: &serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(v), code).into_response()
@@ -122,22 +157,49 @@ impl Api {
         }
     }
 
+    /// The API description of this site: the camera `vars` are the pipeline file's declared
+    /// variables.
+    fn openapi(&self) -> String {
+        let Some(cc) = &self.cameras else {
+            return OPENAPI.to_string();
+        };
+        let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI) else {
+            return OPENAPI.to_string();
+        };
+        let vars = &mut doc["paths"]["/api/v1/cameras"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"]["vars"]["properties"];
+        for v in &cc.file.vars {
+            vars[&v.name] = serde_json::json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2048,
+                "pattern": "^[^\\s\"'\\\\!$\\x00-\\x1f\\x7f-\\x9f]+$",
+                "description": v.help,
+            });
+        }
+        doc.to_string()
+    }
+
     fn site(&self) -> std::sync::MutexGuard<'_, Site> {
         self.site.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The response to an API request; None for paths that are not the API's.
+    /// What an API request gets (`last_event_id`: the SSE header); None for paths that are
+    /// not the API's.
     pub fn handle(
         &self,
         method: &str,
         path: &str,
         query: &str,
         auth: Option<&str>,
-    ) -> Option<Response> {
+        last_event_id: Option<&str>,
+        body: &[u8],
+    ) -> Option<Handled> {
+        let done = |r: Response| Some(Handled::Reply(r));
         let r = match route(method, path)? {
             Ok(r) => r,
             Err(NoRoute::NotFound) => {
-                return Some(error(StatusCode::NOT_FOUND, "no such endpoint"));
+                return done(error(StatusCode::NOT_FOUND, "no such endpoint"));
             }
             Err(NoRoute::Method(allow)) => {
                 let mut r = error(
@@ -146,12 +208,12 @@ impl Api {
                 );
                 r.headers_mut()
                     .insert("allow", warp::http::HeaderValue::from_static(allow));
-                return Some(r);
+                return done(r);
             }
         };
         let who = match self.authorize(r.access(), auth) {
             Ok(p) => p,
-            Err(resp) => return Some(*resp),
+            Err(resp) => return done(*resp),
         };
         let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -159,9 +221,24 @@ impl Api {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        Some(match r {
-            Route::OpenApi => warp::reply::with_header(OPENAPI, "content-type", "application/json")
-                .into_response(),
+        if r == Route::Events {
+            let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            let after = last_event_id
+                .and_then(|id| j.parse_id(id))
+                .map_or(j.last(), |n| n.min(j.last()));
+            let kinds = params.iter().find(|(k, _)| k == "kinds").map(|(_, v)| {
+                v.split(',')
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            });
+            return Some(Handled::Events { after, kinds });
+        }
+        done(match r {
+            Route::OpenApi => {
+                warp::reply::with_header(self.openapi(), "content-type", "application/json")
+                    .into_response()
+            }
             Route::Health => self.health(),
             Route::Live => json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
             Route::Ready => match self.site().ready() {
@@ -189,7 +266,7 @@ impl Api {
                 if let Some(s) = since
                     && let Err(e) = check_since(s)
                 {
-                    return Some(error(StatusCode::BAD_REQUEST, &e));
+                    return done(error(StatusCode::BAD_REQUEST, &e));
                 }
                 json(
                     StatusCode::OK,
@@ -204,7 +281,113 @@ impl Api {
                 StatusCode::OK,
                 &serde_json::json!({ "maps": self.site().maps(now_ms) }),
             ),
+            Route::Events => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+            Route::AddCamera => self.add_camera(body),
+            Route::RemoveCamera(name) => self.remove_camera(&name),
         })
+    }
+
+    /// Asks the main loop and waits for its answer (it looks at its queue every 100 ms).
+    fn ask(
+        &self,
+        make: impl FnOnce(std::sync::mpsc::Sender<(u16, String)>) -> crate::run::Command,
+    ) -> Result<(u16, String), Box<Response>> {
+        let Some(cc) = &self.cameras else {
+            return Err(Box::new(error(
+                StatusCode::NOT_IMPLEMENTED,
+                "this server does not run cameras",
+            )));
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sent = cc
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(make(tx));
+        if sent.is_err() {
+            return Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the runner is stopping",
+            )));
+        }
+        rx.recv_timeout(Duration::from_secs(15)).map_err(|_| {
+            Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the runner did not answer within 15 s",
+            ))
+        })
+    }
+
+    fn add_camera(&self, body: &[u8]) -> Response {
+        let Some(cc) = &self.cameras else {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "this server does not run cameras",
+            );
+        };
+        let req: AddCamera = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("body: {e} (expected {{\"name\", \"uri\", \"vars\": {{…}}}})"),
+                );
+            }
+        };
+        let desc = match cc
+            .file
+            .camera(&req.name, &req.uri, &req.vars, &cc.set, |n| {
+                std::env::var(n).ok()
+            }) {
+            Ok(d) => d,
+            // The site's configuration, not the request: 409.
+            Err(e) if e == sightline_core::runner::NO_TEMPLATE => {
+                return error(StatusCode::CONFLICT, &e);
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let name = req.name.clone();
+        match self.ask(|reply| crate::run::Command::Add {
+            name: req.name,
+            uri: req.uri,
+            vars: req.vars,
+            desc,
+            reply,
+        }) {
+            Ok((201, _)) => json(
+                StatusCode::CREATED,
+                &serde_json::json!({"name": name, "state": "starting"}),
+            ),
+            Ok((code, msg)) => error(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &msg,
+            ),
+            Err(r) => *r,
+        }
+    }
+
+    fn remove_camera(&self, name: &str) -> Response {
+        match self.ask(|reply| crate::run::Command::Remove {
+            name: name.to_string(),
+            reply,
+        }) {
+            Ok((202, _)) => {
+                // Drained (EOS) within 10 s: 200; still draining: 202.
+                let end = std::time::Instant::now() + Duration::from_secs(10);
+                while std::time::Instant::now() < end {
+                    if !self.site().cameras().iter().any(|c| c.name == name) {
+                        return json(StatusCode::OK, &serde_json::json!({"removed": name}));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                json(StatusCode::ACCEPTED, &serde_json::json!({"removing": name}))
+            }
+            Ok((code, msg)) => error(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &msg,
+            ),
+            Err(r) => *r,
+        }
     }
 
     fn health(&self) -> Response {
@@ -266,6 +449,57 @@ pub fn viewer_dir_problem(dir: &Path) -> Option<String> {
     })
 }
 
+/// The events after `after` (of `kinds`, or all), then each new one as it comes; a client
+/// that asked for events no longer kept gets a `missed` event with their number first.
+fn event_stream(
+    api: Arc<Api>,
+    after: u64,
+    kinds: Option<Vec<String>>,
+) -> impl futures_util::Stream<Item = Result<warp::sse::Event, std::convert::Infallible>> {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold((api, after), move |(api, mut after)| {
+        let kinds = kinds.clone();
+        async move {
+            loop {
+                // Registered before looking, so that an event pushed in between wakes us.
+                let notify = api.notify.clone();
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let out: Vec<warp::sse::Event> = {
+                    let j = api.journal.lock().unwrap_or_else(|e| e.into_inner());
+                    let wanted =
+                        |k: &str| kinds.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+                    let b = j.after(after, wanted, 256);
+                    let mut out = Vec::new();
+                    if b.missed > 0 {
+                        out.push(
+                            warp::sse::Event::default()
+                                .event("missed")
+                                .data(format!("{{\"missed\":{}}}", b.missed)),
+                        );
+                    }
+                    out.extend(b.events.iter().map(|(seq, json)| {
+                        warp::sse::Event::default().id(j.id(*seq)).data(&**json)
+                    }));
+                    if let Some(l) = b.last {
+                        after = l;
+                    }
+                    out
+                };
+                if !out.is_empty() {
+                    return Some((
+                        futures_util::stream::iter(out.into_iter().map(Ok)),
+                        (api, after),
+                    ));
+                }
+                notified.await;
+            }
+        }
+    })
+    .flatten()
+}
+
 /// Binds `cfg.addr` (an error at once if it cannot) and serves from a background thread.
 pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
     let acceptor = match &cfg.tls {
@@ -290,21 +524,52 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and(warp::body::bytes())
         .and_then(
             move |method: warp::http::Method,
                   path: warp::path::FullPath,
                   query: String,
-                  auth: Option<String>| {
+                  auth: Option<String>,
+                  last: Option<String>,
+                  length: Option<u64>,
+                  chunked: Option<String>,
+                  body: warp::hyper::body::Bytes| {
                 let api = api.clone();
                 async move {
+                    if length.unwrap_or(0) > MAX_BODY || chunked.is_some() {
+                        return Ok(error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "a request body is at most 1 MiB, with Content-Length",
+                        ));
+                    }
                     // Token checks may run Argon2 (once per token): off the reactor.
-                    let reply = tokio::task::spawn_blocking(move || {
-                        api.handle(method.as_str(), path.as_str(), &query, auth.as_deref())
+                    let a = api.clone();
+                    let handled = tokio::task::spawn_blocking(move || {
+                        a.handle(
+                            method.as_str(),
+                            path.as_str(),
+                            &query,
+                            auth.as_deref(),
+                            last.as_deref(),
+                            &body,
+                        )
                     })
                     .await
                     .ok()
                     .flatten();
-                    reply.ok_or_else(warp::reject::not_found)
+                    match handled {
+                        Some(Handled::Reply(r)) => Ok(r),
+                        Some(Handled::Events { after, kinds }) => Ok(warp::sse::reply(
+                            warp::sse::keep_alive()
+                                .interval(Duration::from_secs(15))
+                                .stream(event_stream(api, after, kinds)),
+                        )
+                        .into_response()),
+                        None => Err(warp::reject::not_found()),
+                    }
                 }
             },
         );
@@ -387,15 +652,33 @@ mod tests {
                 tokens,
                 loopback,
                 metrics_token: Some("prom-secret".into()),
+                journal: Arc::new(Mutex::new(Journal::new("n", 10))),
+                notify: Arc::default(),
+                cameras: None,
             },
             t,
             TempFile(path),
         )
     }
 
+    /// The response (the event stream stands for 200).
+    fn reply(
+        api: &Api,
+        method: &str,
+        path: &str,
+        query: &str,
+        auth: Option<&str>,
+    ) -> Option<Response> {
+        api.handle(method, path, query, auth, None, b"")
+            .map(|h| match h {
+                Handled::Reply(r) => r,
+                Handled::Events { .. } => json(StatusCode::OK, &serde_json::json!({})),
+            })
+    }
+
     fn status(api: &Api, method: &str, path: &str, token: Option<&str>) -> u16 {
         let auth = token.map(|t| format!("Bearer {t}"));
-        api.handle(method, path, "", auth.as_deref())
+        reply(api, method, path, "", auth.as_deref())
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     }
@@ -422,7 +705,11 @@ mod tests {
             ("GET", "/api/v1/presence", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/alerts", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/map", [401, 401, 200, 200, 200]),
+            ("GET", "/api/v1/events", [401, 401, 200, 200, 200]),
             ("POST", "/api/v1/alerts/1/ack", [401, 401, 403, 404, 404]),
+            // 501: these routes alone run no cameras (the runner test adds and removes).
+            ("POST", "/api/v1/cameras", [401, 401, 403, 403, 501]),
+            ("DELETE", "/api/v1/cameras/door", [401, 401, 403, 403, 501]),
         ];
         for (m, p, want) in table {
             let got = [None, wrong, viewer, operator, admin].map(|tok| status(&api, m, p, tok));
@@ -436,35 +723,35 @@ mod tests {
         );
         assert_eq!(status(&api, "GET", "/metrics", Some("prom-secreT")), 401);
         // Errors are JSON, 401 says how to authenticate, 405 what is allowed.
-        let r = api.handle("GET", "/api/v1/cameras", "", None).unwrap();
+        let r = reply(&api, "GET", "/api/v1/cameras", "", None).unwrap();
         assert_eq!(
             r.headers()["www-authenticate"],
             "Bearer realm=\"sightline\""
         );
         assert_eq!(r.headers()["content-type"], "application/json");
-        let r = api
-            .handle(
-                "DELETE",
-                "/api/v1/cameras",
-                "",
-                admin.map(|t| format!("Bearer {t}")).as_deref(),
-            )
-            .unwrap();
+        let r = reply(
+            &api,
+            "DELETE",
+            "/api/v1/cameras",
+            "",
+            admin.map(|t| format!("Bearer {t}")).as_deref(),
+        )
+        .unwrap();
         assert_eq!(r.status().as_u16(), 405);
-        assert_eq!(r.headers()["allow"], "GET, HEAD");
+        assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
         assert_eq!(status(&api, "GET", "/api/v1/nothing", admin), 404);
         assert!(
-            api.handle("GET", "/index.html", "", None).is_none(),
+            reply(&api, "GET", "/index.html", "", None).is_none(),
             "the page's"
         );
-        let bad = api
-            .handle(
-                "GET",
-                "/api/v1/alerts",
-                "since=yesterday",
-                admin.map(|t| format!("Bearer {t}")).as_deref(),
-            )
-            .unwrap();
+        let bad = reply(
+            &api,
+            "GET",
+            "/api/v1/alerts",
+            "since=yesterday",
+            admin.map(|t| format!("Bearer {t}")).as_deref(),
+        )
+        .unwrap();
         assert_eq!(bad.status().as_u16(), 400);
     }
 
@@ -487,10 +774,12 @@ mod tests {
         for p in [
             "/api/v1/openapi.json",
             "/api/v1/cameras",
+            "/api/v1/cameras/{name}",
             "/api/v1/presence",
             "/api/v1/alerts",
             "/api/v1/alerts/{id}/ack",
             "/api/v1/map",
+            "/api/v1/events",
             "/health",
             "/health/live",
             "/health/ready",
@@ -500,8 +789,14 @@ mod tests {
                 paths.iter().any(|q| *q == p),
                 "{p} missing from docs/openapi.json"
             );
-            let concrete = p.replace("{id}", "1");
-            let method = if p.ends_with("/ack") { "POST" } else { "GET" };
+            let concrete = p.replace("{id}", "1").replace("{name}", "door");
+            let method = if p.ends_with("/ack") {
+                "POST"
+            } else if p.ends_with("{name}") {
+                "DELETE"
+            } else {
+                "GET"
+            };
             assert!(
                 route(method, &concrete).is_some_and(|r| r.is_ok()),
                 "{p} not served"
@@ -509,7 +804,7 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            10,
+            12,
             "a route documented but not served: {paths:?}"
         );
     }

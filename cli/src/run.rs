@@ -10,6 +10,8 @@
 
 use clap::Args;
 use gst::prelude::*;
+use sightline_core::control::cameras::{AddedCamera, CameraStore};
+use sightline_core::control::journal::{JOURNAL_EVENTS, Journal};
 use sightline_core::control::site::Site;
 use sightline_core::delivery::{
     Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
@@ -85,6 +87,11 @@ pub struct RunArgs {
     /// viewer tokens. Better kept off the command line: SIGHTLINE_METRICS_TOKEN.
     #[arg(long, env = "SIGHTLINE_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Where the cameras added or removed through the API are kept, to be restored at the
+    /// next start (default: $XDG_STATE_HOME/sightline/state/NODE, else
+    /// ~/.local/state/sightline/state/NODE).
+    #[arg(long, env = "SIGHTLINE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Directory of the viewer page served at / (default: web/ here, or share/sightline/web
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
@@ -136,12 +143,55 @@ struct Unit {
     /// Finished for good (a file that ended, or shutdown).
     done: bool,
     reconnects: u64,
+    /// Being removed through the API (EOS sent), or removed.
+    removed: bool,
+}
+
+impl Unit {
+    fn new(desc: String, name: String, max_backoff: Duration) -> Unit {
+        Unit {
+            desc,
+            name,
+            pipeline: None,
+            bus_watch: None,
+            backoff: Backoff::new(Duration::from_millis(500), max_backoff),
+            started: None,
+            live: false,
+            done: false,
+            reconnects: 0,
+            removed: false,
+        }
+    }
+}
+
+/// What the API asks of the main loop (which owns the pipelines).
+pub enum Command {
+    /// Add camera `name` (the template's description `desc`); the answer: (status, message).
+    Add {
+        name: String,
+        uri: String,
+        vars: BTreeMap<String, String>,
+        desc: String,
+        reply: std::sync::mpsc::Sender<(u16, String)>,
+    },
+    /// Drain (EOS) and remove camera `name`.
+    Remove {
+        name: String,
+        reply: std::sync::mpsc::Sender<(u16, String)>,
+    },
 }
 
 struct Shared {
     metrics: Arc<Mutex<Metrics>>,
     /// What the API shows.
     site: Arc<Mutex<Site>>,
+    /// The recent events for the API's event stream, and its wake-up.
+    journal: Arc<Mutex<Journal>>,
+    notify: Arc<tokio::sync::Notify>,
+    /// Cameras added and removed through the API (kept in `state_dir`).
+    store: CameraStore,
+    state_dir: PathBuf,
+    max_backoff: Duration,
     delivery: Option<Delivery>,
     shutting_down: bool,
     main_loop: glib::MainLoop,
@@ -368,6 +418,9 @@ fn count_message(m: &mut Metrics, s: &gst::StructureRef, camera: &str) {
 fn start_unit(ctx: &Ctx, k: usize) {
     let mut g = ctx.borrow_mut();
     let (units, shared) = &mut *g;
+    if units[k].done || units[k].removed || shared.shutting_down {
+        return;
+    }
     let u = &mut units[k];
     let p = match gst::parse::launch(&u.desc) {
         Ok(e) => match e.downcast::<gst::Pipeline>() {
@@ -387,6 +440,20 @@ fn start_unit(ctx: &Ctx, k: usize) {
     };
     if u.name.is_empty() {
         u.name = unit_name(&p, k);
+        if shared.store.is_removed(&u.name) {
+            u.done = true;
+            u.removed = true;
+            log_line(
+                "info",
+                &u.name,
+                "removed through the API earlier: not started",
+            );
+            if let Ok(mut site) = shared.site.lock() {
+                site.camera_removed(&u.name);
+                site.set_units(units.iter().filter(|u| !u.removed).count());
+            }
+            return;
+        }
     }
     if let Ok(mut site) = shared.site.lock() {
         site.camera_starting(&u.name, source_uri(&p));
@@ -435,7 +502,7 @@ fn schedule_restart(ctx: &Ctx, k: usize) {
     let delay = {
         let mut g = ctx.borrow_mut();
         let (units, shared) = &mut *g;
-        if shared.shutting_down {
+        if shared.shutting_down || units[k].removed {
             return;
         }
         let u = &mut units[k];
@@ -490,26 +557,167 @@ fn fail(ctx: &Ctx, k: usize, why: &str) {
 fn finish(ctx: &Ctx, k: usize) {
     let mut g = ctx.borrow_mut();
     let (units, shared) = &mut *g;
+    if units[k].done && units[k].pipeline.is_none() {
+        quit_when_done(units, shared);
+        return;
+    }
     stop_unit(&mut units[k]);
     units[k].done = true;
     if let Ok(mut site) = shared.site.lock() {
-        site.camera_down(&units[k].name, "finished", units[k].reconnects);
+        if units[k].removed {
+            site.camera_removed(&units[k].name);
+            site.set_units(units.iter().filter(|u| !u.removed).count());
+        } else {
+            site.camera_down(&units[k].name, "finished", units[k].reconnects);
+        }
     }
-    log_line("info", &units[k].name, "finished");
-    if units.iter().all(|u| u.done) {
+    if let Ok(mut m) = shared.metrics.lock()
+        && units[k].removed
+    {
+        // Gone, not down: /health no longer counts it.
+        m.remove_with("sightline_camera_up", "camera", &units[k].name);
+    }
+    let what = if units[k].removed {
+        "removed"
+    } else {
+        "finished"
+    };
+    log_line("info", &units[k].name, what);
+    quit_when_done(units, shared);
+}
+
+/// The runner ends when every camera has ended (files played to the end, or a stop) — not
+/// when the API removed them all: a site served through the API waits for new cameras.
+fn quit_when_done(units: &[Unit], shared: &Shared) {
+    if units.iter().all(|u| u.done) && (shared.shutting_down || units.iter().any(|u| !u.removed)) {
         shared.main_loop.quit();
     }
 }
 
+/// Carries out what the API asked (on the main loop, which owns the pipelines).
+fn command(ctx: &Ctx, c: Command) {
+    match c {
+        Command::Add {
+            name,
+            uri,
+            vars,
+            desc,
+            reply,
+        } => {
+            let answer = add_camera(ctx, &name, &desc);
+            if answer.0 == 201 {
+                let mut g = ctx.borrow_mut();
+                let shared = &mut g.1;
+                shared.store.add(AddedCamera {
+                    name: name.clone(),
+                    uri,
+                    vars,
+                });
+                if let Err(e) = shared.store.save(&shared.state_dir) {
+                    log_line(
+                        "warning",
+                        "api",
+                        &format!("{e}; the camera runs but will not be restored after a restart"),
+                    );
+                }
+            }
+            let _ = reply.send(answer);
+        }
+        Command::Remove { name, reply } => {
+            let _ = reply.send(remove_camera(ctx, &name));
+        }
+    }
+}
+
+/// Builds camera `name` from `desc` and starts it while the others run: (201, …), or why
+/// not ((400, the parse or link error), (409, the name is taken)).
+fn add_camera(ctx: &Ctx, name: &str, desc: &str) -> (u16, String) {
+    let k = {
+        let mut g = ctx.borrow_mut();
+        let (units, shared) = &mut *g;
+        if shared.shutting_down {
+            return (503, "the runner is stopping".into());
+        }
+        if units.iter().any(|u| u.name == name && !u.removed) {
+            return (409, format!("a camera named {name} exists"));
+        }
+        let desc = choose_decoders(desc);
+        let parts = split_units(&desc);
+        if parts.len() != 1 {
+            return (
+                400,
+                format!(
+                    "the camera template makes {} independent pipelines, not one",
+                    parts.len()
+                ),
+            );
+        }
+        if let Err(e) = preflight(&desc) {
+            return (400, redact_urls_in_text(&e));
+        }
+        units.push(Unit::new(desc, name.to_string(), shared.max_backoff));
+        if let Ok(mut site) = shared.site.lock() {
+            site.set_units(units.iter().filter(|u| !u.removed).count());
+        }
+        units.len() - 1
+    };
+    log_line("info", name, "added through the API");
+    start_unit(ctx, k);
+    (201, format!("camera {name} added"))
+}
+
+/// Ends camera `name` with EOS (forced down after 10 s) and forgets it: (202, …) or 404.
+fn remove_camera(ctx: &Ctx, name: &str) -> (u16, String) {
+    let (k, pipeline) = {
+        let mut g = ctx.borrow_mut();
+        let (units, shared) = &mut *g;
+        let Some(k) = units.iter().position(|u| u.name == name && !u.removed) else {
+            return (404, format!("no camera named {name}"));
+        };
+        units[k].removed = true;
+        shared.store.remove(name);
+        if let Err(e) = shared.store.save(&shared.state_dir) {
+            log_line(
+                "warning",
+                "api",
+                &format!("{e}; the camera would come back after a restart"),
+            );
+        }
+        (k, units[k].pipeline.clone())
+    };
+    log_line("info", name, "removing through the API: EOS");
+    match pipeline {
+        Some(p) => {
+            p.send_event(gst::event::Eos::new());
+            let c = ctx.clone();
+            glib::timeout_add_local_once(Duration::from_secs(10), move || {
+                let pending = c.borrow().0[k].pipeline.is_some();
+                if pending {
+                    log_line(
+                        "warning",
+                        "api",
+                        "the camera did not drain in 10 s; stopped",
+                    );
+                    finish(&c, k);
+                }
+            });
+        }
+        // Waiting to reconnect: nothing to drain.
+        None => finish(ctx, k),
+    }
+    (202, format!("camera {name} is being removed"))
+}
+
 fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
     use gst::MessageView as V;
-    let (name, shutting_down, live) = {
+    let (name, shutting_down, live, removed) = {
         let g = ctx.borrow();
-        (g.0[k].name.clone(), g.1.shutting_down, g.0[k].live)
+        let u = &g.0[k];
+        (u.name.clone(), g.1.shutting_down, u.live, u.removed)
     };
     match msg.view() {
         V::Eos(_) => {
-            if shutting_down || !live {
+            if shutting_down || !live || removed {
                 finish(ctx, k);
             } else {
                 fail(ctx, k, "the live source ended (EOS)");
@@ -525,7 +733,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 &name,
                 &format!("{src}: {} ({})", e.error(), e.debug().unwrap_or_default()),
             );
-            if shutting_down {
+            if shutting_down || removed {
                 finish(ctx, k);
             } else {
                 fail(ctx, k, &format!("stream error: {}", e.error()));
@@ -556,6 +764,10 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             let shared = &mut g.1;
             if let Ok(mut site) = shared.site.lock() {
                 site.event(&ev, unix_ms());
+            }
+            if let (Ok(json), Ok(mut j)) = (serde_json::to_string(&ev), shared.journal.lock()) {
+                j.push(&ev.kind, json.into());
+                shared.notify.notify_waiters();
             }
             if let Ok(mut m) = shared.metrics.lock() {
                 count_message(&mut m, s, &camera);
@@ -675,6 +887,11 @@ fn shutdown(ctx: &Ctx) {
             None => finish(ctx, k),
         }
     }
+    // No camera at all (a site whose cameras all come through the API): nothing to drain.
+    {
+        let g = ctx.borrow();
+        quit_when_done(&g.0, &g.1);
+    }
     let c = ctx.clone();
     glib::timeout_add_local_once(Duration::from_secs(10), move || {
         let n = c.borrow().0.len();
@@ -788,7 +1005,11 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let desc = file.substitute(&set, |n| std::env::var(n).ok())?;
     crate::init_gst()?;
     let desc = choose_decoders(&desc);
-    let units = split_units(&desc);
+    // A file with only a camera template has no unit of its own.
+    let units: Vec<String> = split_units(&desc)
+        .into_iter()
+        .filter(|u| !u.trim().is_empty())
+        .collect();
     for u in &units {
         preflight(u)?;
     }
@@ -801,6 +1022,38 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     }
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let site = Arc::new(Mutex::new(Site::default()));
+    let node = a.node.clone().unwrap_or_else(default_node_id);
+    let journal = Arc::new(Mutex::new(Journal::new(&node, JOURNAL_EVENTS)));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let state_dir = a.state_dir.clone().unwrap_or_else(|| {
+        default_spool_dir()
+            .parent()
+            .map(|d| d.join("state"))
+            .unwrap_or_else(|| PathBuf::from("state"))
+            .join(sightline_core::gallery::slug(&node))
+    });
+    let store = CameraStore::load(&state_dir)?;
+    let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
+    // Cameras added through the API before: built again from the template.
+    let env = |n: &str| std::env::var(n).ok();
+    let mut restored = Vec::new();
+    for c in &store.added {
+        match file.camera(&c.name, &c.uri, &c.vars, &set, env) {
+            Ok(d) => {
+                log_line("info", &c.name, "restored (added through the API)");
+                restored.push(Unit::new(choose_decoders(&d), c.name.clone(), max));
+            }
+            Err(e) => log_line(
+                "error",
+                &c.name,
+                &format!("cannot restore the camera added through the API: {e}"),
+            ),
+        }
+    }
+    if let Ok(mut s) = site.lock() {
+        s.set_units(units.len() + restored.len());
+    }
+    let (commands_tx, commands) = std::sync::mpsc::channel::<Command>();
     if let Ok(mut s) = site.lock() {
         s.set_units(units.len());
     }
@@ -847,6 +1100,13 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 tokens,
                 loopback,
                 metrics_token: a.metrics_token.clone().filter(|t| !t.is_empty()),
+                journal: journal.clone(),
+                notify: notify.clone(),
+                cameras: Some(crate::http::CameraControl {
+                    file: file.clone(),
+                    set: set.clone(),
+                    commands: Mutex::new(commands_tx.clone()),
+                }),
             },
         )?;
         let page = match &web_dir {
@@ -891,7 +1151,6 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             stream: a.stream.clone(),
         });
     }
-    let node = a.node.clone().unwrap_or_else(default_node_id);
     let delivery = if sinks.is_empty() {
         None
     } else {
@@ -917,31 +1176,28 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         )
     };
     let main_loop = glib::MainLoop::new(None, false);
-    let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
     let ctx: Ctx = Rc::new(RefCell::new((
         units
             .iter()
-            .map(|d| Unit {
-                desc: d.clone(),
-                name: String::new(),
-                pipeline: None,
-                bus_watch: None,
-                backoff: Backoff::new(Duration::from_millis(500), max),
-                started: None,
-                live: false,
-                done: false,
-                reconnects: 0,
-            })
+            .map(|d| Unit::new(d.clone(), String::new(), max))
+            .chain(restored)
             .collect(),
         Shared {
             metrics,
             site,
+            journal,
+            notify,
+            store,
+            state_dir,
+            max_backoff: max,
             delivery,
             shutting_down: false,
             main_loop: main_loop.clone(),
         },
     )));
-    for k in 0..units.len() {
+    drop(commands_tx);
+    let n = ctx.borrow().0.len();
+    for k in 0..n {
         start_unit(&ctx, k);
     }
     // SIGINT/SIGTERM set a flag (signal-hook: async-signal-safe); the main loop polls it.
@@ -956,6 +1212,10 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             if term.load(std::sync::atomic::Ordering::SeqCst) {
                 shutdown(&c);
                 return glib::ControlFlow::Break;
+            }
+            // What the API asked, at most 100 ms later.
+            while let Ok(cmd) = commands.try_recv() {
+                command(&c, cmd);
             }
             glib::ControlFlow::Continue
         });

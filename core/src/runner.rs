@@ -5,6 +5,12 @@
 //! A pipeline file is a `gst-launch-1.0` description with `#` comment lines. Header lines
 //! `# @var NAME=DEFAULT  what it is` declare variables (no `=`: required); `${NAME}` in the
 //! description is replaced by `--set NAME=VALUE`, else the environment, else the default.
+//!
+//! A `# @camera-template` block (comment lines up to `# @end`) is the description of one more
+//! camera, added through the API (`POST /api/v1/cameras`): `${CAMERA}` is its name, `${URI}`
+//! its source (a whole property value, e.g. `uri=${URI}`), the file's variables as above, and
+//! the request's `vars` override them for that camera. Request values are checked and quoted
+//! so that they are only ever one property value ([`PipelineFile::camera`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -22,6 +28,60 @@ pub struct PipelineFile {
     /// The description without comments, lines joined by spaces.
     pub description: String,
     pub vars: Vec<VarDecl>,
+    /// The `# @camera-template` block, lines joined by spaces.
+    pub template: Option<String>,
+}
+
+/// The error of [`PipelineFile::camera`] for a file without a template.
+pub const NO_TEMPLATE: &str = "the pipeline file has no # @camera-template block";
+
+/// A camera name from a request: letters, digits, `-`, `_`; 1 to 64.
+pub fn check_camera_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?}: 1 to 64 letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+/// A value from a request, to be one property value: no spaces, quotes, backslashes, `!`,
+/// control characters or `${`; at most 2048 bytes.
+fn check_value(what: &str, v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > 2048 {
+        return Err(format!("{what}: 1 to 2048 characters"));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '!'))
+    {
+        return Err(format!(
+            "{what}: {c:?} is not allowed (a value is one property value)"
+        ));
+    }
+    if v.contains("${") {
+        return Err(format!("{what}: \"${{\" is not allowed"));
+    }
+    Ok(())
+}
+
+/// A camera's source from a request: an rtsp, rtsps, file, http or https URI.
+pub fn check_uri(uri: &str) -> Result<(), String> {
+    check_value("uri", uri)?;
+    let u = url::Url::parse(uri).map_err(|e| format!("uri: not a URI ({e})"))?;
+    if !matches!(u.scheme(), "rtsp" | "rtsps" | "file" | "http" | "https") {
+        return Err(format!(
+            "uri: scheme {} is not a camera source (rtsp, rtsps, file, http, https)",
+            u.scheme()
+        ));
+    }
+    Ok(())
 }
 
 fn valid_name(n: &str) -> bool {
@@ -34,9 +94,33 @@ impl PipelineFile {
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
         let mut vars: Vec<VarDecl> = Vec::new();
         let mut body = Vec::new();
+        let mut template: Option<Vec<String>> = None;
+        let mut in_template: Option<usize> = None;
         for (i, line) in text.lines().enumerate() {
             let t = line.trim();
             if let Some(c) = t.strip_prefix('#') {
+                let c = c.trim();
+                if in_template.is_some() {
+                    if c == "@end" {
+                        in_template = None;
+                    } else if !c.is_empty() {
+                        template
+                            .get_or_insert_with(Vec::new)
+                            .push(c.trim_end_matches('\\').trim().to_string());
+                    }
+                    continue;
+                }
+                if c == "@camera-template" {
+                    if template.is_some() {
+                        return Err(format!(
+                            "{origin}:{}: a second @camera-template (one per file)",
+                            i + 1
+                        ));
+                    }
+                    in_template = Some(i + 1);
+                    template = Some(Vec::new());
+                    continue;
+                }
                 if let Some(decl) = c.trim().strip_prefix("@var") {
                     let decl = decl.trim();
                     let (head, help) = decl
@@ -60,10 +144,30 @@ impl PipelineFile {
                 }
                 continue;
             }
+            if let Some(n) = in_template {
+                if !t.is_empty() {
+                    return Err(format!(
+                        "{origin}:{n}: @camera-template is not closed by \"# @end\" before line {}",
+                        i + 1
+                    ));
+                }
+                continue;
+            }
             if !t.is_empty() {
                 body.push((i + 1, t.trim_end_matches('\\').trim().to_string()));
             }
         }
+        if let Some(n) = in_template {
+            return Err(format!(
+                "{origin}:{n}: @camera-template is not closed by \"# @end\""
+            ));
+        }
+        let template = match template {
+            Some(lines) if lines.is_empty() => {
+                return Err(format!("{origin}: the @camera-template block is empty"));
+            }
+            t => t.map(|l| l.join(" ")),
+        };
         // A quote left open would swallow the rest of the description into one value.
         let mut open: Option<usize> = None;
         for (n, l) in &body {
@@ -85,13 +189,49 @@ impl PipelineFile {
             ));
         }
         let body: Vec<String> = body.into_iter().map(|(_, l)| l).collect();
-        if body.is_empty() {
+        if body.is_empty() && template.is_none() {
             return Err(format!("{origin}: no pipeline description"));
         }
         Ok(PipelineFile {
             description: body.join(" "),
             vars,
+            template,
         })
+    }
+
+    /// The description of camera `name` with source `uri` from the template, the request's
+    /// `vars` (declared variables only) over `set`, the environment and the defaults. Every
+    /// request value is checked and substituted quoted, so that it stays one property value.
+    pub fn camera(
+        &self,
+        name: &str,
+        uri: &str,
+        vars: &BTreeMap<String, String>,
+        set: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
+        let template = self.template.as_ref().ok_or(NO_TEMPLATE)?;
+        check_camera_name(name)?;
+        check_uri(uri)?;
+        let mut all = set.clone();
+        for (k, v) in vars {
+            if k == "CAMERA" || k == "URI" || !self.vars.iter().any(|d| &d.name == k) {
+                return Err(format!("vars: the file declares no variable {k}"));
+            }
+            check_value(&format!("vars.{k}"), v)?;
+            all.insert(k.clone(), format!("\"{v}\""));
+        }
+        all.insert("CAMERA".into(), name.to_string());
+        all.insert("URI".into(), format!("\"{uri}\""));
+        let mut with = self.clone();
+        for n in ["CAMERA", "URI"] {
+            with.vars.push(VarDecl {
+                name: n.into(),
+                default: None,
+                help: String::new(),
+            });
+        }
+        with.expand(template, &all, &env)
     }
 
     /// The description with every `${NAME}` replaced: `set` first, then `env`, then the
@@ -469,6 +609,14 @@ impl Metrics {
         *self.slot(name, help, "gauge", labels) = v;
     }
 
+    /// Forgets every series of `name` that has label `key`=`value` (a removed camera).
+    pub fn remove_with(&mut self, name: &str, key: &str, value: &str) {
+        if let Some(f) = self.families.get_mut(name) {
+            f.values
+                .retain(|labels, _| !labels.iter().any(|(k, v)| k == key && v == value));
+        }
+    }
+
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.series(name)
             .find(|(k, _)| same_labels(k, labels))
@@ -508,6 +656,120 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SITE: &str = "# @var GALLERY=staff.slg  the gallery\n\
+        # @var GRACE=10  grace\n\
+        # @camera-template\n\
+        #   uridecodebin3 uri=${URI} ! videoconvert ! facedetect camera=${CAMERA} !\n\
+        #   presence camera=${CAMERA} grace-seconds=${GRACE} gallery=${GALLERY} ! fakesink\n\
+        # @end\n\
+        videotestsrc ! fakesink\n";
+
+    #[test]
+    fn a_camera_from_the_template_takes_request_values_quoted() {
+        let f = PipelineFile::parse(SITE, "site").unwrap();
+        assert_eq!(f.description, "videotestsrc ! fakesink");
+        let mut vars = BTreeMap::new();
+        vars.insert("GRACE".to_string(), "3".to_string());
+        let d = f
+            .camera(
+                "door-2",
+                "rtsp://u:p@cam/s?x=1",
+                &vars,
+                &BTreeMap::new(),
+                |_| None,
+            )
+            .unwrap();
+        assert_eq!(
+            d,
+            "uridecodebin3 uri=\"rtsp://u:p@cam/s?x=1\" ! videoconvert ! facedetect camera=door-2 ! presence camera=door-2 grace-seconds=\"3\" gallery=staff.slg ! fakesink"
+        );
+        // A file with only a template is a site whose cameras all come through the API.
+        let only = PipelineFile::parse(
+            "# @camera-template\n# videotestsrc ! fakesink\n# @end\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(only.description, "");
+    }
+
+    #[test]
+    fn request_values_can_never_add_elements_or_properties() {
+        let f = PipelineFile::parse(SITE, "site").unwrap();
+        let none = BTreeMap::new();
+        let cam = |name: &str, uri: &str, vars: &BTreeMap<String, String>| {
+            f.camera(name, uri, vars, &none, |_| None)
+        };
+        for uri in [
+            "x ! filesink location=/etc/passwd",
+            "rtsp://cam\" ! filesink location=\"/etc/x",
+            "rtsp://cam/a!b",
+            "rtsp://cam/a\nb",
+            "rtsp://cam/${GALLERY}",
+            "javascript:alert(1)",
+            "fdsrc://0",
+            "",
+        ] {
+            assert!(cam("c", uri, &none).is_err(), "{uri:?} accepted");
+        }
+        for name in ["a b", "a!b", "", "x\"", &"n".repeat(65)] {
+            assert!(
+                cam(name, "rtsp://cam/1", &none).is_err(),
+                "{name:?} accepted"
+            );
+        }
+        let mut vars = BTreeMap::new();
+        vars.insert(
+            "GRACE".to_string(),
+            "1 ! filesink location=/tmp/x".to_string(),
+        );
+        assert!(
+            cam("c", "rtsp://cam/1", &vars)
+                .unwrap_err()
+                .contains("vars.GRACE")
+        );
+        let mut vars = BTreeMap::new();
+        vars.insert("NOT_DECLARED".to_string(), "1".to_string());
+        assert!(
+            cam("c", "rtsp://cam/1", &vars)
+                .unwrap_err()
+                .contains("no variable NOT_DECLARED")
+        );
+        let mut vars = BTreeMap::new();
+        vars.insert("URI".to_string(), "rtsp://x".to_string());
+        assert!(cam("c", "rtsp://cam/1", &vars).is_err());
+        let none_file = PipelineFile::parse("videotestsrc ! fakesink", "f").unwrap();
+        assert!(
+            none_file
+                .camera(
+                    "c",
+                    "rtsp://cam/1",
+                    &BTreeMap::new(),
+                    &BTreeMap::new(),
+                    |_| None
+                )
+                .unwrap_err()
+                .contains("no # @camera-template")
+        );
+    }
+
+    #[test]
+    fn template_blocks_must_be_closed_and_single() {
+        let e = PipelineFile::parse(
+            "# @camera-template\n# a ! b\nvideotestsrc ! fakesink\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.contains("f:1") && e.contains("# @end"), "{e}");
+        let e = PipelineFile::parse("# @camera-template\n# a ! b\n", "f").unwrap_err();
+        assert!(e.contains("not closed"), "{e}");
+        let e = PipelineFile::parse(
+            "# @camera-template\n# a\n# @end\n# @camera-template\n# b\n# @end\nx ! y\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.contains("second"), "{e}");
+    }
 
     /// A throw-away self-signed certificate and its key, for tests only (fixtures/).
     const TEST_CERT: &str = include_str!("../tests/fixtures/test-cert.pem");
@@ -642,6 +904,16 @@ mod tests {
         assert_eq!(d, vec![500, 1000, 2000, 4000, 4000, 4000]);
         b.reset();
         assert_eq!(b.next_delay().as_millis(), 500);
+    }
+
+    #[test]
+    fn a_removed_cameras_series_are_forgotten() {
+        let mut m = Metrics::default();
+        m.set("up", "h", &[("camera", "a")], 1.0);
+        m.set("up", "h", &[("camera", "b")], 0.0);
+        m.remove_with("up", "camera", "b");
+        assert_eq!(m.series("up").count(), 1);
+        assert_eq!(m.get("up", &[("camera", "a")]), Some(1.0));
     }
 
     #[test]

@@ -21,11 +21,17 @@ pub enum Access {
 pub enum Route {
     OpenApi,
     Cameras,
+    /// Add a camera from the template.
+    AddCamera,
+    /// Drain and remove this camera.
+    RemoveCamera(String),
     Presence,
     Alerts,
     /// Acknowledge the alert with this id.
     AckAlert(String),
     Map,
+    /// The live event stream (Server-Sent Events).
+    Events,
     Health,
     Live,
     Ready,
@@ -37,10 +43,11 @@ impl Route {
         match self {
             Route::OpenApi | Route::Health | Route::Live | Route::Ready => Access::Open,
             Route::Metrics => Access::Metrics,
-            Route::Cameras | Route::Presence | Route::Alerts | Route::Map => {
+            Route::Cameras | Route::Presence | Route::Alerts | Route::Map | Route::Events => {
                 Access::Role(Role::Viewer)
             }
             Route::AckAlert(_) => Access::Role(Role::Operator),
+            Route::AddCamera | Route::RemoveCamera(_) => Access::Role(Role::Admin),
         }
     }
 }
@@ -71,10 +78,15 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
         "/health/ready" => get(Route::Ready),
         "/metrics" => get(Route::Metrics),
         "/api/v1/openapi.json" => get(Route::OpenApi),
-        "/api/v1/cameras" => get(Route::Cameras),
+        "/api/v1/cameras" => match method {
+            "POST" => Ok(Route::AddCamera),
+            "GET" | "HEAD" => Ok(Route::Cameras),
+            _ => Err(NoRoute::Method("GET, HEAD, POST")),
+        },
         "/api/v1/presence" => get(Route::Presence),
         "/api/v1/alerts" => get(Route::Alerts),
         "/api/v1/map" => get(Route::Map),
+        "/api/v1/events" => get(Route::Events),
         _ => {
             if let Some(id) = p
                 .strip_prefix("/api/v1/alerts/")
@@ -85,6 +97,15 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
                     Ok(Route::AckAlert(id.to_string()))
                 } else {
                     Err(NoRoute::Method("POST"))
+                }
+            } else if let Some(name) = p
+                .strip_prefix("/api/v1/cameras/")
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            {
+                if method == "DELETE" {
+                    Ok(Route::RemoveCamera(name.to_string()))
+                } else {
+                    Err(NoRoute::Method("DELETE"))
                 }
             } else if p.starts_with("/api/") || p.starts_with("/health/") {
                 Err(NoRoute::NotFound)
@@ -144,9 +165,25 @@ mod tests {
             ok("POST", "/api/v1/alerts/17/ack").access(),
             Access::Role(Role::Operator)
         );
+        assert_eq!(
+            ok("GET", "/api/v1/events").access(),
+            Access::Role(Role::Viewer)
+        );
         assert_eq!(ok("GET", "/api/v1/openapi.json").access(), Access::Open);
         assert_eq!(ok("GET", "/health/ready").access(), Access::Open);
         assert_eq!(ok("GET", "/metrics").access(), Access::Metrics);
+        assert_eq!(
+            ok("POST", "/api/v1/cameras").access(),
+            Access::Role(Role::Admin)
+        );
+        assert_eq!(
+            ok("DELETE", "/api/v1/cameras/door"),
+            Route::RemoveCamera("door".into())
+        );
+        assert_eq!(
+            route("PUT", "/api/v1/cameras"),
+            Some(Err(NoRoute::Method("GET, HEAD, POST")))
+        );
         assert_eq!(
             route("DELETE", "/api/v1/presence"),
             Some(Err(NoRoute::Method("GET, HEAD")))

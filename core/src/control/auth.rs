@@ -125,21 +125,8 @@ impl TokenFile {
 
     /// Writes `path` atomically, readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let fail = |e: std::io::Error| format!("token file {}: {e}", path.display());
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(fail)?;
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        f.write_all(text.as_bytes()).map_err(fail)?;
-        f.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)
+        super::write_private(path, &text).map_err(|e| format!("token file {e}"))
     }
 
     /// A new token for `name` (unique) with `role`: the entry is added, the token returned

@@ -97,7 +97,11 @@ mod tests {
         s.add(cam("file-cam"));
         assert!(!s.is_removed("file-cam"));
         std::fs::write(dir.join("cameras.json"), "{").unwrap();
-        assert!(CameraStore::load(&dir).unwrap_err().contains("cameras.json"));
+        assert!(
+            CameraStore::load(&dir)
+                .unwrap_err()
+                .contains("cameras.json")
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -108,7 +108,10 @@ mod tests {
         let j = j(10, 100);
         let b = j.after(4, |_| true, 100);
         assert_eq!(b.missed, 0);
-        assert_eq!(b.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9, 10]);
+        assert_eq!(
+            b.events.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![5, 6, 7, 8, 9, 10]
+        );
         assert_eq!(b.last, Some(10));
         assert!(j.after(10, |_| true, 100).events.is_empty());
         // In pieces: nothing twice, nothing left out.
@@ -122,7 +125,10 @@ mod tests {
     fn kinds_are_filtered_and_the_cursor_still_moves() {
         let j = j(10, 100);
         let b = j.after(0, |k| k == "presence", 100);
-        assert_eq!(b.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 3, 5, 7, 9]);
+        assert_eq!(
+            b.events.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![1, 3, 5, 7, 9]
+        );
         assert_eq!(b.last, Some(10));
     }
 
