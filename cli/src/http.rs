@@ -43,6 +43,10 @@ pub struct Api {
     pub notify: Arc<tokio::sync::Notify>,
     /// None: cameras cannot be added or removed (tests of the routes alone).
     pub cameras: Option<CameraControl>,
+    /// The gallery file the running facematch elements follow (they reload it when it
+    /// changes); changes through the API are one at a time.
+    pub gallery: Option<PathBuf>,
+    pub gallery_lock: Mutex<()>,
 }
 
 /// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
@@ -76,8 +80,8 @@ const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 type Response = warp::reply::Response;
 
-/// The largest request body (a camera's JSON; later a photo).
-const MAX_BODY: u64 = 1 << 20;
+/// The largest request body (a photo to enrol).
+const MAX_BODY: u64 = 16 << 20;
 
 fn json(code: StatusCode, v: &serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(v), code).into_response()
@@ -282,6 +286,9 @@ impl Api {
                 &serde_json::json!({ "maps": self.site().maps(now_ms) }),
             ),
             Route::Events => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+            Route::Gallery => self.gallery_list(),
+            Route::AddPhoto(label) => self.add_photo(&label, body),
+            Route::RemoveIdentity(label) => self.remove_identity(&label),
             Route::AddCamera => self.add_camera(body),
             Route::RemoveCamera(name) => self.remove_camera(&name),
         })
@@ -387,6 +394,108 @@ impl Api {
                 &msg,
             ),
             Err(r) => *r,
+        }
+    }
+
+    fn no_gallery() -> Response {
+        error(
+            StatusCode::CONFLICT,
+            "this site has no gallery (give sightline run --gallery FILE)",
+        )
+    }
+
+    fn gallery_list(&self) -> Response {
+        let Some(path) = self.gallery.as_deref() else {
+            return Self::no_gallery();
+        };
+        match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "model": g.model(),
+                    "identities": g.identities().iter().map(|i| serde_json::json!({
+                        "id": i.id, "name": i.name, "embeddings": i.count,
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+
+    /// Enrols the photo in `body` for `label`: 201 with the identity's number of
+    /// embeddings, or 422 (`not an image`, `no face`, `several faces`). The photo itself is
+    /// never written anywhere; only its embedding goes into the gallery.
+    fn add_photo(&self, label: &str, body: &[u8]) -> Response {
+        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes};
+        let Some(path) = self.gallery.as_deref() else {
+            return Self::no_gallery();
+        };
+        // The model of the gallery, read without the lock (the photo is embedded first;
+        // only the change of the file is one at a time).
+        let model = match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => g.model().to_string(),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        let (mut det, emb) = match crate::gallery_cmd::models_for(&model) {
+            Ok(m) => m,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let v = match embed_bytes(&mut det, &emb, body, FacePolicy::Single, "the photo") {
+            Ok((v, _)) => v,
+            Err(EnrollError::NoFace(_)) => {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "no face");
+            }
+            Err(EnrollError::SeveralFaces { count, .. }) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("several faces ({count}): send a photo of one person"),
+                );
+            }
+            Err(EnrollError::Decode(e)) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("not an image ({e})"),
+                );
+            }
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        let _one = self.gallery_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => g,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        if let Err(e) = g.add(label, &v) {
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        if let Err(e) = g.save(path) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+        let ident = g.identities().iter().find(|i| i.name == label);
+        json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "label": label,
+                "id": ident.as_ref().map(|i| i.id.clone()),
+                "embeddings": ident.map_or(0, |i| i.count),
+            }),
+        )
+    }
+
+    fn remove_identity(&self, label: &str) -> Response {
+        let Some(path) = self.gallery.as_deref() else {
+            return Self::no_gallery();
+        };
+        let _one = self.gallery_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => g,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        if !g.remove(label) {
+            return error(StatusCode::NOT_FOUND, &format!("no identity {label}"));
+        }
+        match g.save(path) {
+            Ok(()) => json(StatusCode::OK, &serde_json::json!({"removed": label})),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         }
     }
 
@@ -542,7 +651,7 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                     if length.unwrap_or(0) > MAX_BODY || chunked.is_some() {
                         return Ok(error(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            "a request body is at most 1 MiB, with Content-Length",
+                            "a request body is at most 16 MiB, with Content-Length",
                         ));
                     }
                     // Token checks may run Argon2 (once per token): off the reactor.
@@ -655,6 +764,8 @@ mod tests {
                 journal: Arc::new(Mutex::new(Journal::new("n", 10))),
                 notify: Arc::default(),
                 cameras: None,
+                gallery: None,
+                gallery_lock: Mutex::new(()),
             },
             t,
             TempFile(path),
@@ -706,6 +817,14 @@ mod tests {
             ("GET", "/api/v1/alerts", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/map", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/events", [401, 401, 200, 200, 200]),
+            // 409: these routes alone have no gallery.
+            ("GET", "/api/v1/gallery", [401, 401, 409, 409, 409]),
+            (
+                "POST",
+                "/api/v1/gallery/Ann/photos",
+                [401, 401, 403, 409, 409],
+            ),
+            ("DELETE", "/api/v1/gallery/Ann", [401, 401, 403, 409, 409]),
             ("POST", "/api/v1/alerts/1/ack", [401, 401, 403, 404, 404]),
             // 501: these routes alone run no cameras (the runner test adds and removes).
             ("POST", "/api/v1/cameras", [401, 401, 403, 403, 501]),
@@ -780,6 +899,9 @@ mod tests {
             "/api/v1/alerts/{id}/ack",
             "/api/v1/map",
             "/api/v1/events",
+            "/api/v1/gallery",
+            "/api/v1/gallery/{label}/photos",
+            "/api/v1/gallery/{label}",
             "/health",
             "/health/live",
             "/health/ready",
@@ -789,10 +911,13 @@ mod tests {
                 paths.iter().any(|q| *q == p),
                 "{p} missing from docs/openapi.json"
             );
-            let concrete = p.replace("{id}", "1").replace("{name}", "door");
-            let method = if p.ends_with("/ack") {
+            let concrete = p
+                .replace("{id}", "1")
+                .replace("{name}", "door")
+                .replace("{label}", "Ann");
+            let method = if p.ends_with("/ack") || p.ends_with("/photos") {
                 "POST"
-            } else if p.ends_with("{name}") {
+            } else if p.ends_with("{name}") || p.ends_with("{label}") {
                 "DELETE"
             } else {
                 "GET"
@@ -804,7 +929,7 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            12,
+            15,
             "a route documented but not served: {paths:?}"
         );
     }

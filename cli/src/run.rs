@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// viewer tokens. Better kept off the command line: SIGHTLINE_METRICS_TOKEN.
     #[arg(long, env = "SIGHTLINE_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// The gallery managed through the API (/api/v1/gallery); default: the `gallery` of
+    /// the file's facematch elements when they all use one file.
+    #[arg(long, env = "SIGHTLINE_GALLERY")]
+    gallery: Option<PathBuf>,
     /// Where the cameras added or removed through the API are kept, to be restored at the
     /// next start (default: $XDG_STATE_HOME/sightline/state/NODE, else
     /// ~/.local/state/sightline/state/NODE).
@@ -922,6 +926,31 @@ fn default_web_dir() -> Option<PathBuf> {
 /// Builds a unit once before anything runs, so a configuration that can never work (a typo,
 /// a missing element, an unusable certificate) stops
 /// the runner at once with the reason instead of being retried forever.
+/// The one gallery file of the descriptions' facematch elements (None: none, or several).
+fn the_gallery(units: &[String]) -> Option<PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    for d in units {
+        let Ok(e) = gst::parse::launch(d) else {
+            continue;
+        };
+        let mut elements = vec![e.clone()];
+        if let Some(bin) = e.downcast_ref::<gst::Bin>() {
+            elements.extend(bin.iterate_recurse().into_iter().flatten());
+        }
+        for el in elements {
+            if el.factory().is_some_and(|f| f.name() == "facematch")
+                && let Some(g) = el.property::<Option<String>>("gallery")
+                && std::path::Path::new(&g).is_file()
+            {
+                found.insert(std::path::absolute(&g).unwrap_or_else(|_| PathBuf::from(&g)));
+            }
+        }
+    }
+    (found.len() == 1)
+        .then(|| found.into_iter().next())
+        .flatten()
+}
+
 fn preflight(desc: &str) -> Result<(), String> {
     let e = gst::parse::launch(desc).map_err(|e| format!("cannot build \"{desc}\": {e}"))?;
     let mut elements = vec![e.clone()];
@@ -1107,6 +1136,8 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                     set: set.clone(),
                     commands: Mutex::new(commands_tx.clone()),
                 }),
+                gallery: a.gallery.clone().or_else(|| the_gallery(&units)),
+                gallery_lock: Mutex::new(()),
             },
         )?;
         let page = match &web_dir {

@@ -182,13 +182,26 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
     // The server against its own description, with an admin token (schemathesis, bounded).
     let st = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/schemathesis/bin/st");
     assert!(st.is_file(), "{} (run scripts/setup)", st.display());
+    // Random bytes are schema-valid photos, and rightly refused with 422 (the only route
+    // that answers 422).
+    let config = dir.join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        "[checks.positive_data_acceptance]\n\
+         expected-statuses = [\"2XX\", \"401\", \"403\", \"404\", \"409\", \"422\"]\n",
+    )
+    .unwrap();
     let out = Command::new(&st)
+        .arg("--config-file")
+        .arg(&config)
         .args([
             "run",
             &format!("http://127.0.0.1:{port}/api/v1/openapi.json"),
         ])
         .args(["--header", &format!("Authorization: Bearer {admin}")])
         .args(["--checks", "all", "--max-examples", "25", "--no-color"])
+        // An enrolment runs the face models (debug build, beside the camera).
+        .args(["--request-timeout", "30"])
         // The event stream does not end (tested below with a real client); the health
         // probes answer 503 by design while a camera is down or starting (the stateful phase
         // removes the camera), which schemathesis counts as a server error.
@@ -625,4 +638,185 @@ fn a_template_that_cannot_be_built_is_refused_with_the_link_error() {
         "a site with no camera left runs until stopped"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn post_bytes(port: u16, path: &str, token: &str, body: &[u8]) -> (u16, Value) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build(),
+    );
+    let mut r = agent
+        .post(&format!("http://127.0.0.1:{port}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(body)
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        r.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// A photo posted for a new label is recognised by the running facematch within 2 s (plus
+/// one analysed frame); photos that cannot be enrolled get 422 with the reason.
+#[test]
+fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
+    let dir = tmp("gallery");
+    let g = gallery(&dir);
+    let tokens = dir.join("tokens.json");
+    let viewer = auth(&tokens, "wall", "viewer");
+    let operator = auth(&tokens, "ops", "operator");
+    // Joe Biden, not in the gallery, in front of the camera (4 frames/s, real time).
+    let photo = shared_data("faces/face_recognition_examples/biden/biden2.jpg");
+    let pf = dir.join("door.pipeline");
+    std::fs::write(
+        &pf,
+        format!(
+            "multifilesrc location={} loop=true caps=image/jpeg,framerate=4/1 ! jpegdec ! videoconvert ! \
+             videoscale ! video/x-raw,format=BGRx,width=600,height=600,framerate=4/1 ! \
+             facedetect camera=door ! facematch camera=door gallery={} ! fakesink sync=true\n",
+            photo.display(),
+            g.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = runner(
+        &pf,
+        &[],
+        &["--http", &format!("127.0.0.1:{port}"), "--auth"],
+    )
+    .arg(&tokens)
+    .arg("--state-dir")
+    .arg(dir.join("state"))
+    .arg("--spool-dir")
+    .arg(dir.join("spool"))
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(dir.join("runner.log")).unwrap())
+    .spawn()
+    .unwrap();
+    wait_for("the API", 30, || {
+        call("GET", port, "/health/live", None).0 == 200
+    });
+    let names = |port: u16| -> Vec<String> {
+        get_json(port, "/api/v1/gallery", &viewer)["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(port),
+        vec!["Barack Obama"],
+        "the facematch gallery, found by itself"
+    );
+    // The stream of recognitions: first a stranger.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = viewer.clone();
+    std::thread::spawn(move || {
+        let _ = sse_each(port, "?kinds=facematch,facedetect", &watcher, |ev| {
+            tx.send((std::time::Instant::now(), ev)).is_ok()
+        });
+    });
+    let next = |what: &str, f: &dyn Fn(&Value) -> bool| -> std::time::Instant {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let (t, ev) = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what}"));
+            if f(&ev) {
+                return t;
+            }
+        }
+    };
+    next("unknown decision", &|ev| {
+        ev["kind"] == "facematch" && ev["data"]["label"] == "unknown"
+    });
+    // One analysed frame, from two detections in a row.
+    let d0 = next("a frame", &|ev| ev["kind"] == "facedetect");
+    let frame = next("a frame", &|ev| ev["kind"] == "facedetect") - d0;
+    let biden = std::fs::read(shared_data(
+        "faces/face_recognition_examples/biden/biden.jpg",
+    ))
+    .unwrap();
+    assert_eq!(
+        post_bytes(port, "/api/v1/gallery/Joe%20Biden/photos", &viewer, &biden).0,
+        403
+    );
+    let (code, body) = post_bytes(
+        port,
+        "/api/v1/gallery/Joe%20Biden/photos",
+        &operator,
+        &biden,
+    );
+    let posted = std::time::Instant::now();
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["embeddings"], 1);
+    let known = next("Joe Biden recognised", &|ev| {
+        ev["kind"] == "facematch" && ev["data"]["label"] == "Joe Biden"
+    });
+    let took = known.saturating_duration_since(posted);
+    eprintln!("recognised {took:?} after the photo was enrolled (one frame: {frame:?})");
+    assert!(
+        took <= std::time::Duration::from_secs(2) + frame,
+        "{took:?} (frame {frame:?})"
+    );
+    assert_eq!(names(port), vec!["Barack Obama", "Joe Biden"]);
+    // What cannot be enrolled, and why; nothing is added.
+    let group = std::fs::read(shared_data("faces/bbt_faceapi/group/bbt1.jpg")).unwrap();
+    let empty = std::fs::read(shared_data("multicam/meva/frames/G328.png")).unwrap();
+    for (bytes, why) in [
+        (group, "several faces"),
+        (empty, "no face"),
+        (b"just some text, not a photo".to_vec(), "not an image"),
+    ] {
+        let (code, body) = post_bytes(port, "/api/v1/gallery/Someone/photos", &operator, &bytes);
+        assert_eq!(code, 422, "{body}");
+        assert!(body["error"].as_str().unwrap().starts_with(why), "{body}");
+    }
+    assert_eq!(names(port).len(), 2);
+    let (code, text) = send("DELETE", port, "/api/v1/gallery/Joe%20Biden", &operator, "");
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(
+        send("DELETE", port, "/api/v1/gallery/Joe%20Biden", &operator, "").0,
+        404
+    );
+    assert_eq!(names(port), vec!["Barack Obama"]);
+    assert!(stop(child).status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Calls `each` with every event of `/api/v1/events{query}` until it returns false.
+fn sse_each(
+    port: u16,
+    query: &str,
+    token: &str,
+    mut each: impl FnMut(Value) -> bool,
+) -> Option<()> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET /api/v1/events{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .ok()?;
+    let mut r = std::io::BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(v) = line.trim_end().strip_prefix("data:")
+            && let Ok(ev) = serde_json::from_str(v.trim())
+            && !each(ev)
+        {
+            return Some(());
+        }
+    }
 }

@@ -32,6 +32,12 @@ pub enum Route {
     Map,
     /// The live event stream (Server-Sent Events).
     Events,
+    /// The gallery's identities.
+    Gallery,
+    /// Enrol a photo for this label (percent-decoded).
+    AddPhoto(String),
+    /// Forget this label.
+    RemoveIdentity(String),
     Health,
     Live,
     Ready,
@@ -43,10 +49,15 @@ impl Route {
         match self {
             Route::OpenApi | Route::Health | Route::Live | Route::Ready => Access::Open,
             Route::Metrics => Access::Metrics,
-            Route::Cameras | Route::Presence | Route::Alerts | Route::Map | Route::Events => {
-                Access::Role(Role::Viewer)
+            Route::Cameras
+            | Route::Presence
+            | Route::Alerts
+            | Route::Map
+            | Route::Events
+            | Route::Gallery => Access::Role(Role::Viewer),
+            Route::AckAlert(_) | Route::AddPhoto(_) | Route::RemoveIdentity(_) => {
+                Access::Role(Role::Operator)
             }
-            Route::AckAlert(_) => Access::Role(Role::Operator),
             Route::AddCamera | Route::RemoveCamera(_) => Access::Role(Role::Admin),
         }
     }
@@ -87,6 +98,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
         "/api/v1/alerts" => get(Route::Alerts),
         "/api/v1/map" => get(Route::Map),
         "/api/v1/events" => get(Route::Events),
+        "/api/v1/gallery" => get(Route::Gallery),
         _ => {
             if let Some(id) = p
                 .strip_prefix("/api/v1/alerts/")
@@ -106,6 +118,27 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
                     Ok(Route::RemoveCamera(name.to_string()))
                 } else {
                     Err(NoRoute::Method("DELETE"))
+                }
+            } else if let Some(rest) = p.strip_prefix("/api/v1/gallery/") {
+                let decode = |l: &str| {
+                    percent_encoding::percent_decode_str(l)
+                        .decode_utf8()
+                        .ok()
+                        .map(|l| l.into_owned())
+                        .filter(|l| !l.trim().is_empty())
+                };
+                match rest.split_once('/') {
+                    Some((label, "photos")) => match (method, decode(label)) {
+                        ("POST", Some(l)) => Ok(Route::AddPhoto(l)),
+                        (_, None) => Err(NoRoute::NotFound),
+                        _ => Err(NoRoute::Method("POST")),
+                    },
+                    None => match (method, decode(rest)) {
+                        ("DELETE", Some(l)) => Ok(Route::RemoveIdentity(l)),
+                        (_, None) => Err(NoRoute::NotFound),
+                        _ => Err(NoRoute::Method("DELETE")),
+                    },
+                    Some(_) => Err(NoRoute::NotFound),
                 }
             } else if p.starts_with("/api/") || p.starts_with("/health/") {
                 Err(NoRoute::NotFound)

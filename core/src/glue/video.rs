@@ -137,27 +137,46 @@ impl DecodedImage {
 pub const DECODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
-    use gst::prelude::*;
     let fail = |e: &dyn std::fmt::Display| format!("cannot decode {}: {e}", path.display());
     if !path.is_file() {
         return Err(fail(&"no such file"));
     }
+    let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+    decode_image_bytes(&bytes, &path.display().to_string(), DECODE_TIMEOUT)
+}
+
+/// [`decode_image`] of a photo in memory (an upload), waiting at most `timeout`; `origin`
+/// names it in errors.
+pub fn decode_image_bytes(
+    bytes: &[u8],
+    origin: &str,
+    timeout: std::time::Duration,
+) -> Result<DecodedImage, String> {
+    use gst::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot decode {origin}: {e}");
+    if bytes.is_empty() {
+        return Err(fail(&"not an image (empty)"));
+    }
     let p = gst::parse::launch(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
+        "appsrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
     )
     .map_err(|e| fail(&e))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| fail(&"not a pipeline"))?;
-    let src = p.by_name("src").ok_or_else(|| fail(&"no filesrc"))?;
-    src.set_property("location", path.to_string_lossy().as_ref());
+    let src = p.by_name("src").ok_or_else(|| fail(&"no appsrc"))?;
     let sink = p.by_name("sink").ok_or_else(|| fail(&"no appsink"))?;
     if p.set_state(gst::State::Playing).is_err() {
         let _ = p.set_state(gst::State::Null);
         return Err(fail(&"not an image (the decoder refused it)"));
     }
+    let _ = src.emit_by_name::<gst::FlowReturn>(
+        "push-buffer",
+        &[&gst::Buffer::from_slice(bytes.to_vec())],
+    );
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
     // Never an unbounded wait: a file the decoders choke on errors out without EOS, so the
     // sample is polled while the bus is watched, at most DECODE_TIMEOUT.
-    let deadline = std::time::Instant::now() + DECODE_TIMEOUT;
+    let deadline = std::time::Instant::now() + timeout;
     let bus = p.bus();
     let mut err = None;
     let mut sample = None;
@@ -176,7 +195,7 @@ pub fn decode_image(path: &std::path::Path) -> Result<DecodedImage, String> {
             });
         }
         if sample.is_none() && err.is_none() && std::time::Instant::now() >= deadline {
-            err = Some(format!("no image after {} s", DECODE_TIMEOUT.as_secs()));
+            err = Some(format!("no image after {:.1} s", timeout.as_secs_f64()));
         }
     }
     let _ = p.set_state(gst::State::Null);

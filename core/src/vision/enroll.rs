@@ -86,6 +86,32 @@ pub fn embed_photo(
     Ok((v, face))
 }
 
+/// Decodes and embeds a photo in memory (an upload); `origin` names it in errors.
+pub fn embed_bytes(
+    det: &mut FaceDetector,
+    emb: &FaceEmbedder,
+    bytes: &[u8],
+    policy: FacePolicy,
+    origin: &str,
+) -> Result<(Vec<f32>, Detection), EnrollError> {
+    // Only JPEG and PNG, by their signatures: other formats' decoders may stall on odd
+    // input (a 1x1 GIF never prerolls with GStreamer 1.22), and a request must not hang.
+    let jpeg = bytes.starts_with(&[0xFF, 0xD8, 0xFF]);
+    let png = bytes.starts_with(b"\x89PNG\r\n\x1a\n");
+    if !jpeg && !png {
+        return Err(EnrollError::Decode(format!(
+            "{origin}: not a JPEG or PNG image"
+        )));
+    }
+    // An upload waits less than a file.
+    let img = crate::video::decode_image_bytes(bytes, origin, std::time::Duration::from_secs(3))
+        .map_err(EnrollError::Decode)?;
+    let view = img
+        .view()
+        .map_err(|e| EnrollError::Decode(format!("{origin}: {e}")))?;
+    embed_photo(det, emb, &view, policy, origin)
+}
+
 /// Decodes and embeds a photo file.
 pub fn embed_file(
     det: &mut FaceDetector,
