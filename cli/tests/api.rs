@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gallery, runner, stop, tmp, wait_for};
+use common::{Killed, gallery, rss_kib, runner, tmp, wait_for};
 use serde_json::Value;
 use sightline_testkit::{free_port, shared_data};
 use std::path::Path;
@@ -120,6 +120,7 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         // A file, not a pipe nobody reads while the test runs (a full pipe would stall it).
         .stderr(std::fs::File::create(dir.join("runner.log")).unwrap())
         .spawn()
+        .map(|c| Killed(Some(c)))
         .unwrap();
     wait_for("the API", 30, || {
         call("GET", port, "/health/live", None).0 == 200
@@ -224,7 +225,7 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!text.contains(&admin), "the token is not echoed");
-    assert!(stop(child).status.success());
+    assert!(child.stop().status.success());
     let log = std::fs::read_to_string(dir.join("runner.log")).unwrap();
     for t in [&viewer, &operator, &admin] {
         assert!(!log.contains(t.as_str()), "a token in the runner's log");
@@ -328,6 +329,7 @@ fn the_event_stream_resumes_after_a_reconnect_without_gaps_or_repeats() {
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
+    .map(|c| Killed(Some(c)))
     .unwrap();
     wait_for("the API", 30, || {
         call("GET", port, "/health/live", None).0 == 200
@@ -374,7 +376,7 @@ fn the_event_stream_resumes_after_a_reconnect_without_gaps_or_repeats() {
         only.iter().all(|(_, ev)| ev["kind"] == "facedetect"),
         "{only:?}"
     );
-    assert!(stop(child).status.success());
+    assert!(child.stop().status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -420,15 +422,6 @@ fn processed(port: u16, token: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Two cameras run; a third is added from the file's template (an RTSP test camera) and
 /// removed again, 20 times, while the two go on; refused requests start nothing; the added
 /// camera comes back after a restart.
@@ -466,6 +459,7 @@ fn cameras_are_added_and_removed_live_and_restored_after_a_restart() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(log)).unwrap())
         .spawn()
+        .map(|c| Killed(Some(c)))
         .unwrap()
     };
     let child = start("first.log");
@@ -578,7 +572,7 @@ fn cameras_are_added_and_removed_live_and_restored_after_a_restart() {
     // Added again, then a restart: it comes back; a removed file camera stays removed.
     assert_eq!(send("POST", port, "/api/v1/cameras", &admin, &add).0, 201);
     assert_eq!(send("DELETE", port, "/api/v1/cameras/b", &admin, "").0, 200);
-    assert!(stop(child).status.success());
+    assert!(child.stop().status.success());
     let child = start("second.log");
     wait_for("door restored", 30, || {
         call("GET", port, "/health/live", None).0 == 200 && processed(port, &admin, "door") > 0
@@ -588,7 +582,7 @@ fn cameras_are_added_and_removed_live_and_restored_after_a_restart() {
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, vec!["a", "door"], "b stays removed");
-    assert!(stop(child).status.success());
+    assert!(child.stop().status.success());
     let log = std::fs::read_to_string(dir.join("second.log")).unwrap();
     assert!(log.contains("restored (added through the API)"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
@@ -613,6 +607,7 @@ fn a_template_that_cannot_be_built_is_refused_with_the_link_error() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(|c| Killed(Some(c)))
         .unwrap();
     wait_for("the API", 30, || {
         call("GET", port, "/health/live", None).0 == 200
@@ -634,7 +629,7 @@ fn a_template_that_cannot_be_built_is_refused_with_the_link_error() {
             .is_empty()
     );
     assert!(
-        stop(child).status.success(),
+        child.stop().status.success(),
         "a site with no camera left runs until stopped"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -697,6 +692,7 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(dir.join("runner.log")).unwrap())
     .spawn()
+    .map(|c| Killed(Some(c)))
     .unwrap();
     wait_for("the API", 30, || {
         call("GET", port, "/health/live", None).0 == 200
@@ -787,7 +783,7 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
         404
     );
     assert_eq!(names(port), vec!["Barack Obama"]);
-    assert!(stop(child).status.success());
+    assert!(child.stop().status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
 

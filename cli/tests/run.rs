@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gallery, metrics, pipeline, runner, stop, tmp, uri, wait_for};
+use common::{gallery, metrics, pipeline, rss_kib, runner, stop, tmp, uri, wait_for};
 use sightline_core::events::{Event, read_jsonl};
 use sightline_testkit::{RedisServer, RtspServer, free_port, shared_data};
 use std::collections::BTreeSet;
@@ -201,15 +201,6 @@ fn sample(text: &str, name: &str, camera: &str) -> f64 {
     found
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_camera_dropped_twenty_times_comes_back_and_the_other_never_stops() {
     let dir = tmp("rtsp");
@@ -266,7 +257,7 @@ fn a_camera_dropped_twenty_times_comes_back_and_the_other_never_stops() {
             after > before + 3.0,
             "cam1 kept running in round {round}: {before} -> {after}"
         );
-        rss.push(rss_kb(pid));
+        rss.push(rss_kib(pid));
     }
     let m = metrics(port).unwrap();
     let reconnects = sample(&m, "sightline_reconnects_total", "cam2");

@@ -88,3 +88,37 @@ pub fn metrics(port: u16) -> Option<String> {
     s.read_to_string(&mut body).ok()?;
     Some(body.split_once("\r\n\r\n")?.1.to_string())
 }
+
+/// A child process killed when the test ends, also when it fails (a runner left behind
+/// would take the CPU from the tests after it).
+pub struct Killed(pub Option<Child>);
+
+impl Killed {
+    /// SIGTERM and wait (see [`stop`]).
+    pub fn stop(mut self) -> Output {
+        stop(self.0.take().expect("a child"))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Resident memory of process `pid`, KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
