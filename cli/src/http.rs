@@ -9,6 +9,9 @@
 use sightline_core::control::api::{Access, NoRoute, Route, bearer, route};
 use sightline_core::control::auth::{Principal, Role, Tokens};
 use sightline_core::control::journal::Journal;
+use sightline_core::control::session::{
+    LoginLimiter, Sessions, clear_cookie, cookie_session, same, set_cookie,
+};
 use sightline_core::control::site::{Site, check_since};
 use sightline_core::events::utc_now;
 use sightline_core::runner::{Metrics, check_tls_pair};
@@ -47,6 +50,13 @@ pub struct Api {
     /// changes); changes through the API are one at a time.
     pub gallery: Option<PathBuf>,
     pub gallery_lock: Mutex<()>,
+    /// Browser sessions (the login page) and the limit on failed logins.
+    pub sessions: Mutex<Sessions>,
+    pub limiter: Mutex<LoginLimiter>,
+    /// The server speaks TLS: session cookies are `Secure`.
+    pub tls: bool,
+    /// The WebRTC signalling server `/api/v1/signalling` proxies to (`ws://host:port`).
+    pub signalling: Option<String>,
 }
 
 /// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
@@ -75,8 +85,33 @@ pub enum Handled {
     },
 }
 
+/// One request as the API sees it: the parts of it that decide the answer.
+#[derive(Default, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// `Authorization`.
+    pub auth: Option<&'a str>,
+    /// `Cookie`.
+    pub cookie: Option<&'a str>,
+    /// `X-CSRF-Token`.
+    pub csrf: Option<&'a str>,
+    /// `Origin` and `Host`: a cookie-authenticated request from another origin is refused.
+    pub origin: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    /// `Last-Event-ID` (the event stream).
+    pub last_event_id: Option<&'a str>,
+    /// The client's address (the failed-login limit is per address).
+    pub client: &'a str,
+    pub body: &'a [u8],
+}
+
 /// The API description, served at /api/v1/openapi.json.
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
+/// The login page, served at /login.
+const LOGIN_PAGE: &str = include_str!("../../web/login.html");
 
 type Response = warp::reply::Response;
 
@@ -98,23 +133,128 @@ fn error(code: StatusCode, msg: &str) -> Response {
     r
 }
 
-/// Equal in time whatever the content (for the metrics token).
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+fn too_many(wait_ms: u64) -> Response {
+    let secs = wait_ms.div_ceil(1000).max(1);
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many failed logins from this address: try again in {secs} s"),
+    );
+    if let Ok(v) = warp::http::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether an `Origin` header names the `Host` the request came to.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    url::Url::parse(origin).is_ok_and(|u| {
+        let o = match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => return false,
+        };
+        o.eq_ignore_ascii_case(host)
+    })
+}
+
+/// Who is calling, and how.
+pub struct Caller {
+    pub who: Principal,
+    /// The browser session the call came with (None: a bearer token, or no checks).
+    pub session: Option<String>,
+}
+
+fn is_write(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
 impl Api {
+    fn tokens(&self) -> Option<std::sync::MutexGuard<'_, Tokens>> {
+        let mut t = self
+            .tokens
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = t.refresh() {
+            eprintln!(
+                "{}",
+                serde_json::json!({"utc": utc_now(), "level": "warning", "unit": "api",
+                    "msg": format!("{e}; the tokens read before stay in force")})
+            );
+        }
+        Some(t)
+    }
+
+    /// `token`'s holder; a token never verified before costs an Argon2 run and counts
+    /// against the client's failed tries when wrong. While the client must wait, a token
+    /// is not checked: a login gets 429, an API call 401 (it did not authenticate), both
+    /// with `Retry-After`.
+    fn check_token(
+        &self,
+        token: &str,
+        client: &str,
+        login: bool,
+    ) -> Result<Principal, Box<Response>> {
+        let Some(mut tokens) = self.tokens() else {
+            return Err(Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no token file",
+            )));
+        };
+        if let Some(p) = tokens.known(token) {
+            return Ok(p);
+        }
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        if let Err(wait) = limiter.check(client, now) {
+            let mut r = too_many(wait);
+            if !login {
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    warp::http::HeaderValue::from_static("Bearer realm=\"sightline\""),
+                );
+            }
+            return Err(Box::new(r));
+        }
+        match tokens.verify(token) {
+            Some(p) => {
+                limiter.succeeded(client);
+                Ok(p)
+            }
+            None => {
+                limiter.failed(client, now);
+                Err(Box::new(error(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown or revoked token",
+                )))
+            }
+        }
+    }
+
     /// Who is calling, if they may call a route of `access`: the response to send if not.
-    fn authorize(&self, access: Access, auth: Option<&str>) -> Result<Principal, Box<Response>> {
-        let local = Principal {
-            name: "local".into(),
-            role: Role::Admin,
+    fn authorize(&self, access: Access, req: &Request) -> Result<Caller, Box<Response>> {
+        let local = Caller {
+            who: Principal {
+                name: "local".into(),
+                role: Role::Admin,
+            },
+            session: None,
         };
         let need = match access {
             Access::Open => return Ok(local),
             Access::Metrics if self.loopback => return Ok(local),
             Access::Metrics => {
-                if let (Some(want), Some(got)) = (&self.metrics_token, bearer(auth))
+                if let (Some(want), Some(got)) = (&self.metrics_token, bearer(req.auth))
                     && same(want, got)
                 {
                     return Ok(local);
@@ -123,42 +263,155 @@ impl Api {
             }
             Access::Role(r) => r,
         };
-        let Some(tokens) = &self.tokens else {
+        if self.tokens.is_none() {
             return Ok(local);
-        };
-        let Some(token) = bearer(auth) else {
+        }
+        let caller = if let Some(token) = bearer(req.auth) {
+            Caller {
+                who: self.check_token(token, req.client, false)?,
+                session: None,
+            }
+        } else if let Some(sid) = cookie_session(req.cookie) {
+            self.session_caller(sid, req)?
+        } else {
             return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
-                "authentication required: Authorization: Bearer TOKEN",
+                "authentication required: Authorization: Bearer TOKEN, or log in at /login",
             )));
         };
-        let who = {
-            let mut t = tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = t.refresh() {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"utc": utc_now(), "level": "warning", "unit": "api",
-                        "msg": format!("{e}; the tokens read before stay in force")})
-                );
-            }
-            t.verify(token)
-        };
-        match who {
-            None => Err(Box::new(error(
-                StatusCode::UNAUTHORIZED,
-                "unknown or revoked token",
-            ))),
-            Some(p) if p.role < need => Err(Box::new(error(
+        if caller.who.role < need {
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 &format!(
                     "token {} has role {}; this needs {}",
-                    p.name,
-                    p.role.name(),
+                    caller.who.name,
+                    caller.who.role.name(),
                     need.name()
                 ),
-            ))),
-            Some(p) => Ok(p),
+            )));
         }
+        Ok(caller)
+    }
+
+    /// The holder of browser session `sid`; a write must carry the session's CSRF token,
+    /// and a request from another origin is refused.
+    fn session_caller(&self, sid: &str, req: &Request) -> Result<Caller, Box<Response>> {
+        let ended = || {
+            Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "no such session (logged out, expired or the runner restarted): log in at /login",
+            ))
+        };
+        let s = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid, now_ms())
+            .ok_or_else(ended)?;
+        let who = self.tokens().and_then(|t| t.by_id(&s.token_id));
+        let Some(who) = who else {
+            self.sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove_token(&s.token_id);
+            return Err(ended());
+        };
+        if let Some(o) = req.origin
+            && !same_origin(o, req.host)
+        {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "a request from another origin with the session cookie is refused",
+            )));
+        }
+        if is_write(req.method) && !req.csrf.is_some_and(|c| same(c, &s.csrf)) {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "CSRF token missing or wrong: send the session's X-CSRF-Token (GET /api/v1/session)",
+            )));
+        }
+        Ok(Caller {
+            who,
+            session: Some(sid.to_string()),
+        })
+    }
+
+    /// POST /api/v1/login `{"token": "…"}`: a session cookie and its CSRF token.
+    fn login(&self, req: &Request) -> Response {
+        if self.tokens.is_none() {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({"name": "local", "role": "admin", "csrf": null, "auth": false}),
+            );
+        }
+        let is_json = req
+            .content_type
+            .and_then(|c| c.split(';').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send {\"token\": \"…\"} as application/json",
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct Login {
+            token: String,
+        }
+        let Ok(l) = serde_json::from_slice::<Login>(req.body) else {
+            return error(StatusCode::BAD_REQUEST, "body: expected {\"token\": \"…\"}");
+        };
+        let who = match self.check_token(l.token.trim(), req.client, true) {
+            Ok(p) => p,
+            Err(r) => return *r,
+        };
+        let Some(id) = self.tokens().and_then(|t| t.id_of(&who.name)) else {
+            return error(StatusCode::UNAUTHORIZED, "unknown or revoked token");
+        };
+        let made = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .create(&id, now_ms());
+        let (sid, csrf) = match made {
+            Ok(m) => m,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let mut r = json(
+            StatusCode::OK,
+            &serde_json::json!({"name": who.name, "role": who.role.name(), "csrf": csrf, "auth": true}),
+        );
+        if let Ok(v) = warp::http::HeaderValue::from_str(&set_cookie(&sid, self.tls)) {
+            r.headers_mut().insert("set-cookie", v);
+        }
+        r.headers_mut().insert(
+            "cache-control",
+            warp::http::HeaderValue::from_static("no-store"),
+        );
+        r
+    }
+
+    /// POST /api/v1/logout: ends the session of the cookie (a write: with its CSRF token).
+    fn logout(&self, req: &Request) -> Response {
+        if let Some(sid) = cookie_session(req.cookie)
+            && self.tokens.is_some()
+        {
+            match self.session_caller(sid, req) {
+                Err(r) if r.status() == StatusCode::FORBIDDEN => return *r,
+                Err(_) => {}
+                Ok(_) => {
+                    self.sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(sid);
+                }
+            }
+        }
+        let mut r = json(StatusCode::OK, &serde_json::json!({"status": "logged out"}));
+        if let Ok(v) = warp::http::HeaderValue::from_str(&clear_cookie(self.tls)) {
+            r.headers_mut().insert("set-cookie", v);
+        }
+        r
     }
 
     /// The API description of this site: the camera `vars` are the pipeline file's declared
@@ -188,19 +441,33 @@ impl Api {
         self.site.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What an API request gets (`last_event_id`: the SSE header); None for paths that are
-    /// not the API's.
-    pub fn handle(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        auth: Option<&str>,
-        last_event_id: Option<&str>,
-        body: &[u8],
-    ) -> Option<Handled> {
+    /// Where the signalling WebSocket of `req` goes, if it may open one (the response to
+    /// send if not).
+    pub fn signalling(&self, req: &Request) -> Result<String, Box<Response>> {
+        self.authorize(Access::Role(Role::Viewer), req)?;
+        self.signalling.clone().ok_or_else(|| {
+            Box::new(error(
+                StatusCode::NOT_FOUND,
+                "this site has no WebRTC signalling server (a webrtcsink with run-signalling-server=true, or sightline run --signalling)",
+            ))
+        })
+    }
+
+    /// What an API request gets; None for paths that are not the API's.
+    pub fn handle(&self, req: &Request) -> Option<Handled> {
         let done = |r: Response| Some(Handled::Reply(r));
-        let r = match route(method, path)? {
+        let method = req.method;
+        if req.path == "/login" && (method == "GET" || method == "HEAD") {
+            let mut r = warp::reply::html(LOGIN_PAGE).into_response();
+            r.headers_mut().insert(
+                "content-security-policy",
+                warp::http::HeaderValue::from_static(
+                    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                ),
+            );
+            return done(r);
+        }
+        let r = match route(method, req.path)? {
             Ok(r) => r,
             Err(NoRoute::NotFound) => {
                 return done(error(StatusCode::NOT_FOUND, "no such endpoint"));
@@ -215,19 +482,18 @@ impl Api {
                 return done(r);
             }
         };
-        let who = match self.authorize(r.access(), auth) {
+        let caller = match self.authorize(r.access(), req) {
             Ok(p) => p,
             Err(resp) => return done(*resp),
         };
-        let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        let who = caller.who;
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query.as_bytes())
             .into_owned()
             .collect();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         if r == Route::Events {
             let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-            let after = last_event_id
+            let after = req
+                .last_event_id
                 .and_then(|id| j.parse_id(id))
                 .map_or(j.last(), |n| n.min(j.last()));
             let kinds = params.iter().find(|(k, _)| k == "kinds").map(|(_, v)| {
@@ -243,6 +509,33 @@ impl Api {
                 warp::reply::with_header(self.openapi(), "content-type", "application/json")
                     .into_response()
             }
+            Route::Login => self.login(req),
+            Route::Logout => self.logout(req),
+            Route::Session => {
+                let csrf = caller.session.as_deref().and_then(|sid| {
+                    self.sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(sid, now_ms())
+                        .map(|s| s.csrf)
+                });
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({"name": who.name, "role": who.role.name(),
+                        "csrf": csrf, "auth": self.tokens.is_some()}),
+                )
+            }
+            // Here only without an upgrade (the WebSocket is served before).
+            Route::Signalling => match self.signalling {
+                Some(_) => error(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "the signalling endpoint is a WebSocket (Upgrade: websocket)",
+                ),
+                None => match self.signalling(req) {
+                    Err(r) => *r,
+                    Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+                },
+            },
             Route::Health => self.health(),
             Route::Live => json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
             Route::Ready => match self.site().ready() {
@@ -283,13 +576,13 @@ impl Api {
             },
             Route::Map => json(
                 StatusCode::OK,
-                &serde_json::json!({ "maps": self.site().maps(now_ms) }),
+                &serde_json::json!({ "maps": self.site().maps(now_ms()) }),
             ),
             Route::Events => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
             Route::Gallery => self.gallery_list(),
-            Route::AddPhoto(label) => self.add_photo(&label, body),
+            Route::AddPhoto(label) => self.add_photo(&label, req.body),
             Route::RemoveIdentity(label) => self.remove_identity(&label),
-            Route::AddCamera => self.add_camera(body),
+            Route::AddCamera => self.add_camera(req.body),
             Route::RemoveCamera(name) => self.remove_camera(&name),
         })
     }
@@ -609,6 +902,88 @@ fn event_stream(
     .flatten()
 }
 
+/// The client's address, put on each request by the server.
+#[derive(Clone, Copy)]
+struct Peer(std::net::SocketAddr);
+
+fn header<'a>(h: &'a warp::http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The API's view of a request with `headers`.
+fn request<'a>(
+    headers: &'a warp::http::HeaderMap,
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    client: &'a str,
+    body: &'a [u8],
+) -> Request<'a> {
+    Request {
+        method,
+        path,
+        query,
+        auth: header(headers, "authorization"),
+        cookie: header(headers, "cookie"),
+        csrf: header(headers, "x-csrf-token"),
+        origin: header(headers, "origin"),
+        host: header(headers, "host"),
+        content_type: header(headers, "content-type"),
+        last_event_id: header(headers, "last-event-id"),
+        client,
+        body,
+    }
+}
+
+/// Carries messages both ways between a browser and the signalling server until either
+/// side closes.
+async fn proxy(
+    client: warp::ws::WebSocket,
+    upstream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Up;
+    let (mut to_client, mut from_client) = client.split();
+    let (mut to_up, mut from_up) = upstream.split();
+    let up = async {
+        while let Some(Ok(m)) = from_client.next().await {
+            let m = if m.is_close() {
+                break;
+            } else if let Ok(t) = m.to_str() {
+                Up::text(t)
+            } else if m.is_binary() {
+                Up::binary(m.into_bytes())
+            } else {
+                continue;
+            };
+            if to_up.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_up.close().await;
+    };
+    let down = async {
+        while let Some(Ok(m)) = from_up.next().await {
+            let m = match m {
+                Up::Text(t) => warp::ws::Message::text(t.as_str()),
+                Up::Binary(b) => warp::ws::Message::binary(b),
+                Up::Close(_) => break,
+                _ => continue,
+            };
+            if to_client.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_client.close().await;
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+}
+
 /// Binds `cfg.addr` (an error at once if it cannot) and serves from a background thread.
 pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
     let acceptor = match &cfg.tls {
@@ -632,23 +1007,23 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
     let api_route = warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::header::optional::<String>("last-event-id"))
-        .and(warp::header::optional::<u64>("content-length"))
-        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::bytes())
-        .and_then(
+        .and_then({
+            let api = api.clone();
             move |method: warp::http::Method,
                   path: warp::path::FullPath,
                   query: String,
-                  auth: Option<String>,
-                  last: Option<String>,
-                  length: Option<u64>,
-                  chunked: Option<String>,
+                  headers: warp::http::HeaderMap,
+                  peer: Option<Peer>,
                   body: warp::hyper::body::Bytes| {
                 let api = api.clone();
                 async move {
-                    if length.unwrap_or(0) > MAX_BODY || chunked.is_some() {
+                    let length = header(&headers, "content-length")
+                        .and_then(|l| l.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if length > MAX_BODY || headers.contains_key("transfer-encoding") {
                         return Ok(error(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "a request body is at most 16 MiB, with Content-Length",
@@ -657,14 +1032,15 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                     // Token checks may run Argon2 (once per token): off the reactor.
                     let a = api.clone();
                     let handled = tokio::task::spawn_blocking(move || {
-                        a.handle(
+                        let client = peer.map(|p| p.0.ip().to_string()).unwrap_or_default();
+                        a.handle(&request(
+                            &headers,
                             method.as_str(),
                             path.as_str(),
                             &query,
-                            auth.as_deref(),
-                            last.as_deref(),
+                            &client,
                             &body,
-                        )
+                        ))
                     })
                     .await
                     .ok()
@@ -680,28 +1056,93 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                         None => Err(warp::reject::not_found()),
                     }
                 }
-            },
-        );
+            }
+        });
+    let ws_route = warp::path!("api" / "v1" / "signalling")
+        .and(warp::ws())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
+        .and_then({
+            let api = api.clone();
+            move |ws: warp::ws::Ws, headers: warp::http::HeaderMap, peer: Option<Peer>| {
+                let api = api.clone();
+                async move {
+                    let allowed = tokio::task::spawn_blocking(move || {
+                        let client = peer.map(|p| p.0.ip().to_string()).unwrap_or_default();
+                        api.signalling(&request(
+                            &headers,
+                            "GET",
+                            "/api/v1/signalling",
+                            "",
+                            &client,
+                            &[],
+                        ))
+                    })
+                    .await;
+                    let upstream = match allowed {
+                        Ok(Ok(u)) => u,
+                        Ok(Err(r)) => return Ok::<Response, warp::Rejection>(*r),
+                        Err(_) => {
+                            return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "worker failed"));
+                        }
+                    };
+                    // Connected before the upgrade: a signalling server that is not there
+                    // is a 502 the browser sees, not a socket that closes.
+                    let up = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        tokio_tungstenite::connect_async(upstream.as_str()),
+                    )
+                    .await;
+                    let up = match up {
+                        Ok(Ok((up, _))) => up,
+                        Ok(Err(e)) => {
+                            return Ok(error(
+                                StatusCode::BAD_GATEWAY,
+                                &format!("the signalling server {upstream}: {e}"),
+                            ));
+                        }
+                        Err(_) => {
+                            return Ok(error(
+                                StatusCode::GATEWAY_TIMEOUT,
+                                &format!("the signalling server {upstream} did not answer in 5 s"),
+                            ));
+                        }
+                    };
+                    Ok(ws
+                        .max_message_size(1 << 20)
+                        .on_upgrade(move |client| proxy(client, up))
+                        .into_response())
+                }
+            }
+        });
     let web_route: BoxedFilter<(warp::filters::fs::File,)> = match cfg.web_dir.clone() {
         Some(dir) => warp::get().and(warp::fs::dir(dir)).boxed(),
         None => warp::any()
             .and_then(|| async { Err(warp::reject::not_found()) })
             .boxed(),
     };
-    let routes = api_route.or(web_route);
+    let routes = ws_route.or(api_route).or(web_route);
 
     std::thread::Builder::new()
         .name("runner-http".into())
         .spawn(move || {
             rt.block_on(async move {
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
+                    let Ok((stream, peer)) = listener.accept().await else {
                         continue;
                     };
-                    let service = warp::service(routes.clone());
+                    let warp_service = warp::service(routes.clone());
+                    // The client's address travels with each request (the failed-login
+                    // limit is per address).
+                    let service = warp::hyper::service::service_fn(
+                        move |mut req: warp::http::Request<warp::hyper::body::Incoming>| {
+                            req.extensions_mut().insert(Peer(peer));
+                            let mut s = warp_service.clone();
+                            async move { tower_service::Service::call(&mut s, req).await }
+                        },
+                    );
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        let service = hyper_util::service::TowerToHyperService::new(service);
                         let builder = hyper_util::server::conn::auto::Builder::new(
                             hyper_util::rt::TokioExecutor::new(),
                         );
@@ -711,12 +1152,13 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                                     tokio::time::timeout(Duration::from_secs(10), a.accept(stream));
                                 if let Ok(Ok(tls)) = handshake.await {
                                     let io = hyper_util::rt::TokioIo::new(tls);
-                                    let _ = builder.serve_connection(io, service).await;
+                                    let _ =
+                                        builder.serve_connection_with_upgrades(io, service).await;
                                 }
                             }
                             None => {
                                 let io = hyper_util::rt::TokioIo::new(stream);
-                                let _ = builder.serve_connection(io, service).await;
+                                let _ = builder.serve_connection_with_upgrades(io, service).await;
                             }
                         }
                     });
@@ -742,8 +1184,10 @@ mod tests {
     }
 
     fn make(loopback: bool, with_tokens: bool) -> (Api, Vec<String>, TempFile) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(
-            "sl-http-{}-{loopback}-{with_tokens}.json",
+            "sl-http-{}-{n}-{loopback}-{with_tokens}.json",
             std::process::id()
         ));
         let mut f = TokenFile::load(&path).unwrap();
@@ -766,10 +1210,29 @@ mod tests {
                 cameras: None,
                 gallery: None,
                 gallery_lock: Mutex::new(()),
+                sessions: Mutex::default(),
+                limiter: Mutex::default(),
+                tls: true,
+                signalling: None,
             },
             t,
             TempFile(path),
         )
+    }
+
+    /// A client address of its own for each request: the limit on failed tries is not
+    /// what the access matrix is about.
+    fn fresh_client() -> String {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255)
+    }
+
+    fn answer(api: &Api, req: &Request) -> Option<Response> {
+        api.handle(req).map(|h| match h {
+            Handled::Reply(r) => r,
+            Handled::Events { .. } => json(StatusCode::OK, &serde_json::json!({})),
+        })
     }
 
     /// The response (the event stream stands for 200).
@@ -780,11 +1243,29 @@ mod tests {
         query: &str,
         auth: Option<&str>,
     ) -> Option<Response> {
-        api.handle(method, path, query, auth, None, b"")
-            .map(|h| match h {
-                Handled::Reply(r) => r,
-                Handled::Events { .. } => json(StatusCode::OK, &serde_json::json!({})),
-            })
+        let client = fresh_client();
+        answer(
+            api,
+            &Request {
+                method,
+                path,
+                query,
+                auth,
+                client: &client,
+                ..Request::default()
+            },
+        )
+    }
+
+    fn body(r: Response) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(http_body_util::BodyExt::collect(r.into_body()))
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     fn status(api: &Api, method: &str, path: &str, token: Option<&str>) -> u16 {
@@ -829,6 +1310,12 @@ mod tests {
             // 501: these routes alone run no cameras (the runner test adds and removes).
             ("POST", "/api/v1/cameras", [401, 401, 403, 403, 501]),
             ("DELETE", "/api/v1/cameras/door", [401, 401, 403, 403, 501]),
+            ("GET", "/api/v1/session", [401, 401, 200, 200, 200]),
+            // 404: these routes alone have no signalling server.
+            ("GET", "/api/v1/signalling", [401, 401, 404, 404, 404]),
+            // 415: a login is JSON; tokens in the header play no part.
+            ("POST", "/api/v1/login", [415, 415, 415, 415, 415]),
+            ("POST", "/api/v1/logout", [200, 200, 200, 200, 200]),
         ];
         for (m, p, want) in table {
             let got = [None, wrong, viewer, operator, admin].map(|tok| status(&api, m, p, tok));
@@ -906,6 +1393,10 @@ mod tests {
             "/health/live",
             "/health/ready",
             "/metrics",
+            "/api/v1/login",
+            "/api/v1/logout",
+            "/api/v1/session",
+            "/api/v1/signalling",
         ] {
             assert!(
                 paths.iter().any(|q| *q == p),
@@ -915,7 +1406,11 @@ mod tests {
                 .replace("{id}", "1")
                 .replace("{name}", "door")
                 .replace("{label}", "Ann");
-            let method = if p.ends_with("/ack") || p.ends_with("/photos") {
+            let method = if p.ends_with("/ack")
+                || p.ends_with("/photos")
+                || p.ends_with("/login")
+                || p.ends_with("/logout")
+            {
                 "POST"
             } else if p.ends_with("{name}") || p.ends_with("{label}") {
                 "DELETE"
@@ -929,8 +1424,221 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            15,
+            19,
             "a route documented but not served: {paths:?}"
+        );
+    }
+
+    fn login(api: &Api, token: &str, client: &str) -> Response {
+        let body = serde_json::json!({ "token": token }).to_string();
+        answer(
+            api,
+            &Request {
+                method: "POST",
+                path: "/api/v1/login",
+                content_type: Some("application/json"),
+                client,
+                body: body.as_bytes(),
+                ..Request::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// A browser session: the cookie's flags, reads with the cookie, writes only with the
+    /// CSRF token and from this origin, logout and revocation end it.
+    #[test]
+    fn a_login_makes_a_session_cookie_and_writes_need_its_csrf_token() {
+        let (api, t, f) = make(false, true);
+        let r = login(&api, &t[1], "192.0.2.1");
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(cookie.contains(flag), "{cookie}");
+        }
+        assert!(!cookie.contains(&t[1]), "the token is not the cookie");
+        let b = body(r);
+        assert_eq!(b["name"], "operator");
+        assert_eq!(b["role"], "operator");
+        let csrf = b["csrf"].as_str().unwrap().to_string();
+        let sid = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("sightline_session=")
+            .to_string();
+        let jar = format!("theme=dark; sightline_session={sid}");
+        let call = |method: &str, path: &str, csrf: Option<&str>, origin: Option<&str>| {
+            answer(
+                &api,
+                &Request {
+                    method,
+                    path,
+                    cookie: Some(&jar),
+                    csrf,
+                    origin,
+                    host: Some("site.example:9108"),
+                    client: "192.0.2.1",
+                    ..Request::default()
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(call("GET", "/api/v1/presence", None, None).status(), 200);
+        let s = body(call("GET", "/api/v1/session", None, None));
+        assert_eq!(
+            (s["name"].as_str(), s["csrf"].as_str()),
+            (Some("operator"), Some(&*csrf))
+        );
+        // A cookie-authenticated write: 403 without the CSRF token or with a wrong one;
+        // with it the request goes through (404: there is no alert 1).
+        let ack = "/api/v1/alerts/1/ack";
+        assert_eq!(call("POST", ack, None, None).status(), 403);
+        let wrong = format!("{}x", &csrf[1..]);
+        assert_eq!(call("POST", ack, Some(&wrong), None).status(), 403);
+        assert_eq!(call("POST", ack, Some(&csrf), None).status(), 404);
+        let same = Some("https://site.example:9108");
+        assert_eq!(call("POST", ack, Some(&csrf), same).status(), 404);
+        // From another origin (a page elsewhere that the browser lets send the cookie).
+        let other = Some("https://evil.example");
+        assert_eq!(call("POST", ack, Some(&csrf), other).status(), 403);
+        assert_eq!(call("GET", "/api/v1/signalling", None, other).status(), 403);
+        // The role still holds: an operator may not add cameras.
+        assert_eq!(
+            call("POST", "/api/v1/cameras", Some(&csrf), None).status(),
+            403
+        );
+        // Logout (a write: with the CSRF token) ends the session.
+        assert_eq!(call("POST", "/api/v1/logout", None, None).status(), 403);
+        let out = call("POST", "/api/v1/logout", Some(&csrf), None);
+        assert_eq!(out.status(), 200);
+        assert!(
+            out.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        assert_eq!(call("GET", "/api/v1/presence", None, None).status(), 401);
+
+        // Revoking the token ends its sessions.
+        let r = login(&api, &t[0], "192.0.2.1");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        let jar = cookie.split(';').next().unwrap().to_string();
+        let read = || {
+            answer(
+                &api,
+                &Request {
+                    method: "GET",
+                    path: "/api/v1/presence",
+                    cookie: Some(&jar),
+                    client: "192.0.2.1",
+                    ..Request::default()
+                },
+            )
+            .unwrap()
+            .status()
+        };
+        assert_eq!(read(), 200);
+        let mut file = TokenFile::load(&f.0).unwrap();
+        assert!(file.revoke("viewer"));
+        file.save(&f.0).unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&f.0)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(read(), 401);
+        // Without the TLS the cookie is not Secure (a browser would drop a Secure cookie
+        // from http://).
+        let (plain, t2, _g) = make(true, true);
+        let plain = Api {
+            tls: false,
+            ..plain
+        };
+        let c = login(&plain, &t2[0], "127.0.0.1");
+        assert!(
+            !c.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+
+    /// 20 failed logins from one address: the first five are answered, the rest must wait
+    /// (429, Retry-After) — also a right token, unless it was verified before; other
+    /// addresses are not held up.
+    #[test]
+    fn failed_logins_are_slowed_down() {
+        let (api, t, _f) = make(false, true);
+        let codes: Vec<u16> = (0..20)
+            .map(|i| {
+                login(
+                    &api,
+                    &format!("slt_0000000{}_guess", i % 10),
+                    "198.51.100.7",
+                )
+                .status()
+                .as_u16()
+            })
+            .collect();
+        assert_eq!(&codes[..5], &[401; 5]);
+        assert!(codes[5..].iter().all(|c| *c == 429), "{codes:?}");
+        let r = login(&api, &t[2], "198.51.100.7");
+        assert_eq!(r.status(), 429, "a token never verified waits too");
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(body(r)["error"].as_str().unwrap().contains("try again"));
+        // Bearer guesses count the same (401: not authenticated, and not checked).
+        assert_eq!(
+            answer(
+                &api,
+                &Request {
+                    method: "GET",
+                    path: "/api/v1/presence",
+                    auth: Some("Bearer slt_00000000_guess"),
+                    client: "198.51.100.7",
+                    ..Request::default()
+                },
+            )
+            .unwrap()
+            .status(),
+            401
+        );
+        assert_eq!(login(&api, &t[2], "198.51.100.8").status(), 200);
+        // Verified before (from the other address): known without an Argon2 run.
+        assert_eq!(login(&api, &t[2], "198.51.100.7").status(), 200);
+        // Not JSON, or not a token object.
+        let r = answer(
+            &api,
+            &Request {
+                method: "POST",
+                path: "/api/v1/login",
+                content_type: Some("application/x-www-form-urlencoded"),
+                client: "198.51.100.9",
+                body: b"token=x",
+                ..Request::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.status(), 415);
+    }
+
+    #[test]
+    fn the_login_page_is_served() {
+        let (api, _, _f) = make(false, true);
+        let r = reply(&api, "GET", "/login", "", None).unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
         );
     }
 }

@@ -12,6 +12,7 @@ use clap::Args;
 use gst::prelude::*;
 use sightline_core::control::cameras::{AddedCamera, CameraStore};
 use sightline_core::control::journal::{JOURNAL_EVENTS, Journal};
+use sightline_core::control::session::Sessions;
 use sightline_core::control::site::Site;
 use sightline_core::delivery::{
     Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
@@ -100,7 +101,12 @@ pub struct RunArgs {
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
     web: Option<PathBuf>,
-    /// PEM certificate: --http becomes HTTPS (use the pipeline's CERT for its signalling).
+    /// The WebRTC signalling server that /api/v1/signalling proxies to (ws://HOST:PORT);
+    /// default: the one a webrtcsink of the file runs (run-signalling-server=true), which
+    /// should then listen on loopback only.
+    #[arg(long, env = "SIGHTLINE_SIGNALLING")]
+    signalling: Option<String>,
+    /// PEM certificate: --http becomes HTTPS (the viewer's signalling goes through it).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<String>,
     /// PEM private key of --tls-cert.
@@ -926,29 +932,93 @@ fn default_web_dir() -> Option<PathBuf> {
 /// Builds a unit once before anything runs, so a configuration that can never work (a typo,
 /// a missing element, an unusable certificate) stops
 /// the runner at once with the reason instead of being retried forever.
-/// The one gallery file of the descriptions' facematch elements (None: none, or several).
-fn the_gallery(units: &[String]) -> Option<PathBuf> {
-    let mut found = std::collections::BTreeSet::new();
+/// Every element of the descriptions, built once (the ones that do not build are skipped:
+/// the preflight says why).
+fn unit_elements(units: &[String]) -> Vec<gst::Element> {
+    let mut elements = Vec::new();
     for d in units {
         let Ok(e) = gst::parse::launch(d) else {
             continue;
         };
-        let mut elements = vec![e.clone()];
         if let Some(bin) = e.downcast_ref::<gst::Bin>() {
             elements.extend(bin.iterate_recurse().into_iter().flatten());
         }
-        for el in elements {
-            if el.factory().is_some_and(|f| f.name() == "facematch")
-                && let Some(g) = el.property::<Option<String>>("gallery")
-                && std::path::Path::new(&g).is_file()
-            {
-                found.insert(std::path::absolute(&g).unwrap_or_else(|_| PathBuf::from(&g)));
-            }
+        elements.push(e);
+    }
+    elements
+}
+
+fn factory_is(el: &gst::Element, name: &str) -> bool {
+    el.factory().is_some_and(|f| f.name() == name)
+}
+
+/// The one gallery file of the descriptions' facematch elements (None: none, or several).
+fn the_gallery(elements: &[gst::Element]) -> Option<PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    for el in elements {
+        if factory_is(el, "facematch")
+            && let Some(g) = el.property::<Option<String>>("gallery")
+            && std::path::Path::new(&g).is_file()
+        {
+            found.insert(std::path::absolute(&g).unwrap_or_else(|_| PathBuf::from(&g)));
         }
     }
     (found.len() == 1)
         .then(|| found.into_iter().next())
         .flatten()
+}
+
+/// The signalling server `/api/v1/signalling` proxies to: `--signalling`, else the one that
+/// a webrtcsink of the descriptions runs (`run-signalling-server=true`). A server that
+/// speaks TLS, or several, cannot be chosen (said, and no proxy).
+fn the_signalling(given: Option<&str>, elements: &[gst::Element]) -> Option<String> {
+    if let Some(g) = given {
+        return Some(g.to_string());
+    }
+    let mut found = std::collections::BTreeSet::new();
+    for el in elements {
+        if factory_is(el, "webrtcsink")
+            && el.find_property("run-signalling-server").is_some()
+            && el.property::<bool>("run-signalling-server")
+        {
+            let host = el.property::<String>("signalling-server-host");
+            let port = el.property::<u32>("signalling-server-port");
+            let tls = el
+                .property::<Option<String>>("signalling-server-cert")
+                .is_some_and(|c| !c.is_empty());
+            let host = match host.as_str() {
+                "0.0.0.0" | "" => "127.0.0.1".to_string(),
+                "::" => "[::1]".to_string(),
+                h if h.contains(':') => format!("[{h}]"),
+                h => h.to_string(),
+            };
+            found.insert((format!("ws://{host}:{port}"), tls));
+        }
+    }
+    let mut it = found.into_iter();
+    match (it.next(), it.next()) {
+        (None, _) => None,
+        (Some((_, true)), None) => {
+            log_line(
+                "warning",
+                "runner",
+                "the webrtcsink signalling server speaks TLS: /api/v1/signalling proxies to \
+                 plain ws:// on loopback only (leave the pipeline's CERT/KEY empty; the \
+                 runner's --tls-cert covers browsers). No signalling proxy",
+            );
+            None
+        }
+        (Some((url, false)), None) => Some(url),
+        (Some(_), Some(_)) => {
+            log_line(
+                "warning",
+                "runner",
+                "several webrtcsink signalling servers: /api/v1/signalling needs \
+                 --signalling ws://HOST:PORT to know which. No signalling proxy",
+            );
+            None
+        }
+    }
 }
 
 fn preflight(desc: &str) -> Result<(), String> {
@@ -1094,6 +1164,31 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             "http"
         };
         let loopback = sightline_core::control::api::is_loopback(&a.http);
+        let elements = unit_elements(&units);
+        let signalling = the_signalling(a.signalling.as_deref(), &elements);
+        if let Some(s) = &signalling {
+            let u = url::Url::parse(s).map_err(|e| format!("--signalling {s}: {e}"))?;
+            if u.scheme() != "ws" {
+                return Err(format!(
+                    "--signalling {s}: the proxy speaks plain ws:// to a signalling server on this machine"
+                ));
+            }
+        }
+        let sessions_file = state_dir.join("sessions.json");
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let sessions = match Sessions::open(&sessions_file, now_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                log_line(
+                    "warning",
+                    "runner",
+                    &format!("{e}: starting with no browser sessions (they log in again)"),
+                );
+                Sessions::fresh(&sessions_file)
+            }
+        };
         let tokens = match &a.auth {
             Some(f) => Some(Mutex::new(sightline_core::control::auth::Tokens::open(f)?)),
             None if loopback || a.insecure_no_auth => None,
@@ -1136,8 +1231,12 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                     set: set.clone(),
                     commands: Mutex::new(commands_tx.clone()),
                 }),
-                gallery: a.gallery.clone().or_else(|| the_gallery(&units)),
+                gallery: a.gallery.clone().or_else(|| the_gallery(&elements)),
                 gallery_lock: Mutex::new(()),
+                sessions: Mutex::new(sessions),
+                limiter: Mutex::default(),
+                tls: a.tls_cert.is_some(),
+                signalling: signalling.clone(),
             },
         )?;
         let page = match &web_dir {
@@ -1149,11 +1248,15 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         } else {
             "no tokens"
         };
+        let proxy = match &signalling {
+            Some(s) => format!(", WebRTC signalling of {s} at /api/v1/signalling"),
+            None => String::new(),
+        };
         log_line(
             "info",
             "runner",
             &format!(
-                "API on {scheme}://{}/api/v1/ ({access}), metrics on {scheme}://{}/metrics{page}",
+                "API on {scheme}://{}/api/v1/ ({access}), metrics on {scheme}://{}/metrics{page}{proxy}",
                 a.http, a.http
             ),
         );

@@ -409,12 +409,28 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         shared_data("video/intel_sample_videos/derived/head-pose-face-detection-male.mjpeg.avi");
     let cam = RtspServer::start_video("cam1", "h264", &face);
 
-    // The camera's signalling and page over TLS with a throw-away certificate for HOST; the
-    // browser accepts exactly that key (SPKI pin), nothing else.
+    // The camera's page over TLS with a throw-away certificate for HOST; the browser accepts
+    // exactly that key (SPKI pin), nothing else. Access needs a token: the browser logs in
+    // (session cookie) and signals through the runner's proxy, to webrtcsink's signalling
+    // server on loopback.
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let spki = self_signed(&cert, &key);
     let (sig1, web1) = (free_port(), free_port());
     let events = dir.join("camera.jsonl");
+    let tokens = dir.join("tokens.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["auth", "--file"])
+        .arg(&tokens)
+        .args(["add", "wall", "--role", "viewer"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let token = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let camera_runner = |log: &str| {
         let mut c = runner(
             &pipeline("single-camera.pipeline"),
@@ -422,43 +438,81 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
                 ("CAM1", cam.url()),
                 ("GALLERY", g.display().to_string()),
                 ("CAMERA", "door".into()),
-                ("BIND", HOST.into()),
+                ("BIND", "127.0.0.1".into()),
                 ("SIGNALLING_PORT", sig1.to_string()),
-                ("CERT", cert.display().to_string()),
-                ("KEY", key.display().to_string()),
             ],
             &[],
         );
-        // The test's own network namespace; the viewer page has no login yet, so no tokens.
-        c.args([
-            "--insecure-no-auth",
-            "--http",
-            &format!("{HOST}:{web1}"),
-            "--web",
-        ])
-        .arg(&web)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .arg("--events")
-        .arg(&events);
+        c.args(["--http", &format!("{HOST}:{web1}"), "--auth"])
+            .arg(&tokens)
+            .arg("--state-dir")
+            .arg(dir.join("camera-state"))
+            .arg("--web")
+            .arg(&web)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--events")
+            .arg(&events);
         Running::spawn(&mut c, dir.join(log))
     };
     let camera = camera_runner("camera.log");
-    for port in [sig1, web1] {
-        wait_for("camera signalling and web server", 60, || {
-            TcpStream::connect((HOST, port)).is_ok()
-        });
-    }
+    wait_for("camera signalling and web server", 60, || {
+        TcpStream::connect(("127.0.0.1", sig1)).is_ok() && TcpStream::connect((HOST, web1)).is_ok()
+    });
+    assert!(
+        TcpStream::connect((HOST, sig1)).is_err(),
+        "the signalling server listens on loopback only"
+    );
 
     let mut b = Browser::start(
         dir.join("profile"),
         &[&format!("--ignore-certificate-errors-spki-list={spki}")],
     );
-    let tab = b.open(&format!(
-        "https://{HOST}:{web1}/?signalling=wss://{HOST}:{sig1}"
-    ));
+    // The viewer sends a browser without a session to the login page.
+    let tab = b.open(&format!("https://{HOST}:{web1}/"));
+    wait_for("the login page", 30, || {
+        b.eval(&tab, "location.pathname") == json!("/login")
+            && b.eval(&tab, "!!document.getElementById('token')") == json!(true)
+    });
+    // A wrong token first: the page says why and stays.
+    b.eval(
+        &tab,
+        "document.getElementById('token').value = 'slt_00000000_wrong'; \
+         document.getElementById('login').requestSubmit(); true",
+    );
+    wait_for("the login error", 20, || {
+        b.eval(&tab, "document.getElementById('message').textContent")
+            .as_str()
+            .is_some_and(|m| m.contains("unknown or revoked token"))
+    });
+    b.eval(
+        &tab,
+        &format!(
+            "document.getElementById('token').value = '{token}'; \
+             document.getElementById('login').requestSubmit(); true"
+        ),
+    );
+    wait_for("the viewer after the login", 30, || {
+        b.eval(&tab, "location.pathname") == json!("/")
+            && b.eval(&tab, "!!window.sightlineViewer") == json!(true)
+    });
+    // The session cookie's flags, as the browser stored them.
+    let cookies = b.call(None, "Storage.getCookies", json!({}));
+    let c = cookies["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sightline_session")
+        .cloned()
+        .expect("the session cookie");
+    assert_eq!(
+        (&c["httpOnly"], &c["secure"], &c["sameSite"]),
+        (&json!(true), &json!(true), &json!("Strict")),
+        "{c}"
+    );
+    assert!(!c["value"].as_str().unwrap().contains(&token));
     let (f1, f2) = plays(&mut b, &tab, "door");
     // The face video plays with its boxes; wait for a frame with a decision drawn.
     std::thread::sleep(Duration::from_secs(2));
@@ -474,12 +528,15 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         shot.display()
     );
     assert!(boxes >= 4, "no overlay box in {}", shot.display());
-    // Page and signalling really went over TLS.
+    // Page and signalling really went over TLS, through the runner.
     let proto = b.eval(
         &tab,
         "location.protocol + ' ' + window.sightlineViewer.signalling",
     );
-    assert_eq!(proto, json!(format!("https: wss://{HOST}:{sig1}")));
+    assert_eq!(
+        proto,
+        json!(format!("https: wss://{HOST}:{web1}/api/v1/signalling"))
+    );
     // The runner's /metrics on the same HTTPS address (the port probes above, plain TCP
     // without a handshake, did not stop it).
     let metrics = b.eval(&tab, "fetch('/metrics').then(r => r.text())");
@@ -490,7 +547,8 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     );
 
     // The camera's runner restarts (an upgrade, a crash): the open page shows the stream offline,
-    // then plays the new producer of the same name by itself.
+    // then plays the new producer of the same name by itself (the session outlives the
+    // restart: kept in the state directory).
     let (ok, log) = camera.stop();
     assert!(ok, "{log}");
     wait_for("the page to show door offline", 20, || {

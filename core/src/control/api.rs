@@ -38,6 +38,14 @@ pub enum Route {
     AddPhoto(String),
     /// Forget this label.
     RemoveIdentity(String),
+    /// Exchange a token for a browser session (cookie).
+    Login,
+    /// End the browser session.
+    Logout,
+    /// Who the caller is, and the session's CSRF token.
+    Session,
+    /// The WebRTC signalling WebSocket, proxied to webrtcsink's signalling server.
+    Signalling,
     Health,
     Live,
     Ready,
@@ -47,14 +55,21 @@ pub enum Route {
 impl Route {
     pub fn access(&self) -> Access {
         match self {
-            Route::OpenApi | Route::Health | Route::Live | Route::Ready => Access::Open,
+            Route::OpenApi
+            | Route::Health
+            | Route::Live
+            | Route::Ready
+            | Route::Login
+            | Route::Logout => Access::Open,
             Route::Metrics => Access::Metrics,
             Route::Cameras
             | Route::Presence
             | Route::Alerts
             | Route::Map
             | Route::Events
-            | Route::Gallery => Access::Role(Role::Viewer),
+            | Route::Gallery
+            | Route::Session
+            | Route::Signalling => Access::Role(Role::Viewer),
             Route::AckAlert(_) | Route::AddPhoto(_) | Route::RemoveIdentity(_) => {
                 Access::Role(Role::Operator)
             }
@@ -83,6 +98,13 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
             Err(NoRoute::Method("GET, HEAD"))
         }
     };
+    let post = |r: Route| {
+        if method == "POST" {
+            Ok(r)
+        } else {
+            Err(NoRoute::Method("POST"))
+        }
+    };
     let found = match p {
         "/health" => get(Route::Health),
         "/health/live" => get(Route::Live),
@@ -99,6 +121,10 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
         "/api/v1/map" => get(Route::Map),
         "/api/v1/events" => get(Route::Events),
         "/api/v1/gallery" => get(Route::Gallery),
+        "/api/v1/session" => get(Route::Session),
+        "/api/v1/signalling" => get(Route::Signalling),
+        "/api/v1/login" => post(Route::Login),
+        "/api/v1/logout" => post(Route::Logout),
         _ => {
             if let Some(id) = p
                 .strip_prefix("/api/v1/alerts/")
@@ -232,6 +258,15 @@ mod tests {
         assert_eq!(
             route("POST", "/api/v1/alerts//ack"),
             Some(Err(NoRoute::NotFound))
+        );
+        assert_eq!(ok("POST", "/api/v1/login").access(), Access::Open);
+        assert_eq!(
+            route("GET", "/api/v1/login"),
+            Some(Err(NoRoute::Method("POST")))
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/signalling").access(),
+            Access::Role(Role::Viewer)
         );
         assert_eq!(route("GET", "/index.html"), None);
         assert_eq!(route("GET", "/"), None);

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cameras;
 pub mod journal;
+pub mod session;
 pub mod site;
 
 /// Writes `path` atomically (a temporary file, fsync, rename), readable by its owner only.
