@@ -98,6 +98,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
     },
+    /// The control API under load while two cameras run: `wrk` at RATE requests/s on
+    /// /api/v1/presence for SECONDS, against the same cameras without load before and after:
+    /// p50/p90/p99 latency, the cameras' frames/s with and without the load, RSS.
+    Api {
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Frames/s of each camera (real time).
+        #[arg(long, default_value_t = 5)]
+        camera_fps: u32,
+    },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
 }
@@ -152,6 +164,11 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             frames,
             rounds,
         } => crate::bench_reid::bench_reidmap(&input, width, frames, rounds),
+        BenchCmd::Api {
+            seconds,
+            rate,
+            camera_fps,
+        } => crate::bench_api::bench_api(seconds, rate, camera_fps),
         BenchCmd::All => {
             bench_facedetect(Path::new(FACE_VIDEO), 640, 200, 3)?;
             bench_facedetect(Path::new(CCTV_VIDEO), 640, 100, 3)?;
