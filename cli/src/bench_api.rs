@@ -25,30 +25,19 @@ impl Drop for Runner {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 fn get(port: u16, path: &str, token: &str) -> Result<serde_json::Value, String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .ok_or("no HTTP body")?;
-    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    agent
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .map_err(|e| format!("{path}: {e}"))
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{path}: {e}")))
 }
 
 /// frames_processed of each camera.
@@ -70,12 +59,7 @@ fn processed(port: u16, token: &str) -> Result<Vec<(String, u64)>, String> {
 }
 
 fn rss_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+    crate::bench_publish::status_kb(&pid.to_string(), field)
 }
 
 /// Frames/s of each camera over `secs` seconds (counts from the API, time from here).
@@ -153,7 +137,7 @@ fn run(dir: &Path, seconds: u64, rate: u32, fps: u32) -> Result<(), String> {
     }
     let file = dir.join("site.pipeline");
     std::fs::write(&file, desc).map_err(|e| e.to_string())?;
-    let port = free_port()?;
+    let port = crate::bench_publish::free_port()?;
     let child = Command::new(&exe)
         .arg("run")
         .arg(&file)

@@ -63,7 +63,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -85,7 +85,12 @@ fn event(i: u64) -> Event {
 }
 
 fn rss_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_kb("self", field)
+}
+
+/// A `kB` field (`VmRSS:`, `VmHWM:`) of /proc/PID/status (`self`: this process); 0 if unread.
+pub(crate) fn status_kb(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(field))

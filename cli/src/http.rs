@@ -15,6 +15,7 @@ use sightline_core::control::session::{
 use sightline_core::control::site::{Site, check_since};
 use sightline_core::events::utc_now;
 use sightline_core::runner::{Metrics, check_tls_pair};
+use sightline_core::secrets::redact_url;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,6 +146,13 @@ fn too_many(wait_ms: u64) -> Response {
     r
 }
 
+fn no_signalling() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "this site has no WebRTC signalling server (a webrtcsink with run-signalling-server=true, or sightline run --signalling)",
+    )
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -169,8 +177,9 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
 /// Who is calling, and how.
 pub struct Caller {
     pub who: Principal,
-    /// The browser session the call came with (None: a bearer token, or no checks).
-    pub session: Option<String>,
+    /// The CSRF token of the browser session the call came with (None: a bearer token, or
+    /// no checks).
+    pub csrf: Option<String>,
 }
 
 fn is_write(method: &str) -> bool {
@@ -248,7 +257,7 @@ impl Api {
                 name: "local".into(),
                 role: Role::Admin,
             },
-            session: None,
+            csrf: None,
         };
         let need = match access {
             Access::Open => return Ok(local),
@@ -269,7 +278,7 @@ impl Api {
         let caller = if let Some(token) = bearer(req.auth) {
             Caller {
                 who: self.check_token(token, req.client, false)?,
-                session: None,
+                csrf: None,
             }
         } else if let Some(sid) = cookie_session(req.cookie) {
             self.session_caller(sid, req)?
@@ -332,7 +341,7 @@ impl Api {
         }
         Ok(Caller {
             who,
-            session: Some(sid.to_string()),
+            csrf: Some(s.csrf),
         })
     }
 
@@ -445,12 +454,9 @@ impl Api {
     /// send if not).
     pub fn signalling(&self, req: &Request) -> Result<String, Box<Response>> {
         self.authorize(Access::Role(Role::Viewer), req)?;
-        self.signalling.clone().ok_or_else(|| {
-            Box::new(error(
-                StatusCode::NOT_FOUND,
-                "this site has no WebRTC signalling server (a webrtcsink with run-signalling-server=true, or sightline run --signalling)",
-            ))
-        })
+        self.signalling
+            .clone()
+            .ok_or_else(|| Box::new(no_signalling()))
     }
 
     /// What an API request gets; None for paths that are not the API's.
@@ -511,30 +517,18 @@ impl Api {
             }
             Route::Login => self.login(req),
             Route::Logout => self.logout(req),
-            Route::Session => {
-                let csrf = caller.session.as_deref().and_then(|sid| {
-                    self.sessions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(sid, now_ms())
-                        .map(|s| s.csrf)
-                });
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({"name": who.name, "role": who.role.name(),
-                        "csrf": csrf, "auth": self.tokens.is_some()}),
-                )
-            }
+            Route::Session => json(
+                StatusCode::OK,
+                &serde_json::json!({"name": who.name, "role": who.role.name(),
+                    "csrf": caller.csrf, "auth": self.tokens.is_some()}),
+            ),
             // Here only without an upgrade (the WebSocket is served before).
             Route::Signalling => match self.signalling {
                 Some(_) => error(
                     StatusCode::UPGRADE_REQUIRED,
                     "the signalling endpoint is a WebSocket (Upgrade: websocket)",
                 ),
-                None => match self.signalling(req) {
-                    Err(r) => *r,
-                    Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
-                },
+                None => no_signalling(),
             },
             Route::Health => self.health(),
             Route::Live => json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
@@ -1098,13 +1092,16 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                         Ok(Err(e)) => {
                             return Ok(error(
                                 StatusCode::BAD_GATEWAY,
-                                &format!("the signalling server {upstream}: {e}"),
+                                &format!("the signalling server {}: {e}", redact_url(&upstream)),
                             ));
                         }
                         Err(_) => {
                             return Ok(error(
                                 StatusCode::GATEWAY_TIMEOUT,
-                                &format!("the signalling server {upstream} did not answer in 5 s"),
+                                &format!(
+                                    "the signalling server {} did not answer in 5 s",
+                                    redact_url(&upstream)
+                                ),
                             ));
                         }
                     };

@@ -1167,10 +1167,11 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         let elements = unit_elements(&units);
         let signalling = the_signalling(a.signalling.as_deref(), &elements);
         if let Some(s) = &signalling {
-            let u = url::Url::parse(s).map_err(|e| format!("--signalling {s}: {e}"))?;
+            let shown = sightline_core::secrets::redact_url(s);
+            let u = url::Url::parse(s).map_err(|e| format!("--signalling {shown}: {e}"))?;
             if u.scheme() != "ws" {
                 return Err(format!(
-                    "--signalling {s}: the proxy speaks plain ws:// to a signalling server on this machine"
+                    "--signalling {shown}: the proxy speaks plain ws:// to a signalling server on this machine"
                 ));
             }
         }

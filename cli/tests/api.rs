@@ -6,28 +6,11 @@
 
 mod common;
 
-use common::{Killed, gallery, rss_kib, runner, tmp, wait_for};
+use common::{Killed, auth, gallery, rss_kib, runner, tmp, wait_for};
 use serde_json::Value;
 use sightline_testkit::{free_port, shared_data};
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn auth(file: &Path, name: &str, role: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["auth", "--file"])
-        .arg(file)
-        .args(["add", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The token alone on the last line of stdout.
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
-}
 
 /// (status, body) of one request, with a bearer token.
 fn call(method: &str, port: u16, path: &str, token: Option<&str>) -> (u16, String) {

@@ -6,29 +6,13 @@
 
 mod common;
 
-use common::{Killed, runner, tmp, wait_for};
+use common::{Killed, auth, runner, tmp, wait_for};
 use serde_json::Value;
 use sightline_testkit::free_port;
-use std::path::Path;
-use std::process::{Command, Stdio};
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
-
-fn auth(file: &Path, name: &str, role: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["auth", "--file"])
-        .arg(file)
-        .args(["add", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(

@@ -418,19 +418,7 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
     let (sig1, web1) = (free_port(), free_port());
     let events = dir.join("camera.jsonl");
     let tokens = dir.join("tokens.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["auth", "--file"])
-        .arg(&tokens)
-        .args(["add", "wall", "--role", "viewer"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let token = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let token = common::auth(&tokens, "wall", "viewer");
     let camera_runner = |log: &str| {
         let mut c = runner(
             &pipeline("single-camera.pipeline"),

@@ -49,6 +49,23 @@ pub fn gallery(dir: &Path) -> PathBuf {
     g
 }
 
+/// A new token from the real `sightline auth` command (alone on the last line of stdout).
+pub fn auth(file: &Path, name: &str, role: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["auth", "--file"])
+        .arg(file)
+        .args(["add", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}
+
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
