@@ -189,6 +189,28 @@ impl Roi {
             .or(self.detection_label.as_deref())
     }
 
+    /// The overlay's caption: the name (or detection label), a score in percent, the track
+    /// id. A recognised face shows its similarity, a detection its confidence; an unknown
+    /// face shows none (its best similarity to the gallery, often negative, says nothing
+    /// about who it is). A score is shown within 0–100 %.
+    pub fn caption(&self) -> String {
+        let mut t = self.display_label().unwrap_or(&self.roi_type).to_string();
+        let score = if self.is_unknown() {
+            None
+        } else if self.recognition_label.is_some() {
+            self.similarity
+        } else {
+            self.confidence
+        };
+        if let Some(s) = score.filter(|s| s.is_finite()) {
+            t.push_str(&format!(" {:.0}%", s.clamp(0.0, 1.0) * 100.0));
+        }
+        if let Some(id) = self.object_id {
+            t.push_str(&format!(" #{id}"));
+        }
+        t
+    }
+
     pub fn is_unknown(&self) -> bool {
         self.recognition_label.as_deref() == Some("unknown")
     }
@@ -316,6 +338,38 @@ fn value_to_json(v: &glib::SendValue) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn roi(label: Option<&str>, similarity: Option<f64>, confidence: Option<f64>) -> Roi {
+        Roi {
+            id: 1,
+            parent_id: 0,
+            roi_type: "face".into(),
+            rect: (0, 0, 10, 10),
+            confidence,
+            detection_label: Some("face".into()),
+            landmarks: None,
+            object_id: Some(3),
+            recognition_label: label.map(str::to_string),
+            identity: None,
+            unknown_id: None,
+            similarity,
+        }
+    }
+
+    #[test]
+    fn captions_show_a_meaningful_score_only() {
+        assert_eq!(
+            roi(Some("Ada"), Some(0.734), Some(0.9)).caption(),
+            "Ada 73% #3"
+        );
+        // An unknown face: no similarity (here negative), no detection score either.
+        assert_eq!(
+            roi(Some("unknown"), Some(-0.12), Some(0.9)).caption(),
+            "unknown #3"
+        );
+        assert_eq!(roi(None, None, Some(0.91)).caption(), "face 91% #3");
+        assert_eq!(roi(Some("Ada"), Some(1.2), None).caption(), "Ada 100% #3");
+    }
 
     fn det() -> Detection {
         Detection {

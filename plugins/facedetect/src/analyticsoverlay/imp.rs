@@ -69,18 +69,6 @@ fn colour(roi: &Roi) -> Rgb {
     }
 }
 
-/// Label text: name or detection label, score in percent, track id.
-fn label_text(roi: &Roi) -> String {
-    let mut t = roi.display_label().unwrap_or(&roi.roi_type).to_string();
-    if let Some(s) = roi.similarity.or(roi.confidence) {
-        t.push_str(&format!(" {:.0}%", s * 100.0));
-    }
-    if let Some(id) = roi.object_id {
-        t.push_str(&format!(" #{id}"));
-    }
-    t
-}
-
 #[glib::object_subclass]
 impl ObjectSubclass for AnalyticsOverlay {
     const NAME: &'static str = "SightlineAnalyticsOverlay";
@@ -251,7 +239,7 @@ impl VideoFilterImpl for AnalyticsOverlay {
                 }
             }
             if s.draw_labels {
-                let text = label_text(roi);
+                let text = roi.caption();
                 let th = Canvas::text_height(scale) as i64 + 2 * scale as i64;
                 let ty = if y >= th { y - th } else { y + h };
                 c.label(x, ty, &text, scale, TEXT, col);
