@@ -1,6 +1,7 @@
 //! The runner's HTTP(S) endpoint: the JSON API under `/api/v1/` (docs/openapi.json,
 //! docs/operations.md), `/metrics` (Prometheus text), `/health` (JSON, 503 while a camera is
-//! down), `/health/live`, `/health/ready`, and the WebRTC viewer page (web/) at `/`. warp +
+//! down), `/health/live`, `/health/ready`, and the dashboard (web/: `/`, `/live`, `/map`,
+//! `/gallery`). warp +
 //! hyper serve it on a one-thread tokio runtime; with a certificate and key it is HTTPS
 //! (tokio-rustls), and a failed handshake (a port scan, a browser that distrusts the
 //! certificate) drops only that connection. Who may call what is
@@ -26,7 +27,7 @@ use warp::http::StatusCode;
 
 pub struct HttpConfig {
     pub addr: String,
-    /// Directory served at `/` (the viewer page); None: only /metrics and /health.
+    /// Directory of the dashboard's pages (web/); None: only the API, /metrics and /health.
     pub web_dir: Option<PathBuf>,
     pub tls: Option<(String, String)>,
 }
@@ -83,6 +84,8 @@ pub enum Handled {
     Events {
         after: u64,
         kinds: Option<Vec<String>>,
+        /// Also the cameras' state (`cameras` events) every this many seconds.
+        cameras_every: Option<u64>,
     },
 }
 
@@ -115,6 +118,16 @@ const OPENAPI: &str = include_str!("../../docs/openapi.json");
 const LOGIN_PAGE: &str = include_str!("../../web/login.html");
 
 type Response = warp::reply::Response;
+
+/// How long a snapshot waits for the camera's next frame (and for its encoding).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+/// `X,Y` (numbers) → the point.
+fn parse_point(v: &str) -> Option<(f32, f32)> {
+    let (x, y) = v.split_once(',')?;
+    let (x, y) = (x.trim().parse::<f32>().ok()?, y.trim().parse::<f32>().ok()?);
+    (x.is_finite() && y.is_finite()).then_some((x, y))
+}
 
 /// The largest request body (a photo to enrol).
 const MAX_BODY: u64 = 16 << 20;
@@ -508,7 +521,23 @@ impl Api {
                     .filter(|k| !k.is_empty())
                     .collect()
             });
-            return Some(Handled::Events { after, kinds });
+            let cameras_every = match params.iter().find(|(k, _)| k == "cameras") {
+                None => None,
+                Some((_, v)) => match v.parse::<u64>() {
+                    Ok(n @ 1..=60) => Some(n),
+                    _ => {
+                        return done(error(
+                            StatusCode::BAD_REQUEST,
+                            "cameras: seconds between camera reports, 1 to 60",
+                        ));
+                    }
+                },
+            };
+            return Some(Handled::Events {
+                after,
+                kinds,
+                cameras_every,
+            });
         }
         done(match r {
             Route::OpenApi => {
@@ -572,9 +601,25 @@ impl Api {
                 StatusCode::OK,
                 &serde_json::json!({ "maps": self.site().maps(now_ms()) }),
             ),
+            Route::FloorPlan(map) => self.floor_plan(&map),
             Route::Events => error(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
             Route::Gallery => self.gallery_list(),
-            Route::AddPhoto(label) => self.add_photo(&label, req.body),
+            Route::AddPhoto(label) => {
+                let face = match params.iter().find(|(k, _)| k == "face") {
+                    None => None,
+                    Some((_, v)) => match parse_point(v) {
+                        Some(p) => Some(p),
+                        None => {
+                            return done(error(
+                                StatusCode::BAD_REQUEST,
+                                "face: the point X,Y (photo pixels) of the face to enrol",
+                            ));
+                        }
+                    },
+                };
+                self.add_photo(&label, req.body, face)
+            }
+            Route::Snapshot(name) => self.snapshot(&name),
             Route::RemoveIdentity(label) => self.remove_identity(&label),
             Route::AddCamera => self.add_camera(req.body),
             Route::RemoveCamera(name) => self.remove_camera(&name),
@@ -712,8 +757,9 @@ impl Api {
     /// Enrols the photo in `body` for `label`: 201 with the identity's number of
     /// embeddings, or 422 (`not an image`, `no face`, `several faces`). The photo itself is
     /// never written anywhere; only its embedding goes into the gallery.
-    fn add_photo(&self, label: &str, body: &[u8]) -> Response {
+    fn add_photo(&self, label: &str, body: &[u8], face: Option<(f32, f32)>) -> Response {
         use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes};
+        let policy = face.map_or(FacePolicy::Single, |(x, y)| FacePolicy::At(x, y));
         let Some(path) = self.gallery.as_deref() else {
             return Self::no_gallery();
         };
@@ -727,10 +773,16 @@ impl Api {
             Ok(m) => m,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         };
-        let v = match embed_bytes(&mut det, &emb, body, FacePolicy::Single, "the photo") {
+        let v = match embed_bytes(&mut det, &emb, body, policy, "the photo") {
             Ok((v, _)) => v,
             Err(EnrollError::NoFace(_)) => {
                 return error(StatusCode::UNPROCESSABLE_ENTITY, "no face");
+            }
+            Err(EnrollError::NoFaceAt { x, y, count, .. }) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("no face at ({x:.0}, {y:.0}): {count} face(s) elsewhere"),
+                );
             }
             Err(EnrollError::SeveralFaces { count, .. }) => {
                 return error(
@@ -766,6 +818,124 @@ impl Api {
                 "embeddings": ident.map_or(0, |i| i.count),
             }),
         )
+    }
+
+    /// The next frame of camera `name` as JPEG (base64, in memory only: never written) with
+    /// the faces the enrolment detector finds on it, for enrolling from a live camera: the
+    /// page posts the frame back with `?face=X,Y`.
+    fn snapshot(&self, name: &str) -> Response {
+        use base64::Engine;
+        use sightline_core::video::{decode_image_bytes, encode_jpeg};
+        let Some(path) = self.gallery.as_deref() else {
+            return Self::no_gallery();
+        };
+        let Some(cc) = &self.cameras else {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "this server does not run cameras",
+            );
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sent = cc.commands.lock().unwrap_or_else(|e| e.into_inner()).send(
+            crate::run::Command::Snapshot {
+                name: name.to_string(),
+                reply: tx,
+            },
+        );
+        if sent.is_err() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the runner is stopping");
+        }
+        let sample = match rx.recv_timeout(SNAPSHOT_WAIT) {
+            Ok(Ok(s)) => s,
+            Ok(Err((code, msg))) => {
+                return error(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    &msg,
+                );
+            }
+            // The site's state (a camera that is down), like the other refusals: 409.
+            Err(_) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    &format!(
+                        "no frame from camera {name} within {} s (is it down?)",
+                        SNAPSHOT_WAIT.as_secs()
+                    ),
+                );
+            }
+        };
+        let jpeg = match encode_jpeg(&sample, 90, SNAPSHOT_WAIT) {
+            Ok(j) => j,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let model = match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => g.model().to_string(),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        let (mut det, _) = match crate::gallery_cmd::models_for(&model) {
+            Ok(m) => m,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let faces = decode_image_bytes(&jpeg, "the snapshot", SNAPSHOT_WAIT).and_then(|img| {
+            let view = img.view().map_err(|e| e.to_string())?;
+            det.detect(&view, &sightline_core::enroll::enrol_params())
+                .map(|f| (img.width, img.height, f))
+                .map_err(|e| e.to_string())
+        });
+        let (width, height, faces) = match faces {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let mut r = json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "camera": name,
+                "utc": utc_now(),
+                "width": width,
+                "height": height,
+                "jpeg": base64::engine::general_purpose::STANDARD.encode(&jpeg),
+                "faces": faces.iter().map(|f| serde_json::json!({
+                    "x": f.x1.round(), "y": f.y1.round(),
+                    "width": (f.x2 - f.x1).round(), "height": (f.y2 - f.y1).round(),
+                    "confidence": (f.score * 1000.0).round() / 1000.0,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+        r.headers_mut().insert(
+            "cache-control",
+            warp::http::HeaderValue::from_static("no-store"),
+        );
+        r
+    }
+
+    /// The floor-plan image of `map` (the site's configuration, read at each request).
+    fn floor_plan(&self, map: &str) -> Response {
+        let Some(path) = self.site().floor_plan(map) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("map {map} has no floor plan (mapview floor-plan=FILE)"),
+            );
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("the floor plan {}: {e}", path.display()),
+                );
+            }
+        };
+        let kind = if bytes.starts_with(b"\x89PNG") {
+            "image/png"
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            "image/jpeg"
+        } else {
+            "application/octet-stream"
+        };
+        let mut r = warp::reply::Response::new(bytes.into());
+        r.headers_mut()
+            .insert("content-type", warp::http::HeaderValue::from_static(kind));
+        r
     }
 
     fn remove_identity(&self, label: &str) -> Response {
@@ -846,17 +1016,31 @@ pub fn viewer_dir_problem(dir: &Path) -> Option<String> {
 }
 
 /// The events after `after` (of `kinds`, or all), then each new one as it comes; a client
-/// that asked for events no longer kept gets a `missed` event with their number first.
+/// that asked for events no longer kept gets a `missed` event with their number first. With
+/// `cameras_every`, a `cameras` event (the body of GET /api/v1/cameras) comes first and then
+/// every that many seconds.
 fn event_stream(
     api: Arc<Api>,
     after: u64,
     kinds: Option<Vec<String>>,
+    cameras_every: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<warp::sse::Event, std::convert::Infallible>> {
     use futures_util::StreamExt;
-    futures_util::stream::unfold((api, after), move |(api, mut after)| {
+    let first = tokio::time::Instant::now();
+    futures_util::stream::unfold((api, after, first), move |(api, mut after, mut tick)| {
         let kinds = kinds.clone();
         async move {
             loop {
+                if let Some(every) = cameras_every
+                    && tokio::time::Instant::now() >= tick
+                {
+                    tick += Duration::from_secs(every);
+                    let body = serde_json::json!({ "cameras": api.site().cameras() });
+                    let ev = warp::sse::Event::default()
+                        .event("cameras")
+                        .data(body.to_string());
+                    return Some((futures_util::stream::iter(vec![Ok(ev)]), (api, after, tick)));
+                }
                 // Registered before looking, so that an event pushed in between wakes us.
                 let notify = api.notify.clone();
                 let notified = notify.notified();
@@ -885,11 +1069,18 @@ fn event_stream(
                 };
                 if !out.is_empty() {
                     return Some((
-                        futures_util::stream::iter(out.into_iter().map(Ok)),
-                        (api, after),
+                        futures_util::stream::iter(out.into_iter().map(Ok).collect::<Vec<_>>()),
+                        (api, after, tick),
                     ));
                 }
-                notified.await;
+                if cameras_every.is_some() {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(tick) => {}
+                    }
+                } else {
+                    notified.await;
+                }
             }
         }
     })
@@ -1041,10 +1232,14 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                     .flatten();
                     match handled {
                         Some(Handled::Reply(r)) => Ok(r),
-                        Some(Handled::Events { after, kinds }) => Ok(warp::sse::reply(
+                        Some(Handled::Events {
+                            after,
+                            kinds,
+                            cameras_every,
+                        }) => Ok(warp::sse::reply(
                             warp::sse::keep_alive()
                                 .interval(Duration::from_secs(15))
-                                .stream(event_stream(api, after, kinds)),
+                                .stream(event_stream(api, after, kinds, cameras_every)),
                         )
                         .into_response()),
                         None => Err(warp::reject::not_found()),
@@ -1113,7 +1308,24 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
             }
         });
     let web_route: BoxedFilter<(warp::filters::fs::File,)> = match cfg.web_dir.clone() {
-        Some(dir) => warp::get().and(warp::fs::dir(dir)).boxed(),
+        // The dashboard's pages by their names, the rest (index.html at /, the scripts) as
+        // files.
+        Some(dir) => {
+            let page = |name: &'static str| {
+                warp::get()
+                    .and(warp::path(name))
+                    .and(warp::path::end())
+                    .and(warp::fs::file(dir.join(format!("{name}.html"))))
+            };
+            page("live")
+                .or(page("map"))
+                .unify()
+                .or(page("gallery"))
+                .unify()
+                .or(warp::get().and(warp::fs::dir(dir)))
+                .unify()
+                .boxed()
+        }
         None => warp::any()
             .and_then(|| async { Err(warp::reject::not_found()) })
             .boxed(),
@@ -1294,6 +1506,11 @@ mod tests {
             ("GET", "/api/v1/presence", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/alerts", [401, 401, 200, 200, 200]),
             ("GET", "/api/v1/map", [401, 401, 200, 200, 200]),
+            (
+                "GET",
+                "/api/v1/map/site/floor-plan",
+                [401, 401, 404, 404, 404],
+            ),
             ("GET", "/api/v1/events", [401, 401, 200, 200, 200]),
             // 409: these routes alone have no gallery.
             ("GET", "/api/v1/gallery", [401, 401, 409, 409, 409]),
@@ -1303,6 +1520,11 @@ mod tests {
                 [401, 401, 403, 409, 409],
             ),
             ("DELETE", "/api/v1/gallery/Ann", [401, 401, 403, 409, 409]),
+            (
+                "GET",
+                "/api/v1/cameras/door/snapshot",
+                [401, 401, 403, 409, 409],
+            ),
             ("POST", "/api/v1/alerts/1/ack", [401, 401, 403, 404, 404]),
             // 501: these routes alone run no cameras (the runner test adds and removes).
             ("POST", "/api/v1/cameras", [401, 401, 403, 403, 501]),
@@ -1356,6 +1578,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bad.status().as_u16(), 400);
+        for q in ["cameras=0", "cameras=61", "cameras=soon"] {
+            let bad = reply(
+                &api,
+                "GET",
+                "/api/v1/events",
+                q,
+                admin.map(|t| format!("Bearer {t}")).as_deref(),
+            )
+            .unwrap();
+            assert_eq!(bad.status().as_u16(), 400, "{q}");
+        }
+        assert_eq!(parse_point("12.5, 40"), Some((12.5, 40.0)));
+        assert_eq!(parse_point("12"), None);
+        assert_eq!(parse_point("NaN,1"), None);
     }
 
     #[test]
@@ -1378,10 +1614,12 @@ mod tests {
             "/api/v1/openapi.json",
             "/api/v1/cameras",
             "/api/v1/cameras/{name}",
+            "/api/v1/cameras/{name}/snapshot",
             "/api/v1/presence",
             "/api/v1/alerts",
             "/api/v1/alerts/{id}/ack",
             "/api/v1/map",
+            "/api/v1/map/{map}/floor-plan",
             "/api/v1/events",
             "/api/v1/gallery",
             "/api/v1/gallery/{label}/photos",
@@ -1402,6 +1640,7 @@ mod tests {
             let concrete = p
                 .replace("{id}", "1")
                 .replace("{name}", "door")
+                .replace("{map}", "site")
                 .replace("{label}", "Ann");
             let method = if p.ends_with("/ack")
                 || p.ends_with("/photos")
@@ -1421,7 +1660,7 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            19,
+            21,
             "a route documented but not served: {paths:?}"
         );
     }

@@ -72,7 +72,7 @@ pub struct RunArgs {
     /// Undelivered events older than this many seconds are dropped (never alerts).
     #[arg(long, default_value_t = sightline_core::delivery::DEFAULT_SPOOL_MAX_AGE.as_secs_f64())]
     spool_max_age: f64,
-    /// Address of the /metrics and /health endpoints and of the WebRTC viewer page at /
+    /// Address of the API, the dashboard (/), /metrics and /health
     /// ("" = none).
     #[arg(long, default_value = "127.0.0.1:9108")]
     http: String,
@@ -97,7 +97,7 @@ pub struct RunArgs {
     /// ~/.local/state/sightline/state/NODE).
     #[arg(long, env = "SIGHTLINE_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Directory of the viewer page served at / (default: web/ here, or share/sightline/web
+    /// Directory of the dashboard pages served at / (default: web/ here, or share/sightline/web
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
     web: Option<PathBuf>,
@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// Stop (with EOS, like SIGTERM) after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
+    /// Play cameras that are files again from the start when they end, without a gap (a
+    /// segment seek: the running time goes on, so presence timing stays true). For demos.
+    #[arg(long = "loop")]
+    loop_files: bool,
     /// Print the units and exit.
     #[arg(long)]
     dry_run: bool,
@@ -155,6 +159,8 @@ struct Unit {
     reconnects: u64,
     /// Being removed through the API (EOS sent), or removed.
     removed: bool,
+    /// `--loop`: the file plays as a segment (the first seek was made).
+    segment: bool,
 }
 
 impl Unit {
@@ -170,6 +176,7 @@ impl Unit {
             done: false,
             reconnects: 0,
             removed: false,
+            segment: false,
         }
     }
 }
@@ -189,6 +196,11 @@ pub enum Command {
         name: String,
         reply: std::sync::mpsc::Sender<(u16, String)>,
     },
+    /// The next frame of camera `name` (a copy, in memory), or why not: (status, message).
+    Snapshot {
+        name: String,
+        reply: std::sync::mpsc::Sender<Result<gst::Sample, (u16, String)>>,
+    },
 }
 
 struct Shared {
@@ -204,10 +216,32 @@ struct Shared {
     max_backoff: Duration,
     delivery: Option<Delivery>,
     shutting_down: bool,
+    /// `--loop`: file cameras play again from the start.
+    loop_files: bool,
     main_loop: glib::MainLoop,
 }
 
 type Ctx = Rc<RefCell<(Vec<Unit>, Shared)>>;
+
+impl Shared {
+    /// A `camera` event on the API's event stream (not published): the camera's state
+    /// changed to `state` (`up`, `down`, `finished`, `removed`), for the dashboard's camera
+    /// strip, at once.
+    fn camera_event(&self, name: &str, state: &str, reason: Option<&str>, reconnects: u64) {
+        let ev = sightline_core::events::Event::new(
+            "camera",
+            "runner",
+            name,
+            None,
+            utc_now(),
+            serde_json::json!({"state": state, "reason": reason, "reconnects": reconnects}),
+        );
+        if let (Ok(json), Ok(mut j)) = (serde_json::to_string(&ev), self.journal.lock()) {
+            j.push(&ev.kind, json.into());
+            self.notify.notify_waiters();
+        }
+    }
+}
 
 /// One JSON log line on stderr. URLs in the message are shown without their secrets: the
 /// runner logs GStreamer's own errors, which quote camera URLs with their credentials.
@@ -238,6 +272,57 @@ fn unit_name(p: &gst::Pipeline, k: usize) -> String {
 
 /// Probes for frames in (into the first analytics element) and processed (into the sinks),
 /// and the time between the two.
+/// The source pad of a camera's decoder (uridecodebin3 and its kin), where `--loop` seeks:
+/// a seek there goes to the demuxer alone, not through muxers downstream that cannot seek.
+fn decoder_pad(p: &gst::Pipeline) -> Option<gst::Pad> {
+    p.iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e.factory().is_some_and(|f| {
+                matches!(
+                    f.name().as_str(),
+                    "uridecodebin3" | "uridecodebin" | "decodebin3" | "decodebin"
+                )
+            })
+        })
+        .and_then(|e| e.src_pads().into_iter().next())
+}
+
+/// Plays the camera's file from its start as a segment (`--loop`); false if it cannot.
+fn loop_seek(p: &gst::Pipeline, flags: gst::SeekFlags) -> bool {
+    let seek = gst::event::Seek::new(
+        1.0,
+        flags,
+        gst::SeekType::Set,
+        gst::ClockTime::ZERO,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+    );
+    match decoder_pad(p) {
+        Some(pad) => pad.send_event(seek),
+        None => p.send_event(seek),
+    }
+}
+
+/// Where a snapshot of a camera is taken: the sink pad of its first analytics element
+/// (raw video, before any overlay is drawn).
+fn snapshot_pad(p: &gst::Pipeline) -> Option<gst::Pad> {
+    p.iterate_sorted()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e.factory().is_some_and(|f| {
+                matches!(
+                    f.name().as_str(),
+                    "facedetect" | "sightlinefacedetect" | "persondetect"
+                )
+            })
+        })
+        .last()
+        .and_then(|e| e.static_pad("sink"))
+}
+
 fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
     let elements: Vec<gst::Element> = p.iterate_elements().into_iter().flatten().collect();
     let ours = |e: &gst::Element| {
@@ -252,17 +337,18 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
     for e in elements.iter().filter(|e| ours(e)) {
         if let Some(pad) = e.static_pad("sink") {
             let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 // A frame counts once however many analytics elements it reaches (chained,
-                // or on the branches of a tee): the first one to see its timestamp counts it.
+                // or on the branches of a tee): the first one to see its running time counts
+                // it (not its timestamp, which repeats when a file loops).
                 let new = match (info.buffer(), ent.lock()) {
                     (Some(b), Ok(mut ent)) => {
                         if ent.len() > 256 {
                             ent.clear();
                         }
-                        let pts = b.pts().map_or(0, |t| t.nseconds());
-                        let fresh = !ent.contains_key(&pts);
-                        ent.entry(pts).or_insert_with(Instant::now);
+                        let key = frame_key(pad, b);
+                        let fresh = !ent.contains_key(&key);
+                        ent.entry(key).or_insert_with(Instant::now);
                         fresh
                     }
                     _ => false,
@@ -307,7 +393,7 @@ fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
                 let latency = info.buffer().and_then(|b| {
                     ent.lock()
                         .ok()?
-                        .remove(&b.pts().map_or(0, |t| t.nseconds()))
+                        .remove(&frame_key(pad, b))
                         .map(|t| t.elapsed().as_secs_f64())
                 });
                 if let Ok(mut m) = m.lock() {
@@ -364,6 +450,20 @@ fn source_uri(p: &gst::Pipeline) -> Option<String> {
 
 /// Running time of the pipeline clock now minus the buffer's running time, in seconds (0 when
 /// the buffer is early, as files without clock sync are).
+/// A frame's identity across the elements of a pipeline: its running time (ns; its
+/// timestamp when the pad has no time segment).
+fn frame_key(pad: &gst::Pad, b: &gst::BufferRef) -> u64 {
+    let pts = b.pts();
+    pad.sticky_event::<gst::event::Segment>(0)
+        .and_then(|seg| {
+            seg.segment()
+                .downcast_ref::<gst::ClockTime>()?
+                .to_running_time(pts?)
+        })
+        .or(pts)
+        .map_or(0, |t| t.nseconds())
+}
+
 fn frame_age(pad: &gst::Pad, b: &gst::BufferRef) -> Option<f64> {
     let e = pad.parent_element()?;
     let now = e.current_running_time()?;
@@ -480,6 +580,7 @@ fn start_unit(ctx: &Ctx, k: usize) {
     let res = p.set_state(gst::State::Playing);
     u.live = matches!(res, Ok(gst::StateChangeSuccess::NoPreroll)) || u.live;
     u.started = Some(Instant::now());
+    u.segment = false;
     u.pipeline = Some(p);
     if let Ok(mut m) = shared.metrics.lock() {
         m.set(
@@ -552,9 +653,11 @@ fn fail(ctx: &Ctx, k: usize, why: &str) {
                 0.0,
             );
         }
+        let why = redact_urls_in_text(why);
         if let Ok(mut site) = shared.site.lock() {
-            site.camera_down(&u.name, &redact_urls_in_text(why), u.reconnects + 1);
+            site.camera_down(&u.name, &why, u.reconnects + 1);
         }
+        shared.camera_event(&u.name, "down", Some(&why), u.reconnects + 1);
         log_line(
             "warning",
             &u.name,
@@ -581,6 +684,12 @@ fn finish(ctx: &Ctx, k: usize) {
             site.camera_down(&units[k].name, "finished", units[k].reconnects);
         }
     }
+    let state = if units[k].removed {
+        "removed"
+    } else {
+        "finished"
+    };
+    shared.camera_event(&units[k].name, state, None, units[k].reconnects);
     if let Ok(mut m) = shared.metrics.lock()
         && units[k].removed
     {
@@ -607,6 +716,44 @@ fn quit_when_done(units: &[Unit], shared: &Shared) {
 /// Carries out what the API asked (on the main loop, which owns the pipelines).
 fn command(ctx: &Ctx, c: Command) {
     match c {
+        Command::Snapshot { name, reply } => {
+            let g = ctx.borrow();
+            let unit = g.0.iter().find(|u| u.name == name && !u.removed);
+            let pad = unit
+                .and_then(|u| u.pipeline.as_ref())
+                .and_then(snapshot_pad);
+            match (unit, pad) {
+                (None, _) => {
+                    let _ = reply.send(Err((404, format!("no camera {name}"))));
+                }
+                (Some(_), None) => {
+                    let _ = reply.send(Err((
+                        409,
+                        format!("camera {name} has no video frames to take (not running, or no analytics element)"),
+                    )));
+                }
+                (Some(_), Some(pad)) => {
+                    // On the streaming thread: one deep copy of the next frame, handed over
+                    // by a channel that never blocks; then the probe goes.
+                    let reply = Mutex::new(Some(reply));
+                    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                        let Some(b) = info.buffer() else {
+                            return gst::PadProbeReturn::Ok;
+                        };
+                        if let Some(tx) = reply.lock().ok().and_then(|mut r| r.take()) {
+                            let sample = match (b.copy_deep(), pad.current_caps()) {
+                                (Ok(copy), Some(caps)) => {
+                                    Ok(gst::Sample::builder().buffer(&copy).caps(&caps).build())
+                                }
+                                _ => Err((500, "the frame could not be copied".to_string())),
+                            };
+                            let _ = tx.send(sample);
+                        }
+                        gst::PadProbeReturn::Remove
+                    });
+                }
+            }
+        }
         Command::Add {
             name,
             uri,
@@ -720,12 +867,69 @@ fn remove_camera(ctx: &Ctx, name: &str) -> (u16, String) {
 
 fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
     use gst::MessageView as V;
-    let (name, shutting_down, live, removed) = {
+    let (name, shutting_down, live, removed, looping) = {
         let g = ctx.borrow();
         let u = &g.0[k];
-        (u.name.clone(), g.1.shutting_down, u.live, u.removed)
+        let looping = g.1.loop_files && !u.live && !u.removed && !g.1.shutting_down;
+        (
+            u.name.clone(),
+            g.1.shutting_down,
+            u.live,
+            u.removed,
+            looping,
+        )
     };
     match msg.view() {
+        // --loop: once the file plays (prerolled, or playing for a pipeline whose sinks do
+        // not preroll), it plays as a segment; at the segment's end, again.
+        V::AsyncDone(_) | V::StateChanged(_) | V::SegmentDone(_) if looping => {
+            let from_pipeline = msg
+                .src()
+                .is_some_and(|s| s.downcast_ref::<gst::Pipeline>().is_some());
+            if let V::StateChanged(sc) = msg.view()
+                && sc.current() != gst::State::Playing
+            {
+                return;
+            }
+            let first = !matches!(msg.view(), V::SegmentDone(_));
+            let mut g = ctx.borrow_mut();
+            let u = &mut g.0[k];
+            // The first seek once, after the first preroll; then one at each segment's end.
+            if first && (u.segment || !from_pipeline) {
+                return;
+            }
+            u.segment = true;
+            let Some(p) = u.pipeline.clone() else { return };
+            drop(g);
+            if !first {
+                if !loop_seek(&p, gst::SeekFlags::SEGMENT) {
+                    log_line(
+                        "warning",
+                        &name,
+                        "--loop: the file cannot seek again; it ends",
+                    );
+                }
+                return;
+            }
+            // A pipeline that plays without preroll is PLAYING before its demuxer has read
+            // the file's headers: the first seek is tried again for up to 5 s.
+            let mut tries = 0;
+            glib::timeout_add_local(Duration::from_millis(100), move || {
+                tries += 1;
+                if loop_seek(&p, gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT) {
+                    return glib::ControlFlow::Break;
+                }
+                if tries >= 50 {
+                    log_line(
+                        "warning",
+                        &name,
+                        "--loop: this source cannot seek; it plays once",
+                    );
+                    return glib::ControlFlow::Break;
+                }
+                glib::ControlFlow::Continue
+            });
+        }
         V::Eos(_) => {
             if shutting_down || !live || removed {
                 finish(ctx, k);
@@ -813,21 +1017,30 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
     }
 }
 
-/// Every camera's frame counters into the API's state (frames/s).
+/// Every camera's frame counters into the API's state (frames/s); a camera that starts
+/// delivering frames is announced (a `camera` event, state `up`).
 fn camera_counts(units: &[Unit], shared: &Shared) {
-    let (Ok(m), Ok(mut site)) = (shared.metrics.lock(), shared.site.lock()) else {
-        return;
-    };
-    let now = unix_ms();
-    for u in units.iter().filter(|u| !u.name.is_empty() && !u.done) {
-        let get = |name: &str| m.get(name, &[("camera", &u.name)]);
-        site.camera_counts(
-            &u.name,
-            get("sightline_frames_in_total").unwrap_or(0.0) as u64,
-            get("sightline_frames_processed_total").unwrap_or(0.0) as u64,
-            get("sightline_frame_delay_seconds"),
-            now,
-        );
+    let mut came_up = Vec::new();
+    {
+        let (Ok(m), Ok(mut site)) = (shared.metrics.lock(), shared.site.lock()) else {
+            return;
+        };
+        let now = unix_ms();
+        for u in units.iter().filter(|u| !u.name.is_empty() && !u.done) {
+            let get = |name: &str| m.get(name, &[("camera", &u.name)]);
+            if site.camera_counts(
+                &u.name,
+                get("sightline_frames_in_total").unwrap_or(0.0) as u64,
+                get("sightline_frames_processed_total").unwrap_or(0.0) as u64,
+                get("sightline_frame_delay_seconds"),
+                now,
+            ) {
+                came_up.push((u.name.clone(), u.reconnects));
+            }
+        }
+    }
+    for (name, reconnects) in came_up {
+        shared.camera_event(&name, "up", None, reconnects);
     }
 }
 
@@ -892,7 +1105,21 @@ fn shutdown(ctx: &Ctx) {
     for (k, p) in pipelines {
         match p {
             Some(p) => {
-                p.send_event(gst::event::Eos::new());
+                // A looping file never ends by itself (its demuxer loops and ignores an EOS
+                // sent to the pipeline): the end of stream goes in after its decoder.
+                let looped = ctx.borrow().0[k].segment;
+                let peer = looped
+                    .then(|| decoder_pad(&p))
+                    .flatten()
+                    .and_then(|d| d.peer());
+                match peer {
+                    Some(peer) => {
+                        peer.send_event(gst::event::Eos::new());
+                    }
+                    None => {
+                        p.send_event(gst::event::Eos::new());
+                    }
+                }
             }
             None => finish(ctx, k),
         }
@@ -966,6 +1193,40 @@ fn the_gallery(elements: &[gst::Element]) -> Option<PathBuf> {
     (found.len() == 1)
         .then(|| found.into_iter().next())
         .flatten()
+}
+
+/// The floor maps' layout for the API: each mapview's area and floor plan, each reidmap's
+/// calibration (its camera's footprint). A calibration that cannot be read is left out here
+/// (the element itself says why).
+fn map_layout(elements: &[gst::Element], site: &mut Site) {
+    for el in elements {
+        if factory_is(el, "mapview") {
+            let map = el.property::<Option<String>>("map").unwrap_or_default();
+            let extent = ["min-x", "min-y", "max-x", "max-y"].map(|p| el.property::<f64>(p));
+            let plan = el
+                .property::<Option<String>>("floor-plan")
+                .filter(|p| !p.is_empty())
+                .map(|p| std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p)));
+            site.set_map_view(&map, extent, plan);
+        } else if factory_is(el, "reidmap") {
+            let map = el.property::<Option<String>>("map").unwrap_or_default();
+            let camera = el
+                .property::<Option<String>>("camera")
+                .unwrap_or_else(|| el.name().to_string());
+            let Some(path) = el.property::<Option<String>>("calibration") else {
+                continue;
+            };
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    sightline_core::geometry::Calibration::parse(&t, &path)
+                        .map_err(|e| e.to_string())
+                });
+            if let Ok(c) = parsed {
+                site.set_calibration(&map, &camera, c);
+            }
+        }
+    }
 }
 
 /// The signalling server `/api/v1/signalling` proxies to: `--signalling`, else the one that
@@ -1165,6 +1426,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         };
         let loopback = sightline_core::control::api::is_loopback(&a.http);
         let elements = unit_elements(&units);
+        if let Ok(mut s) = site.lock() {
+            map_layout(&elements, &mut s);
+        }
         let signalling = the_signalling(a.signalling.as_deref(), &elements);
         if let Some(s) = &signalling {
             let shown = sightline_core::secrets::redact_url(s);
@@ -1241,7 +1505,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             },
         )?;
         let page = match &web_dir {
-            Some(d) => format!(", viewer page {scheme}://{}/ ({})", a.http, d.display()),
+            Some(d) => format!(", dashboard {scheme}://{}/ ({})", a.http, d.display()),
             None => String::new(),
         };
         let access = if a.auth.is_some() {
@@ -1327,6 +1591,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             max_backoff: max,
             delivery,
             shutting_down: false,
+            loop_files: a.loop_files,
             main_loop: main_loop.clone(),
         },
     )));

@@ -669,6 +669,7 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
         &["--http", &format!("127.0.0.1:{port}"), "--auth"],
     )
     .arg(&tokens)
+    .args(["--node", "gallery-test"])
     .arg("--state-dir")
     .arg(dir.join("state"))
     .arg("--spool-dir")
@@ -698,6 +699,7 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = viewer.clone();
     std::thread::spawn(move || {
+        // From the first event on (the camera may decide before this stream connects).
         let _ = sse_each(port, "?kinds=facematch,facedetect", &watcher, |ev| {
             tx.send((std::time::Instant::now(), ev)).is_ok()
         });
@@ -759,6 +761,35 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
         assert_eq!(code, 422, "{body}");
         assert!(body["error"].as_str().unwrap().starts_with(why), "{body}");
     }
+    // A point of the photo chooses its face; a point on no face is refused.
+    let photo = std::fs::read(shared_data(
+        "faces/face_recognition_examples/biden/biden.jpg",
+    ))
+    .unwrap();
+    let (code, body) = post_bytes(
+        port,
+        "/api/v1/gallery/Someone/photos?face=1,1",
+        &operator,
+        &photo,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no face at (1, 1): 1 face(s) elsewhere"),
+        "{body}"
+    );
+    assert_eq!(
+        post_bytes(
+            port,
+            "/api/v1/gallery/Someone/photos?face=left",
+            &operator,
+            &photo
+        )
+        .0,
+        400
+    );
     assert_eq!(names(port).len(), 2);
     let (code, text) = send("DELETE", port, "/api/v1/gallery/Joe%20Biden", &operator, "");
     assert_eq!(code, 200, "{text}");
@@ -782,7 +813,8 @@ fn sse_each(
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         s,
-        "GET /api/v1/events{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        "GET /api/v1/events{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Last-Event-ID: gallery-test:0\r\n\r\n"
     )
     .ok()?;
     let mut r = std::io::BufReader::new(s);

@@ -101,6 +101,58 @@ fn every_pipeline_file_runs_on_real_data() {
         .collect();
     assert!(cams.contains("door") && cams.contains("till"), "{cams:?}");
 
+    // The outlet recorded: both cameras annotated to MP4, presence events.
+    let female = uri(&shared_data(
+        "video/intel_sample_videos/derived/head-pose-face-detection-female.mjpeg.avi",
+    ));
+    let ev = dir.join("outlet-record.jsonl");
+    let o = run_for(
+        &pipeline("outlet-record.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("CAM2", female.clone()),
+            ("GALLERY", gs.clone()),
+            ("OUT1", d("door.mp4")),
+            ("OUT2", d("till.mp4")),
+        ],
+        &ev,
+        10,
+    );
+    check(&o, &ev, &["facedetect", "facematch", "presence"]);
+    for f in ["door.mp4", "till.mp4"] {
+        let len = std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+        assert!(len > 10_000, "{f}: {len} bytes");
+    }
+
+    // The outlet live with --loop: the 1.9 s clip plays on without a gap or a restart.
+    let ev = dir.join("outlet-live.jsonl");
+    let o = runner(
+        &pipeline("outlet-live.pipeline"),
+        &[
+            ("CAM1", face.clone()),
+            ("CAM2", female.clone()),
+            ("GALLERY", gs.clone()),
+            ("SIGNALLING_PORT", free_port().to_string()),
+        ],
+        &["--loop"],
+    )
+    .args(["--http", "", "--duration", "8", "--events"])
+    .arg(&ev)
+    .output()
+    .unwrap();
+    let err = check(&o, &ev, &["facedetect", "facematch", "presence"]);
+    let till_frames = read_jsonl(&ev)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "facedetect" && e.camera == "till")
+        .count();
+    // 23 frames a pass (12 fps): more than two passes in 8 s.
+    assert!(
+        till_frames > 2 * 23,
+        "till analysed {till_frames} frames\n{err}"
+    );
+    assert!(!err.contains("the live source ended"), "{err}");
+
     // A stranger seen by one camera (CAMERAS=1) raises the site-wide unknown alert.
     let redis = RedisServer::start(&[]);
     let ev = dir.join("unknown.jsonl");

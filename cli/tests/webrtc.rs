@@ -11,210 +11,18 @@
 
 mod common;
 
-use common::{gallery, pipeline, runner, stop, tmp, wait_for};
+use common::browser::{
+    Browser, HOST, Running, artifacts, in_network_namespace, rgb_at, screenshot_pixels,
+};
+use common::{gallery, pipeline, runner, tmp, wait_for};
 use serde_json::{Value, json};
 use sightline_core::events::read_jsonl;
-use sightline_core::video::{DecodedImage, decode_image};
-use sightline_testkit::{RtspServer, free_port, pets_calibration, shared_data};
-use std::io::{BufRead, BufReader};
+use sightline_core::video::DecodedImage;
+use sightline_testkit::{RtspServer, free_port, shared_data};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const INNER: &str = "SIGHTLINE_TEST_IN_NETNS";
-const HOST: &str = "198.18.0.1";
-
-/// Outside the namespace: runs `test` again in a fresh one and returns false (the caller
-/// returns). Inside: brings up the veth pair and returns true.
-fn in_network_namespace(test: &str) -> bool {
-    if std::env::var_os(INNER).is_some() {
-        for cmd in [
-            "ip link set lo up",
-            "ip link add sl0 type veth peer name sl1",
-            "ip addr add 198.18.0.1/24 dev sl0",
-            "ip addr add 198.18.0.2/24 dev sl1",
-            "ip link set sl0 up",
-            "ip link set sl1 up",
-        ] {
-            let args: Vec<&str> = cmd.split(' ').collect();
-            let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-            assert!(st.success(), "{cmd}");
-        }
-        return true;
-    }
-    let mut c = Command::new("unshare");
-    if !is_root() {
-        c.arg("--map-root-user");
-    }
-    let out = c
-        .arg("--net")
-        .arg(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .output()
-        .expect("unshare (util-linux)");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprintln!("{stdout}{stderr}");
-    // The inner panic message last, where a truncated CI log still shows it.
-    let why: Vec<&str> = stderr
-        .lines()
-        .skip_while(|l| !l.contains("panicked at"))
-        .take_while(|l| !l.starts_with("stack backtrace") && !l.starts_with("note:"))
-        .take(40)
-        .collect();
-    assert!(
-        out.status.success(),
-        "{test} failed inside its network namespace:\n{}",
-        why.join("\n")
-    );
-    false
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .is_some_and(|u| u.split_whitespace().next() == Some("0"))
-}
-
-/// A minimal Chrome DevTools Protocol client over the browser's WebSocket (tungstenite).
-struct Browser {
-    child: Child,
-    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    profile: PathBuf,
-    /// Console messages and exceptions of the pages, for failure reports.
-    console: Vec<String>,
-}
-
-impl Browser {
-    fn start(profile: PathBuf, extra: &[&str]) -> Browser {
-        let mut child = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-                "--window-size=1280,1000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium (Debian package chromium)");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("chromium exited before its DevTools line")
-                .unwrap();
-            if let Some(u) = line.strip_prefix("DevTools listening on ") {
-                break u.trim().to_string();
-            }
-        };
-        // Keep draining stderr so chromium never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let (ws, _) = tungstenite::connect(url.as_str()).expect("CDP websocket");
-        Browser {
-            child,
-            ws,
-            next_id: 0,
-            profile,
-            console: Vec::new(),
-        }
-    }
-
-    fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let mut msg = json!({"id": self.next_id, "method": method, "params": params});
-        if let Some(s) = session {
-            msg["sessionId"] = json!(s);
-        }
-        self.ws
-            .send(tungstenite::Message::text(msg.to_string()))
-            .unwrap();
-        loop {
-            let m = self.ws.read().expect("CDP read");
-            let Ok(text) = m.to_text() else { continue };
-            let v: Value = serde_json::from_str(text).unwrap();
-            if v["id"] == json!(self.next_id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-            match v["method"].as_str() {
-                Some("Runtime.consoleAPICalled") => {
-                    let args: Vec<String> = v["params"]["args"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|a| a["value"].to_string())
-                        .collect();
-                    self.console.push(args.join(" "));
-                }
-                Some("Runtime.exceptionThrown") => {
-                    self.console
-                        .push(v["params"]["exceptionDetails"].to_string());
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Opens `url` in a new tab; returns the tab's session id.
-    fn open(&mut self, url: &str) -> String {
-        let t = self.call(None, "Target.createTarget", json!({"url": "about:blank"}));
-        let a = self.call(
-            None,
-            "Target.attachToTarget",
-            json!({"targetId": t["targetId"], "flatten": true}),
-        );
-        let session = a["sessionId"].as_str().unwrap().to_string();
-        self.call(Some(&session), "Runtime.enable", json!({}));
-        self.call(Some(&session), "Page.navigate", json!({"url": url}));
-        session
-    }
-
-    fn eval(&mut self, session: &str, expr: &str) -> Value {
-        let r = self.call(
-            Some(session),
-            "Runtime.evaluate",
-            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
-        );
-        r["result"]["value"].clone()
-    }
-
-    fn screenshot(&mut self, session: &str, path: &Path) {
-        use base64::Engine;
-        let r = self.call(
-            Some(session),
-            "Page.captureScreenshot",
-            json!({"format": "png"}),
-        );
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(r["data"].as_str().unwrap())
-            .unwrap();
-        std::fs::write(path, png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
 
 /// The viewer's report for one stream: (state, decoded frames, width, height).
 fn stream_state(b: &mut Browser, tab: &str, name: &str) -> Option<(String, u64, u64, u64)> {
@@ -263,17 +71,6 @@ fn plays(b: &mut Browser, tab: &str, name: &str) -> (u64, u64) {
     (first, later)
 }
 
-/// The RGB pixel at (x, y) of a screenshot decoded by core's decode_image (packed BGR).
-fn rgb_at(img: &DecodedImage, x: usize, y: usize) -> [u8; 3] {
-    let p = &img.data[y * img.stride + x * 3..y * img.stride + x * 3 + 3];
-    [p[2], p[1], p[0]]
-}
-
-fn screenshot_pixels(path: &Path) -> DecodedImage {
-    gst::init().unwrap();
-    decode_image(path).unwrap()
-}
-
 /// Horizontal and vertical runs of at least `len` pixels within `tol` of `colour` (box edges
 /// the overlay draws; nothing in a face video is a long straight line of a saturated colour).
 fn straight_runs(img: &DecodedImage, colour: [u8; 3], tol: i32, len: usize) -> usize {
@@ -302,54 +99,6 @@ fn straight_runs(img: &DecodedImage, colour: [u8; 3], tol: i32, len: usize) -> u
         }
     }
     runs
-}
-
-/// A runner process, killed when dropped; on a failure its log is printed.
-struct Running {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command, log: PathBuf) -> Running {
-        let f = std::fs::File::create(&log).unwrap();
-        let child = cmd.stdout(Stdio::null()).stderr(f).spawn().unwrap();
-        Running {
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Sends `sig` (STOP, CONT, …) to the runner.
-    fn signal(&self, sig: &str) {
-        common::signal(self.child.as_ref().unwrap().id(), sig);
-    }
-
-    /// SIGTERM, then the exit status and the log.
-    fn stop(mut self) -> (bool, String) {
-        let out = stop(self.child.take().unwrap());
-        (
-            out.status.success(),
-            std::fs::read_to_string(&self.log).unwrap_or_default(),
-        )
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-            if std::thread::panicking() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- {} (last lines)", self.log.display());
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
-    }
 }
 
 /// A self-signed certificate for HOST (openssl); returns the base64 SHA-256 of its public key.
@@ -384,12 +133,6 @@ fn self_signed(cert: &Path, key: &Path) -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn artifacts() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -458,8 +201,8 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         dir.join("profile"),
         &[&format!("--ignore-certificate-errors-spki-list={spki}")],
     );
-    // The viewer sends a browser without a session to the login page.
-    let tab = b.open(&format!("https://{HOST}:{web1}/"));
+    // The live page sends a browser without a session to the login page.
+    let tab = b.open(&format!("https://{HOST}:{web1}/live"));
     wait_for("the login page", 30, || {
         b.eval(&tab, "location.pathname") == json!("/login")
             && b.eval(&tab, "!!document.getElementById('token')") == json!(true)
@@ -483,7 +226,7 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         ),
     );
     wait_for("the viewer after the login", 30, || {
-        b.eval(&tab, "location.pathname") == json!("/")
+        b.eval(&tab, "location.pathname") == json!("/live")
             && b.eval(&tab, "!!window.sightlineViewer") == json!(true)
     });
     // The session cookie's flags, as the browser stored them.
@@ -574,24 +317,13 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
 
     // The live map, after the camera (two runners at once would share the two cores).
     let (sig2, web2) = (free_port(), free_port());
-    let (cal1, cal2) = (dir.join("left.json"), dir.join("right.json"));
-    pets_calibration(0.0, &cal1);
-    pets_calibration(0.0, &cal2);
-    let vtest = common::uri(&shared_data("video/vtest.avi"));
     let map = Running::spawn(
         runner(
             &pipeline("reid-map.pipeline"),
-            &[
-                ("CAM1", vtest.clone()),
-                ("CAM2", vtest),
-                ("CAL1", cal1.display().to_string()),
-                ("CAL2", cal2.display().to_string()),
-                ("TRAJECTORIES", dir.join("traj.jsonl").display().to_string()),
-                // The PETS ground plane (metres), where the people of vtest walk.
-                ("EXTENT", "min-x=-25 min-y=-20 max-x=5 max-y=17".into()),
-                ("BIND", HOST.into()),
-                ("SIGNALLING_PORT", sig2.to_string()),
-            ],
+            &common::reid_map_vars(
+                &dir,
+                &[("BIND", HOST.into()), ("SIGNALLING_PORT", sig2.to_string())],
+            ),
             &[],
         )
         .args([
@@ -611,7 +343,7 @@ fn a_browser_plays_the_annotated_camera_and_the_live_map() {
         });
     }
     let tab = b.open(&format!(
-        "http://{HOST}:{web2}/?signalling=ws://{HOST}:{sig2}"
+        "http://{HOST}:{web2}/live?signalling=ws://{HOST}:{sig2}"
     ));
     let (m1, m2) = plays(&mut b, &tab, "map");
     let shot = artifacts().join("webrtc-viewer-map.png");

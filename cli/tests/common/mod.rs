@@ -2,6 +2,8 @@
 //! gallery enrolled from a real photo, polling and SIGTERM.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use sightline_testkit::shared_data;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -47,6 +49,26 @@ pub fn gallery(dir: &Path) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     g
+}
+
+/// The variables of pipelines/reid-map.pipeline for two cameras that both watch PETS
+/// vtest.avi (calibrations written into `dir`), with `extra` ones after them.
+pub fn reid_map_vars(dir: &Path, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let (cal1, cal2) = (dir.join("left.json"), dir.join("right.json"));
+    sightline_testkit::pets_calibration(0.0, &cal1);
+    sightline_testkit::pets_calibration(0.0, &cal2);
+    let vtest = uri(&shared_data("video/vtest.avi"));
+    let mut v = vec![
+        ("CAM1", vtest.clone()),
+        ("CAM2", vtest),
+        ("CAL1", cal1.display().to_string()),
+        ("CAL2", cal2.display().to_string()),
+        ("TRAJECTORIES", dir.join("traj.jsonl").display().to_string()),
+        // The PETS ground plane (metres), where the people of vtest walk.
+        ("EXTENT", "min-x=-25 min-y=-20 max-x=5 max-y=17".into()),
+    ];
+    v.extend_from_slice(extra);
+    v
 }
 
 /// A new token from the real `sightline auth` command (alone on the last line of stdout).

@@ -25,11 +25,16 @@ pub enum Route {
     AddCamera,
     /// Drain and remove this camera.
     RemoveCamera(String),
+    /// The camera's current frame (JPEG, in memory) with the faces found on it: enrolment
+    /// from a live camera.
+    Snapshot(String),
     Presence,
     Alerts,
     /// Acknowledge the alert with this id.
     AckAlert(String),
     Map,
+    /// The floor-plan image of this map (its mapview element's `floor-plan`).
+    FloorPlan(String),
     /// The live event stream (Server-Sent Events).
     Events,
     /// The gallery's identities.
@@ -66,13 +71,15 @@ impl Route {
             | Route::Presence
             | Route::Alerts
             | Route::Map
+            | Route::FloorPlan(_)
             | Route::Events
             | Route::Gallery
             | Route::Session
             | Route::Signalling => Access::Role(Role::Viewer),
-            Route::AckAlert(_) | Route::AddPhoto(_) | Route::RemoveIdentity(_) => {
-                Access::Role(Role::Operator)
-            }
+            Route::AckAlert(_)
+            | Route::AddPhoto(_)
+            | Route::RemoveIdentity(_)
+            | Route::Snapshot(_) => Access::Role(Role::Operator),
             Route::AddCamera | Route::RemoveCamera(_) => Access::Role(Role::Admin),
         }
     }
@@ -135,6 +142,22 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
                     Ok(Route::AckAlert(id.to_string()))
                 } else {
                     Err(NoRoute::Method("POST"))
+                }
+            } else if let Some(name) = p
+                .strip_prefix("/api/v1/map/")
+                .and_then(|r| r.strip_suffix("/floor-plan"))
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            {
+                get(Route::FloorPlan(name.to_string()))
+            } else if let Some(name) = p
+                .strip_prefix("/api/v1/cameras/")
+                .and_then(|r| r.strip_suffix("/snapshot"))
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            {
+                if method == "GET" || method == "HEAD" {
+                    Ok(Route::Snapshot(name.to_string()))
+                } else {
+                    Err(NoRoute::Method("GET, HEAD"))
                 }
             } else if let Some(name) = p
                 .strip_prefix("/api/v1/cameras/")
@@ -266,6 +289,26 @@ mod tests {
         );
         assert_eq!(
             ok("GET", "/api/v1/signalling").access(),
+            Access::Role(Role::Viewer)
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/cameras/door/snapshot"),
+            Route::Snapshot("door".into())
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/cameras/door/snapshot").access(),
+            Access::Role(Role::Operator)
+        );
+        assert_eq!(
+            route("DELETE", "/api/v1/cameras/door/snapshot"),
+            Some(Err(NoRoute::Method("GET, HEAD")))
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/map/site/floor-plan"),
+            Route::FloorPlan("site".into())
+        );
+        assert_eq!(
+            ok("GET", "/api/v1/map/site/floor-plan").access(),
             Access::Role(Role::Viewer)
         );
         assert_eq!(route("GET", "/index.html"), None);

@@ -4,6 +4,7 @@
 //! from its main loop; the HTTP server reads snapshots of it.
 
 use crate::events::Event;
+use crate::geometry::Calibration;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -91,10 +92,23 @@ pub struct Placed {
     pub updated: String,
 }
 
+/// The floor a camera sees, on the map (its frame's border through its calibration).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Footprint {
+    pub camera: String,
+    pub polygon: Vec<[f64; 2]>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MapView {
     pub map: String,
     pub units: String,
+    /// The area shown by the site's mapview element (min-x, min-y, max-x, max-y), if any.
+    pub extent: Option<[f64; 4]>,
+    /// The mapview element has a floor-plan image (covering `extent`):
+    /// GET /api/v1/map/{map}/floor-plan.
+    pub floor_plan: bool,
+    pub cameras: Vec<Footprint>,
     pub people: Vec<Placed>,
 }
 
@@ -119,7 +133,19 @@ struct MapState {
     units: String,
     /// global id -> camera -> what it saw last.
     people: BTreeMap<u64, BTreeMap<String, Seen>>,
+    extent: Option<[f64; 4]>,
+    floor_plan: Option<std::path::PathBuf>,
+    /// camera -> its calibration, and its footprint for the frame size last reported.
+    calibrations: BTreeMap<String, Calibration>,
+    footprints: BTreeMap<String, (FrameSize, Vec<[f64; 2]>)>,
 }
+
+/// A frame's width and height, pixels.
+type FrameSize = (u64, u64);
+
+/// Footprints reach at most this far from the camera (map units) without an extent;
+/// with one, twice its diagonal.
+const FOOTPRINT_RANGE: f64 = 200.0;
 
 #[derive(Debug, Default)]
 pub struct Site {
@@ -211,8 +237,9 @@ impl Site {
         self.built.remove(name);
     }
 
-    /// Frame counters of `name` at `now_ms`: the frames/s over the last 5 s follows; a
-    /// camera that processed frames is up.
+    /// Frame counters of `name` at `now_ms`: the frames/s over the last 5 s follows (of the
+    /// frames analysed; of those out of the pipeline when it has no analytics element); a
+    /// camera whose frames move is up. True when that made it up.
     pub fn camera_counts(
         &mut self,
         name: &str,
@@ -220,15 +247,23 @@ impl Site {
         processed: u64,
         delay_s: Option<f64>,
         now_ms: u64,
-    ) {
+    ) -> bool {
         let c = self.camera(name);
-        if processed > c.frames_processed && c.state == CameraRun::Starting {
+        // A sink may hold frames (webrtcsink before its first viewer): the analysed frames
+        // tell whether the camera works.
+        let (moved, before) = if frames_in > 0 {
+            (frames_in, c.frames_in)
+        } else {
+            (processed, c.frames_processed)
+        };
+        let came_up = moved > before && c.state == CameraRun::Starting;
+        if came_up {
             c.state = CameraRun::Up;
         }
         c.frames_in = frames_in;
         c.frames_processed = processed;
         c.delay_s = delay_s;
-        c.samples.push_back((now_ms, processed));
+        c.samples.push_back((now_ms, moved));
         while c
             .samples
             .front()
@@ -242,6 +277,7 @@ impl Site {
             }
             _ => 0.0,
         };
+        came_up
     }
 
     pub fn cameras(&self) -> Vec<Camera> {
@@ -372,6 +408,21 @@ impl Site {
         if let Some(u) = text(d, "units") {
             m.units = u;
         }
+        let size = (
+            d.get("frame-width").and_then(Value::as_u64),
+            d.get("frame-height").and_then(Value::as_u64),
+        );
+        if let ((Some(w), Some(h)), Some(c)) = (size, m.calibrations.get(&ev.camera))
+            && m.footprints
+                .get(&ev.camera)
+                .is_none_or(|(s, _)| *s != (w, h))
+        {
+            let range = m.extent.map_or(FOOTPRINT_RANGE, |[x0, y0, x1, y1]| {
+                2.0 * ((x1 - x0).powi(2) + (y1 - y0).powi(2)).sqrt()
+            });
+            let polygon = c.footprint(w as f64, h as f64, range);
+            m.footprints.insert(ev.camera.clone(), ((w, h), polygon));
+        }
         // This camera's list replaces what it said before.
         for seen in m.people.values_mut() {
             seen.remove(&ev.camera);
@@ -400,6 +451,35 @@ impl Site {
             );
         }
         m.people.retain(|_, s| !s.is_empty());
+    }
+
+    // --- the maps' layout (from the pipeline's elements) ---
+
+    /// The area a mapview element shows of `map`, and its floor-plan image.
+    pub fn set_map_view(
+        &mut self,
+        map: &str,
+        extent: [f64; 4],
+        floor_plan: Option<std::path::PathBuf>,
+    ) {
+        let m = self.maps.entry(map.to_string()).or_default();
+        m.extent = Some(extent);
+        m.floor_plan = floor_plan;
+    }
+
+    /// `camera`'s calibration to `map` (its footprint follows once its frame size is known).
+    pub fn set_calibration(&mut self, map: &str, camera: &str, c: Calibration) {
+        let m = self.maps.entry(map.to_string()).or_default();
+        if m.units.is_empty() {
+            m.units = c.units.clone();
+        }
+        m.calibrations.insert(camera.to_string(), c);
+        m.footprints.remove(camera);
+    }
+
+    /// The floor-plan image of `map`, if its mapview element has one.
+    pub fn floor_plan(&self, map: &str) -> Option<std::path::PathBuf> {
+        self.maps.get(map)?.floor_plan.clone()
     }
 
     // --- reads ---
@@ -446,6 +526,16 @@ impl Site {
             .map(|(name, m)| MapView {
                 map: name.clone(),
                 units: m.units.clone(),
+                extent: m.extent,
+                floor_plan: m.floor_plan.is_some(),
+                cameras: m
+                    .footprints
+                    .iter()
+                    .map(|(camera, (_, polygon))| Footprint {
+                        camera: camera.clone(),
+                        polygon: polygon.clone(),
+                    })
+                    .collect(),
                 people: m
                     .people
                     .iter()
@@ -648,9 +738,12 @@ mod tests {
         assert_eq!(s.ready().unwrap_err(), "1 of 2 cameras built so far");
         s.camera_built("till");
         assert!(s.ready().is_ok());
-        for k in 0..=10u64 {
-            s.camera_counts("door", k * 10, k * 10, Some(0.1), k * 1000);
-        }
+        let ups: Vec<bool> = (0..=10u64)
+            .map(|k| s.camera_counts("door", k * 10, k * 10, Some(0.1), k * 1000))
+            .collect();
+        // Announced once: when the first frames were processed.
+        assert_eq!(ups.iter().filter(|u| **u).count(), 1);
+        assert!(ups[1]);
         let c = &s.cameras()[0];
         assert_eq!(c.state, CameraRun::Up);
         assert!((c.fps - 10.0).abs() < 1e-9, "{}", c.fps);
@@ -701,6 +794,46 @@ mod tests {
         assert_eq!(m.people.len(), 1);
         assert_eq!(m.people[0].cameras, vec!["c2"]);
         assert!(s.maps(9000)[0].people.is_empty());
+    }
+
+    #[test]
+    fn a_map_shows_its_extent_floor_plan_and_camera_footprints() {
+        let mut s = Site::default();
+        s.set_map_view("floor", [0.0, 0.0, 20.0, 15.0], Some("plan.png".into()));
+        let top = Calibration::parse(
+            r#"{"units": "m", "homography": [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]}"#,
+            "c1",
+        )
+        .unwrap();
+        s.set_calibration("floor", "c1", top);
+        // Known before any person is placed; the footprint once the frame size is.
+        let m = &s.maps(0)[0];
+        assert_eq!(
+            (m.extent, m.floor_plan, m.cameras.len(), m.units.as_str()),
+            (Some([0.0, 0.0, 20.0, 15.0]), true, 0, "m")
+        );
+        s.event(
+            &ev(
+                "reidmap",
+                "c1",
+                "2026-12-02T10:00:00.000Z",
+                json!({"map": "floor", "units": "m", "frame-width": 640, "frame-height": 480,
+                       "people": [{"global-id": 3, "x": 1.0, "y": 1.0}]}),
+            ),
+            0,
+        );
+        let m = &s.maps(0)[0];
+        assert_eq!(m.cameras.len(), 1);
+        let f = &m.cameras[0];
+        assert_eq!(f.camera, "c1");
+        assert_eq!(f.polygon.len(), 64);
+        assert!(
+            f.polygon
+                .iter()
+                .any(|p| (p[0] - 6.4).abs() < 1e-9 && (p[1] - 4.8).abs() < 1e-9)
+        );
+        assert_eq!(s.floor_plan("floor"), Some("plan.png".into()));
+        assert_eq!(s.floor_plan("other"), None);
     }
 
     #[test]

@@ -217,6 +217,51 @@ pub fn decode_image_bytes(
     })
 }
 
+/// A video frame as JPEG bytes, in memory (GStreamer's jpegenc), within `timeout`.
+pub fn encode_jpeg(
+    sample: &gst::Sample,
+    quality: i32,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, String> {
+    use gst::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot encode the frame: {e}");
+    let caps = sample.caps().ok_or_else(|| fail(&"no caps"))?;
+    let mut buf = sample
+        .buffer()
+        .ok_or_else(|| fail(&"no buffer"))?
+        .to_owned();
+    {
+        let b = buf.make_mut();
+        b.set_pts(gst::ClockTime::NONE);
+        b.set_dts(gst::ClockTime::NONE);
+    }
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src ! videoconvert ! jpegenc quality={} ! appsink name=sink sync=false",
+        quality.clamp(1, 100)
+    ))
+    .map_err(|e| fail(&e))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| fail(&"not a pipeline"))?;
+    let src = p.by_name("src").ok_or_else(|| fail(&"no appsrc"))?;
+    let sink = p.by_name("sink").ok_or_else(|| fail(&"no appsink"))?;
+    src.set_property("caps", caps.to_owned());
+    if p.set_state(gst::State::Playing).is_err() {
+        let _ = p.set_state(gst::State::Null);
+        return Err(fail(&"the encoder refused the frame"));
+    }
+    let _ = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&buf]);
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    let out = sink.emit_by_name::<Option<gst::Sample>>(
+        "try-pull-sample",
+        &[&gst::ClockTime::from_nseconds(timeout.as_nanos() as u64)],
+    );
+    let _ = p.set_state(gst::State::Null);
+    let out = out.ok_or_else(|| fail(&"no JPEG from the encoder"))?;
+    let b = out.buffer().ok_or_else(|| fail(&"no buffer"))?;
+    let map = b.map_readable().map_err(|e| fail(&e))?;
+    Ok(map.to_vec())
+}
+
 /// Writes packed RGB pixels as a PNG file (GStreamer's pngenc). Needs `gst::init()`.
 pub fn save_png(
     path: &std::path::Path,

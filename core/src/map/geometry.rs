@@ -365,11 +365,103 @@ impl Calibration {
         };
         self.image_to_map.apply(x, y)
     }
+
+    /// The floor a `width` × `height` frame sees: the frame's border mapped onto the map
+    /// (16 points an edge, clockwise from the top left), without the part at or above the
+    /// horizon (pixels that see no floor) and cut `max_range` map units from the bottom
+    /// centre of the frame (the camera's foot, roughly). Empty when nothing of the frame
+    /// maps to the floor.
+    pub fn footprint(&self, width: f64, height: f64, max_range: f64) -> Vec<[f64; 2]> {
+        const N: usize = 16;
+        let m = &self.image_to_map.0;
+        let undistorted = |u: f64, v: f64| match &self.distortion {
+            Some(d) => d.undistort(u, v),
+            None => [u, v],
+        };
+        let w_of = |u: f64, v: f64| {
+            let [x, y] = undistorted(u, v);
+            m[2][0] * x + m[2][1] * y + m[2][2]
+        };
+        // The floor's side of the horizon is the side of the frame's bottom centre.
+        let sign = w_of(width / 2.0, height).signum();
+        let Some(foot) = self.to_map(width / 2.0, height) else {
+            return Vec::new();
+        };
+        let mut border = Vec::with_capacity(4 * N);
+        for k in 0..N {
+            let t = k as f64 / N as f64;
+            border.push([t * width, 0.0]);
+        }
+        for k in 0..N {
+            let t = k as f64 / N as f64;
+            border.push([width, t * height]);
+        }
+        for k in 0..N {
+            let t = k as f64 / N as f64;
+            border.push([width * (1.0 - t), height]);
+        }
+        for k in 0..N {
+            let t = k as f64 / N as f64;
+            border.push([0.0, height * (1.0 - t)]);
+        }
+        border
+            .iter()
+            .filter(|[u, v]| {
+                let w = w_of(*u, *v);
+                w.signum() == sign && w.abs() > 1e-9
+            })
+            .filter_map(|[u, v]| self.to_map(*u, *v))
+            .map(|[x, y]| {
+                let (dx, dy) = (x - foot[0], y - foot[1]);
+                let d = (dx * dx + dy * dy).sqrt();
+                if d > max_range {
+                    let s = max_range / d;
+                    [foot[0] + dx * s, foot[1] + dy * s]
+                } else {
+                    [x, y]
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_footprint_is_the_floor_the_frame_sees() {
+        // A top-down camera: 100 px per metre, the frame 0..6.4 m × 0..4.8 m.
+        let top = Calibration::parse(
+            r#"{"homography": [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]}"#,
+            "top",
+        )
+        .unwrap();
+        let f = top.footprint(640.0, 480.0, 100.0);
+        assert_eq!(f.len(), 64);
+        let (xs, ys): (Vec<f64>, Vec<f64>) = f.iter().map(|p| (p[0], p[1])).unzip();
+        let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
+        let min = |v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min);
+        assert!((min(&xs) - 0.0).abs() < 1e-9 && (max(&xs) - 6.4).abs() < 1e-9);
+        assert!((min(&ys) - 0.0).abs() < 1e-9 && (max(&ys) - 4.8).abs() < 1e-9);
+        // An oblique camera whose horizon crosses the frame at v = 100: the rows above see
+        // no floor and are left out; far points are cut at the range.
+        let oblique = Calibration {
+            map: "m".into(),
+            units: "m".into(),
+            image_to_map: Homography::new([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.01, -1.0]])
+                .unwrap(),
+            distortion: None,
+            reprojection: None,
+        };
+        let f = oblique.footprint(640.0, 480.0, 50.0);
+        assert!(!f.is_empty() && f.len() < 64, "{}", f.len());
+        let foot = oblique.to_map(320.0, 480.0).unwrap();
+        for p in &f {
+            let d = ((p[0] - foot[0]).powi(2) + (p[1] - foot[1]).powi(2)).sqrt();
+            assert!(d <= 50.0 + 1e-6, "{p:?} {d}");
+        }
+    }
 
     #[test]
     fn dlt_recovers_a_known_homography_from_four_and_more_points() {

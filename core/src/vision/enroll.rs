@@ -10,12 +10,15 @@ use crate::video::decode_image;
 use std::path::{Path, PathBuf};
 
 /// What to do with a photo that shows several faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FacePolicy {
     /// Refuse it (default): the photo must show one person.
     Single,
     /// Take the largest face.
     Largest,
+    /// The face at this point (pixels of the photo): the one whose box holds it (the
+    /// nearest centre when boxes overlap); none there is an error.
+    At(f32, f32),
 }
 
 /// Faces smaller than this fraction of the largest face's area are background faces and do
@@ -30,6 +33,13 @@ pub enum EnrollError {
         "{path}: {count} faces found; enrol a photo of one person, or pass --largest to take the largest face"
     )]
     SeveralFaces { path: String, count: usize },
+    #[error("{path}: no face at ({x:.0}, {y:.0}); {count} face(s) elsewhere on the photo")]
+    NoFaceAt {
+        path: String,
+        x: f32,
+        y: f32,
+        count: usize,
+    },
     #[error("{0}")]
     Decode(String),
     #[error("{path}: {err}")]
@@ -52,6 +62,23 @@ pub fn pick_face(
         .iter()
         .max_by(|a, b| a.area().total_cmp(&b.area()))
         .ok_or_else(|| EnrollError::NoFace(origin.to_string()))?;
+    if let FacePolicy::At(x, y) = policy {
+        let centre_distance = |f: &Detection| {
+            let (cx, cy) = ((f.x1 + f.x2) / 2.0, (f.y1 + f.y2) / 2.0);
+            (cx - x).powi(2) + (cy - y).powi(2)
+        };
+        return faces
+            .iter()
+            .filter(|f| (f.x1..=f.x2).contains(&x) && (f.y1..=f.y2).contains(&y))
+            .min_by(|a, b| centre_distance(a).total_cmp(&centre_distance(b)))
+            .cloned()
+            .ok_or_else(|| EnrollError::NoFaceAt {
+                path: origin.to_string(),
+                x,
+                y,
+                count: faces.len(),
+            });
+    }
     let big = faces
         .iter()
         .filter(|f| f.area() >= BACKGROUND_AREA * largest.area())
@@ -240,5 +267,26 @@ mod tests {
             "{err}"
         );
         assert_eq!(pick_face(&two, FacePolicy::Largest, "p").unwrap().x1, 0.0);
+    }
+
+    #[test]
+    fn a_point_chooses_the_face_of_a_group_photo() {
+        let two = [face(0.0, 100.0), face(200.0, 90.0)];
+        let at = |x, y| pick_face(&two, FacePolicy::At(x, y), "p");
+        assert_eq!(at(250.0, 40.0).unwrap().x1, 200.0);
+        assert_eq!(at(10.0, 10.0).unwrap().x1, 0.0);
+        let err = at(150.0, 40.0).unwrap_err().to_string();
+        assert!(
+            err.contains("no face at (150, 40)") && err.contains("2 face(s)"),
+            "{err}"
+        );
+        // Overlapping boxes: the nearest centre.
+        let nested = [face(0.0, 100.0), face(40.0, 20.0)];
+        let p = pick_face(&nested, FacePolicy::At(50.0, 10.0), "p").unwrap();
+        assert_eq!(p.x1, 40.0);
+        assert!(matches!(
+            pick_face(&[], FacePolicy::At(1.0, 1.0), "p"),
+            Err(EnrollError::NoFace(_))
+        ));
     }
 }

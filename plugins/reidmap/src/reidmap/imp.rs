@@ -567,6 +567,8 @@ impl BaseTransformImpl for ReidMap {
                 .field("camera", camera.as_str())
                 .field("map", s.map.as_str())
                 .field("units", st.calibration.units.as_str())
+                .field("frame-width", info.width())
+                .field("frame-height", info.height())
                 .field("running-time", rt.map_or(0, |t| t.nseconds()))
                 .field("clock-time", now)
                 .field("utc-time", utc_now())
