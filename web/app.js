@@ -83,6 +83,16 @@
     for (const e of document.querySelectorAll("[data-role]")) {
       if (!can(e.dataset.role)) e.remove();
     }
+    // A session that ends (expired, logged out elsewhere, its token revoked) sends the page to
+    // the login within a minute, or at once when the tab is shown again.
+    if (session.auth) {
+      const check = async () => {
+        const s = await fetch("/api/v1/session", { credentials: "same-origin" }).catch(() => null);
+        if (s && s.status === 401) toLogin();
+      };
+      setInterval(check, 60000);
+      document.addEventListener("visibilitychange", () => { if (!document.hidden) check(); });
+    }
     return session;
   }
 
