@@ -396,6 +396,9 @@ impl BaseTransformImpl for PersonDetect {
                 inference_width: s.inference_width,
                 inference_height: s.inference_height,
                 min_face_size: s.min_size as f32,
+                // Measured for faces only (DEFAULT_MAX_UPSCALE); persons keep the scale
+                // their inference size asks for.
+                max_upscale: f32::MAX,
             };
             let found = if s.tile_columns * s.tile_rows > 1 {
                 let tiles = tile_rects(
