@@ -122,6 +122,24 @@ type Response = warp::reply::Response;
 /// How long a snapshot waits for the camera's next frame (and for its encoding).
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 
+/// The frame's size and the faces the enrolment detector finds on it (in the frame itself,
+/// not in a decoded copy of its JPEG: they have the same size).
+fn faces_on(
+    sample: &gst::Sample,
+    det: &mut sightline_core::detect::FaceDetector,
+) -> Result<(u32, u32, Vec<sightline_core::postprocess::Detection>), String> {
+    let caps = sample.caps().ok_or("no caps")?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+    let buf = sample.buffer().ok_or("no buffer")?;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info)
+        .map_err(|e| e.to_string())?;
+    let view = sightline_core::video::image_view(&frame).map_err(|e| e.to_string())?;
+    let faces = det
+        .detect(&view, &sightline_core::enroll::enrol_params())
+        .map_err(|e| e.to_string())?;
+    Ok((info.width(), info.height(), faces))
+}
+
 /// `X,Y` (numbers) → the point.
 fn parse_point(v: &str) -> Option<(f32, f32)> {
     let (x, y) = v.split_once(',')?;
@@ -825,7 +843,7 @@ impl Api {
     /// page posts the frame back with `?face=X,Y`.
     fn snapshot(&self, name: &str) -> Response {
         use base64::Engine;
-        use sightline_core::video::{decode_image_bytes, encode_jpeg};
+        use sightline_core::video::encode_jpeg;
         let Some(path) = self.gallery.as_deref() else {
             return Self::no_gallery();
         };
@@ -876,12 +894,7 @@ impl Api {
             Ok(m) => m,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         };
-        let faces = decode_image_bytes(&jpeg, "the snapshot", SNAPSHOT_WAIT).and_then(|img| {
-            let view = img.view().map_err(|e| e.to_string())?;
-            det.detect(&view, &sightline_core::enroll::enrol_params())
-                .map(|f| (img.width, img.height, f))
-                .map_err(|e| e.to_string())
-        });
+        let faces = faces_on(&sample, &mut det);
         let (width, height, faces) = match faces {
             Ok(f) => f,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),

@@ -270,8 +270,6 @@ fn unit_name(p: &gst::Pipeline, k: usize) -> String {
     first.unwrap_or_else(|| format!("unit{k}"))
 }
 
-/// Probes for frames in (into the first analytics element) and processed (into the sinks),
-/// and the time between the two.
 /// The source pad of a camera's decoder (uridecodebin3 and its kin), where `--loop` seeks:
 /// a seek there goes to the demuxer alone, not through muxers downstream that cannot seek.
 fn decoder_pad(p: &gst::Pipeline) -> Option<gst::Pad> {
@@ -311,30 +309,27 @@ fn snapshot_pad(p: &gst::Pipeline) -> Option<gst::Pad> {
     p.iterate_sorted()
         .into_iter()
         .flatten()
-        .filter(|e| {
-            e.factory().is_some_and(|f| {
-                matches!(
-                    f.name().as_str(),
-                    "facedetect" | "sightlinefacedetect" | "persondetect"
-                )
-            })
-        })
+        .filter(is_analytics)
         .last()
         .and_then(|e| e.static_pad("sink"))
 }
 
+/// One of our analytics elements, where a camera's frames enter the analysis.
+fn is_analytics(e: &gst::Element) -> bool {
+    e.factory().is_some_and(|f| {
+        matches!(
+            f.name().as_str(),
+            "facedetect" | "sightlinefacedetect" | "persondetect"
+        )
+    })
+}
+
+/// Probes for frames in (into the first analytics element) and processed (into the sinks),
+/// and the time between the two.
 fn add_probes(p: &gst::Pipeline, camera: &str, metrics: &Arc<Mutex<Metrics>>) {
     let elements: Vec<gst::Element> = p.iterate_elements().into_iter().flatten().collect();
-    let ours = |e: &gst::Element| {
-        e.factory().is_some_and(|f| {
-            matches!(
-                f.name().as_str(),
-                "facedetect" | "sightlinefacedetect" | "persondetect"
-            )
-        })
-    };
     let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-    for e in elements.iter().filter(|e| ours(e)) {
+    for e in elements.iter().filter(|e| is_analytics(e)) {
         if let Some(pad) = e.static_pad("sink") {
             let (m, cam, ent) = (metrics.clone(), camera.to_string(), entered.clone());
             pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -448,8 +443,6 @@ fn source_uri(p: &gst::Pipeline) -> Option<String> {
     })
 }
 
-/// Running time of the pipeline clock now minus the buffer's running time, in seconds (0 when
-/// the buffer is early, as files without clock sync are).
 /// A frame's identity across the elements of a pipeline: its running time (ns; its
 /// timestamp when the pad has no time segment).
 fn frame_key(pad: &gst::Pad, b: &gst::BufferRef) -> u64 {
@@ -464,6 +457,8 @@ fn frame_key(pad: &gst::Pad, b: &gst::BufferRef) -> u64 {
         .map_or(0, |t| t.nseconds())
 }
 
+/// Running time of the pipeline clock now minus the buffer's running time, in seconds (0 when
+/// the buffer is early, as files without clock sync are).
 fn frame_age(pad: &gst::Pad, b: &gst::BufferRef) -> Option<f64> {
     let e = pad.parent_element()?;
     let now = e.current_running_time()?;
@@ -880,22 +875,25 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
         )
     };
     match msg.view() {
-        // --loop: once the file plays (prerolled, or playing for a pipeline whose sinks do
-        // not preroll), it plays as a segment; at the segment's end, again.
-        V::AsyncDone(_) | V::StateChanged(_) | V::SegmentDone(_) if looping => {
-            let from_pipeline = msg
-                .src()
-                .is_some_and(|s| s.downcast_ref::<gst::Pipeline>().is_some());
-            if let V::StateChanged(sc) = msg.view()
-                && sc.current() != gst::State::Playing
-            {
-                return;
-            }
-            let first = !matches!(msg.view(), V::SegmentDone(_));
+        // --loop: once the pipeline plays, the file plays as a segment; at the segment's
+        // end, again.
+        V::StateChanged(_) | V::SegmentDone(_) if looping => {
+            let first = match msg.view() {
+                V::StateChanged(sc) => {
+                    let from_pipeline = msg
+                        .src()
+                        .is_some_and(|s| s.downcast_ref::<gst::Pipeline>().is_some());
+                    if !from_pipeline || sc.current() != gst::State::Playing {
+                        return;
+                    }
+                    true
+                }
+                _ => false,
+            };
             let mut g = ctx.borrow_mut();
             let u = &mut g.0[k];
-            // The first seek once, after the first preroll; then one at each segment's end.
-            if first && (u.segment || !from_pipeline) {
+            // The first seek once (a flushing seek makes the pipeline play again).
+            if first && u.segment {
                 return;
             }
             u.segment = true;
@@ -911,7 +909,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 }
                 return;
             }
-            // A pipeline that plays without preroll is PLAYING before its demuxer has read
+            // A pipeline whose sinks do not preroll is PLAYING before its demuxer has read
             // the file's headers: the first seek is tried again for up to 5 s.
             let mut tries = 0;
             glib::timeout_add_local(Duration::from_millis(100), move || {

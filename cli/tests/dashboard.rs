@@ -601,7 +601,15 @@ fn the_dashboard_follows_the_site_live() {
         60,
         "window.sightlineMap.people().length >= 2 && document.querySelectorAll('#ids li').length >= 2",
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Both cameras' footprints (the page asks for the layout again, at most every 5 s, when
+    // a camera without one reports), drawn with the people.
+    wait_page(
+        &mut b,
+        &ops_tab,
+        "both cameras' footprints",
+        30,
+        "(window.sightlineMap.footprints || []).length === 2",
+    );
     // Pixels of the palette's colours on the canvas (mapview's colours, the grid is grey).
     let counted = page(
         &mut b,
@@ -625,6 +633,7 @@ fn the_dashboard_follows_the_site_live() {
     let mut ids: Vec<i64> = drawn.iter().map(|v| v.as_i64().unwrap()).collect();
     ids.sort();
     listed.sort();
+    assert!(!ids.is_empty(), "nobody on the map: {counted}");
     assert_eq!(ids, listed, "the list names the dots drawn");
     // A dot is a disc of radius 11 (~380 pixels): at least one per person drawn.
     // A dot is a disc of radius 11 (~380 pixels); people close together overlap and their
@@ -632,15 +641,7 @@ fn the_dashboard_follows_the_site_live() {
     let pixels = counted["pixels"].as_u64().unwrap();
     assert!(pixels as usize >= 150 * ids.len(), "{counted}");
     // The floor plan under them (its sand at the centre of the area), and both cameras'
-    // footprints (the page asks for the layout again, at most every 5 s, when a camera
-    // without one reports).
-    wait_page(
-        &mut b,
-        &ops_tab,
-        "both cameras' footprints",
-        30,
-        "(window.sightlineMap.footprints || []).length === 2",
-    );
+    // footprints.
     let layout = page(
         &mut b,
         &ops_tab,

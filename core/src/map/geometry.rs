@@ -387,23 +387,17 @@ impl Calibration {
         let Some(foot) = self.to_map(width / 2.0, height) else {
             return Vec::new();
         };
-        let mut border = Vec::with_capacity(4 * N);
-        for k in 0..N {
-            let t = k as f64 / N as f64;
-            border.push([t * width, 0.0]);
-        }
-        for k in 0..N {
-            let t = k as f64 / N as f64;
-            border.push([width, t * height]);
-        }
-        for k in 0..N {
-            let t = k as f64 / N as f64;
-            border.push([width * (1.0 - t), height]);
-        }
-        for k in 0..N {
-            let t = k as f64 / N as f64;
-            border.push([0.0, height * (1.0 - t)]);
-        }
+        // Clockwise from the top left, N points an edge.
+        let corners = [[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]];
+        let border: Vec<[f64; 2]> = (0..4)
+            .flat_map(|e| {
+                let (a, b) = (corners[e], corners[(e + 1) % 4]);
+                (0..N).map(move |k| {
+                    let t = k as f64 / N as f64;
+                    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]
+                })
+            })
+            .collect();
         border
             .iter()
             .filter(|[u, v]| {
