@@ -40,6 +40,12 @@ impl<T> Tracker<T> {
         }
     }
 
+    /// Forgets every track (a seek or a new stream: what follows is not a continuation) and
+    /// returns them; ids keep counting, so a track id is never reused.
+    pub fn reset(&mut self) -> Vec<Track<T>> {
+        std::mem::take(&mut self.tracks)
+    }
+
     /// Gives track `index` a new id (the object it follows turned out to be another one) and
     /// returns it.
     pub fn renew_id(&mut self, index: usize) -> Option<u64> {
@@ -126,6 +132,18 @@ impl<T> Tracker<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_forgets_tracks_but_never_reuses_an_id() {
+        let mut t: Tracker<u32> = Tracker::new(0.3, 5);
+        let (a, _) = t.update(&[[0.0, 0.0, 10.0, 10.0]], 0, || 0);
+        assert_eq!(t.tracks[a[0]].id, 1);
+        assert_eq!(t.reset().len(), 1);
+        assert!(t.tracks.is_empty());
+        // The same box after the reset is a new track with a new id.
+        let (b, _) = t.update(&[[0.0, 0.0, 10.0, 10.0]], 1, || 0);
+        assert_eq!(t.tracks[b[0]].id, 2);
+    }
 
     #[test]
     fn tracks_follow_moving_boxes_and_close_when_gone() {

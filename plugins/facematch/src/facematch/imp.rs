@@ -747,6 +747,20 @@ impl BaseTransformImpl for FaceMatch {
         Ok(())
     }
 
+    /// A flush (seek) or a new stream ends every track: the next frame is not a continuation
+    /// of the last one, and a face at the same place may be someone else.
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if matches!(
+            event.view(),
+            gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_)
+        ) && let Ok(mut st) = self.state.lock()
+            && let Some(st) = st.as_mut()
+        {
+            st.tracker.reset();
+        }
+        self.parent_sink_event(event)
+    }
+
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot parse video caps {}", incaps))?;
