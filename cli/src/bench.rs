@@ -110,6 +110,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         camera_fps: u32,
     },
+    /// Identification out of sample on the shared face sets (identities.json): the one-photo
+    /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
+    /// 1e-3 and 1e-4, and the mirror-averaging trick's gain and cost; for each model.
+    Identify {
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "mobilefacenet,w600k-mbf")]
+        models: Vec<String>,
+    },
     /// Everything above, with RSS for 1 and 8 instances measured in separate processes.
     All,
 }
@@ -169,6 +178,9 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             rate,
             camera_fps,
         } => crate::bench_api::bench_api(seconds, rate, camera_fps),
+        BenchCmd::Identify { data, models } => {
+            crate::bench_identify::bench_identify(&data, &models)
+        }
         BenchCmd::All => {
             bench_facedetect(Path::new(FACE_VIDEO), 640, 200, 3)?;
             bench_facedetect(Path::new(CCTV_VIDEO), 640, 100, 3)?;
@@ -650,13 +662,14 @@ fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
     let _ = p.set_state(gst::State::Null);
     let gallery = dir.join("g.slg");
     let (mut det, emb) = crate::gallery_cmd::models_for("mobilefacenet")?;
-    let (v, _) = sightline_core::enroll::embed_file(
+    let v = sightline_core::enroll::embed_file(
         &mut det,
         &emb,
         &still,
         sightline_core::enroll::FacePolicy::Largest,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .embedding;
     let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", emb.dims());
     g.add("person", &v).map_err(|e| e.to_string())?;
     g.save(&gallery).map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use sightline_core::align::align_into;
 use sightline_core::detect::FaceDetector;
 use sightline_core::embed::FaceEmbedder;
-use sightline_core::enroll::{FacePolicy, embed_file, gallery_from_directory};
+use sightline_core::enroll::{FacePolicy, embed_file, gallery_from_directory, review_consistency};
 use sightline_core::gallery::Gallery;
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::models::{self, ColorOrder};
@@ -30,13 +30,18 @@ pub struct GalleryArgs {
 
 #[derive(Subcommand)]
 pub enum GalleryCmd {
-    /// Enrol photos of one person. A photo with no face, or with several people, is refused
-    /// (nothing is saved); --largest takes the largest face instead.
+    /// Enrol photos of one person, each reviewed: size, sharpness, pose, face cut by the
+    /// edge, similarity to the person's other photos. A photo with no face, several people,
+    /// or that would make a poor reference is refused (then nothing is saved); --largest
+    /// takes the largest face of a group photo.
     Enroll {
         #[arg(long)]
         name: String,
         #[arg(long)]
         largest: bool,
+        /// Review the photos only; enrol nothing.
+        #[arg(long)]
+        check: bool,
         /// Also write the aligned 112x112 face crops here (off by default: no face images
         /// are stored unless asked).
         #[arg(long)]
@@ -205,54 +210,120 @@ pub fn run(a: GalleryArgs) -> Result<(), String> {
         GalleryCmd::Enroll {
             name,
             largest,
+            check,
             save_crops,
             photos,
         } => {
             let mut g = load_or_new(&a.file, &a.model)?;
             let (mut det, emb) = models_for(g.model())?;
+            let threshold = match_threshold(g.model())?;
             let policy = if largest {
                 FacePolicy::Largest
             } else {
                 FacePolicy::Single
             };
-            let mut vectors = Vec::new();
-            let mut errors = Vec::new();
+            let mut done = Vec::new();
+            let mut refused = 0;
             for p in &photos {
                 match embed_file(&mut det, &emb, p, policy) {
-                    Ok((v, face)) => {
-                        if let Some(dir) = &save_crops
-                            && let Some(lm) = face.landmarks
-                        {
-                            save_crop(p, &lm, dir, &name, vectors.len())?;
-                        }
-                        vectors.push(v);
+                    Ok(e) => done.push((p, e)),
+                    Err(e) => {
+                        refused += 1;
+                        eprintln!("refused: {e}");
                     }
-                    Err(e) => errors.push(e.to_string()),
                 }
             }
-            if !errors.is_empty() {
-                for e in &errors {
-                    eprintln!("refused: {e}");
+            // Each photo against the person's other photos: enrolled before, or in this run.
+            let enrolled: Vec<Vec<f32>> = g
+                .identities()
+                .iter()
+                .position(|i| i.name == name)
+                .map(|k| g.embeddings_of(k).map(|v| v.to_vec()).collect())
+                .unwrap_or_default();
+            let vectors: Vec<Vec<f32>> = done.iter().map(|(_, e)| e.embedding.clone()).collect();
+            for (k, (p, e)) in done.iter_mut().enumerate() {
+                let others: Vec<&[f32]> = enrolled
+                    .iter()
+                    .chain(
+                        vectors
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != k)
+                            .map(|(_, v)| v),
+                    )
+                    .map(|v| v.as_slice())
+                    .collect();
+                review_consistency(&mut e.review, &e.embedding, &others, threshold);
+                let r = &e.review;
+                let verdict = if r.refused() {
+                    refused += 1;
+                    format!("refused: {}", r.summary())
+                } else if r.findings.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("warning: {}", r.summary())
+                };
+                let line = format!(
+                    "{}: face {:.0} px, sharpness {:.0}, frontality {:.2}{}{} -> {verdict}",
+                    p.display(),
+                    r.size,
+                    r.sharpness,
+                    r.frontality,
+                    if r.outside > 0.0 {
+                        format!(", {:.0} % outside the photo", r.outside * 100.0)
+                    } else {
+                        String::new()
+                    },
+                    r.similarity
+                        .map(|s| format!(", similarity to the other photos {s:.2}"))
+                        .unwrap_or_default(),
+                );
+                if r.refused() {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
                 }
+            }
+            if refused > 0 {
                 return Err(format!(
-                    "{} of {} photo(s) refused; nothing enrolled",
-                    errors.len(),
+                    "{refused} of {} photo(s) refused; nothing enrolled",
                     photos.len()
                 ));
             }
-            for v in &vectors {
-                g.add(&name, v).map_err(|e| e.to_string())?;
+            if check {
+                println!(
+                    "{} photo(s) checked; nothing enrolled (--check)",
+                    photos.len()
+                );
+                return Ok(());
+            }
+            for (k, (p, e)) in done.iter().enumerate() {
+                if let Some(dir) = &save_crops
+                    && let Some(lm) = e.face.landmarks
+                {
+                    save_crop(p, &lm, dir, &name, k)?;
+                }
+                g.add(&name, &e.embedding).map_err(|e| e.to_string())?;
             }
             g.save(&a.file).map_err(|e| e.to_string())?;
             println!(
                 "enrolled {name}: {} photo(s); {} now has {} identities",
-                vectors.len(),
+                done.len(),
                 a.file.display(),
                 g.len()
             );
             Ok(())
         }
     }
+}
+
+/// The match threshold facematch uses for `model` by default (its calibrated threshold).
+pub fn match_threshold(model: &str) -> Result<f32, String> {
+    models::registry()
+        .map_err(|e| e.to_string())?
+        .get(model)
+        .and_then(|m| m.output.match_threshold)
+        .ok_or_else(|| format!("model '{model}' has no match threshold"))
 }
 
 fn load(path: &Path) -> Result<Gallery, String> {

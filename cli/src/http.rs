@@ -776,23 +776,35 @@ impl Api {
     /// embeddings, or 422 (`not an image`, `no face`, `several faces`). The photo itself is
     /// never written anywhere; only its embedding goes into the gallery.
     fn add_photo(&self, label: &str, body: &[u8], face: Option<(f32, f32)>) -> Response {
-        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes};
+        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes, review_consistency};
         let policy = face.map_or(FacePolicy::Single, |(x, y)| FacePolicy::At(x, y));
         let Some(path) = self.gallery.as_deref() else {
             return Self::no_gallery();
         };
         // The model of the gallery, read without the lock (the photo is embedded first;
         // only the change of the file is one at a time).
-        let model = match sightline_core::gallery::Gallery::load(path) {
-            Ok(g) => g.model().to_string(),
+        let (model, before) = match sightline_core::gallery::Gallery::load(path) {
+            Ok(g) => {
+                let before: Vec<Vec<f32>> = g
+                    .identities()
+                    .iter()
+                    .position(|i| i.name == label)
+                    .map(|k| g.embeddings_of(k).map(|v| v.to_vec()).collect())
+                    .unwrap_or_default();
+                (g.model().to_string(), before)
+            }
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        let threshold = match crate::gallery_cmd::match_threshold(&model) {
+            Ok(t) => t,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         };
         let (mut det, emb) = match crate::gallery_cmd::models_for(&model) {
             Ok(m) => m,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         };
-        let v = match embed_bytes(&mut det, &emb, body, policy, "the photo") {
-            Ok((v, _)) => v,
+        let mut enrolled = match embed_bytes(&mut det, &emb, body, policy, "the photo") {
+            Ok(e) => e,
             Err(EnrollError::NoFace(_)) => {
                 return error(StatusCode::UNPROCESSABLE_ENTITY, "no face");
             }
@@ -816,6 +828,23 @@ impl Api {
             }
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         };
+        let others: Vec<&[f32]> = before.iter().map(|v| v.as_slice()).collect();
+        review_consistency(
+            &mut enrolled.review,
+            &enrolled.embedding,
+            &others,
+            threshold,
+        );
+        if enrolled.review.refused() {
+            return json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &serde_json::json!({
+                    "error": format!("poor reference photo: {}", enrolled.review.summary()),
+                    "review": enrolled.review,
+                }),
+            );
+        }
+        let v = enrolled.embedding;
         let _one = self.gallery_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut g = match sightline_core::gallery::Gallery::load(path) {
             Ok(g) => g,
@@ -834,6 +863,7 @@ impl Api {
                 "label": label,
                 "id": ident.as_ref().map(|i| i.id.clone()),
                 "embeddings": ident.map_or(0, |i| i.count),
+                "review": enrolled.review,
             }),
         )
     }

@@ -739,6 +739,9 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
     let posted = std::time::Instant::now();
     assert_eq!(code, 201, "{body}");
     assert_eq!(body["embeddings"], 1);
+    // Its review: a sharp, whole, frontal face, nothing to say.
+    assert!(body["review"]["size"].as_f64().unwrap() > 100.0, "{body}");
+    assert_eq!(body["review"]["findings"], serde_json::json!([]), "{body}");
     let known = next("Joe Biden recognised", &|ev| {
         ev["kind"] == "facematch" && ev["data"]["label"] == "Joe Biden"
     });
@@ -789,6 +792,27 @@ fn a_photo_posted_to_the_gallery_is_recognised_by_the_running_camera() {
         )
         .0,
         400
+    );
+    // Someone else's photo added to a person: refused as inconsistent, with the similarity.
+    let obama = std::fs::read(shared_data(
+        "faces/face_recognition_examples/obama/obama.jpg",
+    ))
+    .unwrap();
+    let (code, body) = post_bytes(
+        port,
+        "/api/v1/gallery/Joe%20Biden/photos",
+        &operator,
+        &obama,
+    );
+    assert_eq!(code, 422, "{body}");
+    let why = body["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("poor reference photo: does not look like the person's 1 other photo(s)"),
+        "{body}"
+    );
+    assert!(
+        body["review"]["similarity"].as_f64().unwrap() < 0.48,
+        "{body}"
     );
     assert_eq!(names(port).len(), 2);
     let (code, text) = send("DELETE", port, "/api/v1/gallery/Joe%20Biden", &operator, "");

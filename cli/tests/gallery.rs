@@ -156,3 +156,135 @@ fn unreadable_gallery_and_wrong_model_are_clear_errors() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `source` through a gst-launch-1.0 filter (videocrop, videoscale, gaussianblur) into a PNG.
+fn degrade(source: &Path, filter: &str, out: &Path) {
+    let o = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", source.display()))
+        .args(["!", "decodebin", "!", "videoconvert", "!"])
+        .args(filter.split(' '))
+        .args(["!", "videoconvert", "!", "pngenc", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && out.is_file(), "{}", text(&o));
+}
+
+/// Enrolment protects the gallery: each photo is reviewed, and one that would make a poor
+/// reference is refused (nothing enrolled) or enrolled with a warning, with the reason. The
+/// portrait: obama.jpg, face 228x336 px at (374, 88), eyes at x 447 and 555.
+#[test]
+fn poor_reference_photos_are_refused_or_warned_with_the_reason() {
+    let dir = tmp("review");
+    let g = dir.join("g.slg");
+    let f = faces();
+    let obama = f.join("face_recognition_examples/obama/obama.jpg");
+    let cases = [
+        // The frame edge through the right eye: 30 % of the face region outside.
+        (
+            "cut.png",
+            "videocrop left=460",
+            "face cut by the edge of the photo",
+        ),
+        // The face 20 px wide.
+        (
+            "tiny.png",
+            "videoscale ! video/x-raw,width=80,pixel-aspect-ratio=1/1",
+            "face too small",
+        ),
+        // Blurred with sigma 10 px (the face is 228 px wide).
+        ("blurred.png", "gaussianblur sigma=10", "face blurred"),
+    ];
+    for (name, filter, why) in cases {
+        let out = dir.join(name);
+        degrade(&obama, filter, &out);
+        let o = sl(
+            &g,
+            &["enroll", "--name", "Barack Obama", out.to_str().unwrap()],
+        );
+        let t = text(&o);
+        assert!(!o.status.success(), "{name} enrolled: {t}");
+        assert!(
+            t.contains(&format!("{name}: face")) && t.contains("-> refused: ") && t.contains(why),
+            "{name}: {t}"
+        );
+        assert!(t.contains("nothing enrolled"), "{t}");
+        assert!(!g.exists(), "nothing enrolled");
+    }
+    // Softer blur (sigma 5 px) is enrolled with a warning.
+    let soft = dir.join("soft.png");
+    degrade(&obama, "gaussianblur sigma=5", &soft);
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--check",
+            "--name",
+            "Barack Obama",
+            soft.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("-> warning: soft face"), "{t}");
+    assert!(
+        t.contains("nothing enrolled (--check)") && !g.exists(),
+        "{t}"
+    );
+    // Someone else among a person's photos: refused, the similarity said.
+    let biden = f.join("face_recognition_examples/biden/biden.jpg");
+    let obama2 = f.join("face_recognition_examples/obama/obama2.jpg");
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "Barack Obama",
+            obama.to_str().unwrap(),
+            obama2.to_str().unwrap(),
+            biden.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.contains("biden.jpg"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("refused: does not look like the person's 2 other photo(s)"),
+        "{t}"
+    );
+    // Obama's own photos are consistent with each other.
+    assert!(
+        t.lines()
+            .filter(|l| l.contains("/obama"))
+            .all(|l| l.contains("-> ok")),
+        "{t}"
+    );
+    // Enrolled, then another person's photo under the same name: refused against the
+    // gallery's photos.
+    let o = sl(
+        &g,
+        &[
+            "enroll",
+            "--name",
+            "Barack Obama",
+            obama.to_str().unwrap(),
+            obama2.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sl(
+        &g,
+        &["enroll", "--name", "Barack Obama", biden.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("does not look like the person's 2 other photo(s)"),
+        "{t}"
+    );
+    assert!(text(&sl(&g, &["list"])).contains("embeddings=2"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -99,6 +99,53 @@ impl FaceEmbedder {
         }
         Ok(data.chunks_exact(self.dims).map(l2_normalised).collect())
     }
+
+    /// Like [`Self::embed`], each face averaged with its mirror image (the aligned crop
+    /// flipped left to right; the ArcFace template is symmetric to half a pixel), as ArcFace
+    /// evaluation does: one model run of twice the faces. Enrolment uses it (a reference
+    /// that is not biased towards one side of the face); live matching does not (twice the
+    /// cost for no measurable gain, docs/benchmarks.md).
+    pub fn embed_with_mirror(
+        &self,
+        img: &ImageView,
+        faces: &[[[f32; 2]; 5]],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let item = self.target.len();
+        let (w, h) = (self.target.width, self.target.height);
+        let shape = [(2 * faces.len()) as i64, 3, h as i64, w as i64];
+        let t = self.target;
+        let out = self.engine.run_with(shape, |dst| {
+            for (lm, pair) in faces.iter().zip(dst.chunks_exact_mut(2 * item)) {
+                let (face, mirror) = pair.split_at_mut(item);
+                align_into(img, lm, &t, face);
+                for (src, dst) in face.chunks_exact(w).zip(mirror.chunks_exact_mut(w)) {
+                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = *s;
+                    }
+                }
+            }
+        })?;
+        let data = &out[self.output].data;
+        if data.len() != 2 * faces.len() * self.dims {
+            return Err(EmbedError::Shape {
+                model: self.model_name().to_string(),
+                got: data.len(),
+                faces: 2 * faces.len(),
+                dims: self.dims,
+            });
+        }
+        Ok(data
+            .chunks_exact(2 * self.dims)
+            .map(|pair| {
+                let (a, b) = pair.split_at(self.dims);
+                let sum: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + y).collect();
+                l2_normalised(&sum)
+            })
+            .collect())
+    }
 }
 
 /// `v / |v|` (a zero vector stays zero).

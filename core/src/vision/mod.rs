@@ -2,6 +2,7 @@
 //! face quality, galleries and enrolment, drawing.
 
 pub mod align;
+pub mod calibrate;
 pub mod detect;
 pub mod draw;
 pub mod embed;

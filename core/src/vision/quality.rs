@@ -62,6 +62,77 @@ pub fn sharpness(img: &ImageView, d: &Detection) -> f32 {
     vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / vals.len() as f32
 }
 
+/// The face region of the ArcFace 112x112 crop (cheek to cheek, brow to chin): where
+/// [`aligned`] looks.
+const FACE_REGION: (usize, usize, usize, usize) = (16, 16, 96, 112);
+
+/// What the embedder will see of a face, measured on its aligned 112x112 crop (so the same
+/// for a face of 60 or 600 px): the fraction of the face region that lies outside the photo
+/// (a face cut by the frame edge; the detector clips its box to the frame, so the box cannot
+/// tell), and the Laplacian variance of the luma over the region's part inside the photo
+/// (blur at the scale of the face; luma 0..255).
+pub fn aligned(img: &ImageView, lm: &[[f32; 2]; 5]) -> (f32, f32) {
+    use crate::align::{ARCFACE_112, invert, similarity_transform, warp_into};
+    use crate::models::ColorOrder;
+    use crate::preprocess::TensorTarget;
+    let t = TensorTarget {
+        width: 112,
+        height: 112,
+        color: ColorOrder::Rgb,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        pad_value: 0.0,
+    };
+    let inv = invert(&similarity_transform(lm, &ARCFACE_112));
+    let mut planar = vec![0f32; t.len()];
+    warp_into(img, &inv, &t, &mut planar);
+    let n = 112 * 112;
+    let (x0, y0, x1, y1) = FACE_REGION;
+    let inside = |u: usize, v: usize| {
+        let (u, v) = (u as f32, v as f32);
+        let x = inv[0][0] * u + inv[0][1] * v + inv[0][2];
+        let y = inv[1][0] * u + inv[1][1] * v + inv[1][2];
+        x >= 0.0 && y >= 0.0 && x <= (img.width - 1) as f32 && y <= (img.height - 1) as f32
+    };
+    let luma = |u: usize, v: usize| {
+        let i = v * 112 + u;
+        (planar[i] + planar[n + i] + planar[2 * n + i]) / 3.0
+    };
+    let (mut out, mut total) = (0usize, 0usize);
+    let mut lap = Vec::new();
+    for v in y0..y1 {
+        for u in x0..x1 {
+            total += 1;
+            if !inside(u, v) {
+                out += 1;
+                continue;
+            }
+            // The Laplacian where it and its four neighbours are in the photo.
+            if u > 0
+                && v > 0
+                && u < 111
+                && v < 111
+                && inside(u - 1, v)
+                && inside(u + 1, v)
+                && inside(u, v - 1)
+                && inside(u, v + 1)
+            {
+                lap.push(
+                    luma(u - 1, v) + luma(u + 1, v) + luma(u, v - 1) + luma(u, v + 1)
+                        - 4.0 * luma(u, v),
+                );
+            }
+        }
+    }
+    let sharpness = if lap.is_empty() {
+        0.0
+    } else {
+        let mean = lap.iter().sum::<f32>() / lap.len() as f32;
+        lap.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / lap.len() as f32
+    };
+    (out as f32 / total as f32, sharpness)
+}
+
 pub fn assess(img: &ImageView, d: &Detection) -> Quality {
     let size = d.width().min(d.height());
     let sharp = sharpness(img, d);
@@ -159,5 +230,59 @@ mod tests {
             &d,
         );
         assert!(s1 > 1000.0 && s2 < 1e-3, "{s1} {s2}");
+    }
+
+    #[test]
+    fn aligned_crop_tells_a_face_cut_by_the_edge_and_blur() {
+        use crate::preprocess::{PixelFormat, Plane};
+        let (w, h) = (200usize, 200usize);
+        let checker: Vec<u8> = (0..w * h)
+            .map(|i| {
+                if (i % w / 3 + i / w / 3) % 2 == 0 {
+                    220
+                } else {
+                    20
+                }
+            })
+            .collect();
+        let flat = vec![128u8; w * h];
+        let img = ImageView::new(
+            PixelFormat::Gray8,
+            w,
+            h,
+            &[Plane {
+                data: &checker,
+                stride: w,
+            }],
+        )
+        .unwrap();
+        // The ArcFace template scaled 1.5x around the middle of the image: all inside.
+        let lm = |dx: f32| {
+            let mut l = crate::align::ARCFACE_112;
+            for p in &mut l {
+                p[0] = p[0] * 1.5 + 16.0 + dx;
+                p[1] = p[1] * 1.5 + 16.0;
+            }
+            l
+        };
+        let (out, sharp) = aligned(&img, &lm(0.0));
+        assert_eq!(out, 0.0);
+        assert!(sharp > 1000.0, "{sharp}");
+        // Moved left by 60 px: the face region (template x 16..96) spans frame x -20..100,
+        // a sixth of it outside.
+        let (out, _) = aligned(&img, &lm(-60.0));
+        assert!((out - 20.0 / 120.0).abs() < 0.02, "{out}");
+        let img = ImageView::new(
+            PixelFormat::Gray8,
+            w,
+            h,
+            &[Plane {
+                data: &flat,
+                stride: w,
+            }],
+        )
+        .unwrap();
+        let (_, sharp) = aligned(&img, &lm(0.0));
+        assert!(sharp < 1e-3, "{sharp}");
     }
 }

@@ -56,13 +56,14 @@ fn enrol(path: &Path, people: &[(&str, &[PathBuf])]) {
     };
     for (name, photos) in people {
         for p in *photos {
-            let (v, _) = sightline_core::enroll::embed_file(
+            let v = sightline_core::enroll::embed_file(
                 &mut det,
                 &emb,
                 p,
                 sightline_core::enroll::FacePolicy::Single,
             )
-            .unwrap();
+            .unwrap()
+            .embedding;
             g.add(name, &v).unwrap();
         }
     }

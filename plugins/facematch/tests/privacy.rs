@@ -45,13 +45,14 @@ fn make_gallery() -> PathBuf {
         sightline_core::inference::Engine::shared(&d, &opts).unwrap(),
     )
     .unwrap();
-    let (v, _) = sightline_core::enroll::embed_file(
+    let v = sightline_core::enroll::embed_file(
         &mut det,
         &emb,
         &data("faces/face_recognition_examples/obama/obama.jpg"),
         sightline_core::enroll::FacePolicy::Single,
     )
-    .unwrap();
+    .unwrap()
+    .embedding;
     let mut g = Gallery::new("mobilefacenet", 192);
     g.add("Barack Obama", &v).unwrap();
     g.save(&path).unwrap();

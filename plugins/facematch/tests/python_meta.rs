@@ -31,13 +31,14 @@ fn python_reads_recognition_object_id_and_embedding() {
         sightline_core::inference::Engine::shared(&d, &opts).unwrap(),
     )
     .unwrap();
-    let (v, _) = sightline_core::enroll::embed_file(
+    let v = sightline_core::enroll::embed_file(
         &mut det,
         &emb,
         &faces.join("face_recognition_examples/biden/biden.jpg"),
         sightline_core::enroll::FacePolicy::Single,
     )
-    .unwrap();
+    .unwrap()
+    .embedding;
     let mut gal = sightline_core::gallery::Gallery::new("mobilefacenet", 192);
     gal.add("Joe Biden", &v).unwrap();
     gal.save(&g).unwrap();

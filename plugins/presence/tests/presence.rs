@@ -58,13 +58,14 @@ fn enrol(path: &Path) {
             "faces/face_recognition_examples/biden/biden.jpg",
         ),
     ] {
-        let (v, _) = sightline_core::enroll::embed_file(
+        let v = sightline_core::enroll::embed_file(
             &mut det,
             &emb,
             &data(photo),
             sightline_core::enroll::FacePolicy::Single,
         )
-        .unwrap();
+        .unwrap()
+        .embedding;
         g.add(name, &v).unwrap();
     }
     g.save(path).unwrap();

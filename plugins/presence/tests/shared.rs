@@ -241,13 +241,14 @@ fn two_processes_watching_one_outlet_raise_exactly_one_absence_alert() {
         sightline_core::inference::Engine::shared(&d, &opts).unwrap(),
     )
     .unwrap();
-    let (v, _) = sightline_core::enroll::embed_file(
+    let v = sightline_core::enroll::embed_file(
         &mut det,
         &emb,
         &shared.join("data/faces/face_recognition_examples/obama/obama.jpg"),
         sightline_core::enroll::FacePolicy::Single,
     )
-    .unwrap();
+    .unwrap()
+    .embedding;
     let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", 192);
     g.add("Ann", &v).unwrap();
     g.save(&gallery).unwrap();
