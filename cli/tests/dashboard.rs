@@ -48,9 +48,12 @@ fn unix_ms(utc: &str) -> i64 {
         .timestamp_millis()
 }
 
-/// The page's value of `expr` (JSON.stringify'd there, parsed here).
+/// The page's value of `expr` (JSON.stringify'd there, parsed here); null while the page is
+/// being replaced (a redirect to the login page, the way back).
 fn page(b: &mut Browser, tab: &str, expr: &str) -> Value {
-    let v = b.eval(tab, &format!("JSON.stringify({expr})"));
+    let Some(v) = b.try_eval(tab, &format!("JSON.stringify({expr})")) else {
+        return Value::Null;
+    };
     serde_json::from_str(v.as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
 

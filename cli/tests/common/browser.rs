@@ -124,6 +124,19 @@ impl Browser {
     }
 
     pub fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// [`Self::call`], the browser's error returned rather than a panic.
+    pub fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let mut msg = json!({"id": self.next_id, "method": method, "params": params});
         if let Some(s) = session {
@@ -137,8 +150,10 @@ impl Browser {
             let Ok(text) = m.to_text() else { continue };
             let v: Value = serde_json::from_str(text).unwrap();
             if v["id"] == json!(self.next_id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(_) => Err(v),
+                    None => Ok(v["result"].clone()),
+                };
             }
             match v["method"].as_str() {
                 Some("Runtime.consoleAPICalled") => {
@@ -171,6 +186,20 @@ impl Browser {
         self.call(Some(&session), "Runtime.enable", json!({}));
         self.call(Some(&session), "Page.navigate", json!({"url": url}));
         session
+    }
+
+    /// [`Self::eval`] that may meet a page being replaced (a navigation, a redirect): then
+    /// `None`, for a caller that polls to ask again.
+    pub fn try_eval(&mut self, session: &str, expr: &str) -> Option<Value> {
+        match self.try_call(
+            Some(session),
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        ) {
+            Ok(r) => Some(r["result"]["value"].clone()),
+            Err(e) if e.to_string().contains("navigated or closed") => None,
+            Err(e) => panic!("Runtime.evaluate: {e}"),
+        }
     }
 
     pub fn eval(&mut self, session: &str, expr: &str) -> Value {
