@@ -1,14 +1,13 @@
 //! `sightline gallery`: enrol photos, list, remove, export/import, push/pull to Redis.
 
 use clap::{Args, Subcommand};
-use sightline_core::align::align_into;
+use sightline_core::align::{RAW_CROP_112, align_into};
 use sightline_core::detect::FaceDetector;
 use sightline_core::embed::FaceEmbedder;
 use sightline_core::enroll::{FacePolicy, embed_file, gallery_from_directory, review_consistency};
 use sightline_core::gallery::Gallery;
 use sightline_core::inference::{Engine, EngineOptions};
-use sightline_core::models::{self, ColorOrder};
-use sightline_core::preprocess::TensorTarget;
+use sightline_core::models;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -365,14 +364,7 @@ fn save_crop(
 ) -> Result<(), String> {
     let img = sightline_core::video::decode_image(photo)?;
     let view = img.view().map_err(|e| e.to_string())?;
-    let t = TensorTarget {
-        width: 112,
-        height: 112,
-        color: ColorOrder::Rgb,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        pad_value: 0.0,
-    };
+    let t = RAW_CROP_112;
     let mut planar = vec![0.0f32; t.len()];
     align_into(&view, lm, &t, &mut planar);
     let n = 112 * 112;

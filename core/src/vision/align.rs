@@ -14,6 +14,17 @@ pub const ARCFACE_112: [[f32; 2]; 5] = [
     [70.7299, 92.2041],
 ];
 
+/// The aligned 112x112 face as it is: planar RGB, values 0..255, black outside the frame (for
+/// looking at it: quality, saved crops; the embedders use their own normalisation).
+pub const RAW_CROP_112: TensorTarget = TensorTarget {
+    width: 112,
+    height: 112,
+    color: crate::models::ColorOrder::Rgb,
+    mean: [0.0; 3],
+    std: [1.0; 3],
+    pad_value: 0.0,
+};
+
 /// A 2x3 affine matrix mapping source (frame) points to destination (crop) points.
 pub type Affine = [[f32; 3]; 2];
 

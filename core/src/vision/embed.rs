@@ -72,32 +72,7 @@ impl FaceEmbedder {
         img: &ImageView,
         faces: &[[[f32; 2]; 5]],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if faces.is_empty() {
-            return Ok(Vec::new());
-        }
-        let item = self.target.len();
-        let shape = [
-            faces.len() as i64,
-            3,
-            self.target.height as i64,
-            self.target.width as i64,
-        ];
-        let t = self.target;
-        let out = self.engine.run_with(shape, |dst| {
-            for (lm, slot) in faces.iter().zip(dst.chunks_exact_mut(item)) {
-                align_into(img, lm, &t, slot);
-            }
-        })?;
-        let data = &out[self.output].data;
-        if data.len() != faces.len() * self.dims {
-            return Err(EmbedError::Shape {
-                model: self.model_name().to_string(),
-                got: data.len(),
-                faces: faces.len(),
-                dims: self.dims,
-            });
-        }
-        Ok(data.chunks_exact(self.dims).map(l2_normalised).collect())
+        self.run(img, faces, false)
     }
 
     /// Like [`Self::embed`], each face averaged with its mirror image (the aligned crop
@@ -110,18 +85,37 @@ impl FaceEmbedder {
         img: &ImageView,
         faces: &[[[f32; 2]; 5]],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.run(img, faces, true)
+    }
+
+    /// One model run over the aligned faces (each followed by its mirror when `mirror`).
+    fn run(
+        &self,
+        img: &ImageView,
+        faces: &[[[f32; 2]; 5]],
+        mirror: bool,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
+        let per_face = if mirror { 2 } else { 1 };
         let item = self.target.len();
-        let (w, h) = (self.target.width, self.target.height);
-        let shape = [(2 * faces.len()) as i64, 3, h as i64, w as i64];
         let t = self.target;
+        let shape = [
+            (per_face * faces.len()) as i64,
+            3,
+            t.height as i64,
+            t.width as i64,
+        ];
         let out = self.engine.run_with(shape, |dst| {
-            for (lm, pair) in faces.iter().zip(dst.chunks_exact_mut(2 * item)) {
-                let (face, mirror) = pair.split_at_mut(item);
+            for (lm, slots) in faces.iter().zip(dst.chunks_exact_mut(per_face * item)) {
+                let (face, flipped) = slots.split_at_mut(item);
                 align_into(img, lm, &t, face);
-                for (src, dst) in face.chunks_exact(w).zip(mirror.chunks_exact_mut(w)) {
+                // Empty unless mirrored: each row of each plane reversed.
+                for (src, dst) in face
+                    .chunks_exact(t.width)
+                    .zip(flipped.chunks_exact_mut(t.width))
+                {
                     for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
                         *d = *s;
                     }
@@ -129,18 +123,21 @@ impl FaceEmbedder {
             }
         })?;
         let data = &out[self.output].data;
-        if data.len() != 2 * faces.len() * self.dims {
+        if data.len() != per_face * faces.len() * self.dims {
             return Err(EmbedError::Shape {
                 model: self.model_name().to_string(),
                 got: data.len(),
-                faces: 2 * faces.len(),
+                faces: per_face * faces.len(),
                 dims: self.dims,
             });
         }
         Ok(data
-            .chunks_exact(2 * self.dims)
-            .map(|pair| {
-                let (a, b) = pair.split_at(self.dims);
+            .chunks_exact(per_face * self.dims)
+            .map(|views| {
+                let (a, b) = views.split_at(self.dims);
+                if b.is_empty() {
+                    return l2_normalised(a);
+                }
                 let sum: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + y).collect();
                 l2_normalised(&sum)
             })

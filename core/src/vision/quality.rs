@@ -72,17 +72,8 @@ const FACE_REGION: (usize, usize, usize, usize) = (16, 16, 96, 112);
 /// tell), and the Laplacian variance of the luma over the region's part inside the photo
 /// (blur at the scale of the face; luma 0..255).
 pub fn aligned(img: &ImageView, lm: &[[f32; 2]; 5]) -> (f32, f32) {
-    use crate::align::{ARCFACE_112, invert, similarity_transform, warp_into};
-    use crate::models::ColorOrder;
-    use crate::preprocess::TensorTarget;
-    let t = TensorTarget {
-        width: 112,
-        height: 112,
-        color: ColorOrder::Rgb,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        pad_value: 0.0,
-    };
+    use crate::align::{ARCFACE_112, RAW_CROP_112, invert, similarity_transform, warp_into};
+    let t = RAW_CROP_112;
     let inv = invert(&similarity_transform(lm, &ARCFACE_112));
     let mut planar = vec![0f32; t.len()];
     warp_into(img, &inv, &t, &mut planar);
