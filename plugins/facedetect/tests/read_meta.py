@@ -16,7 +16,7 @@ Gst.init(None)
 image = sys.argv[1]
 pipeline = Gst.parse_launch(
     f'filesrc location="{image}" ! decodebin ! videoconvert ! video/x-raw,format=BGRx ! '
-    "facedetect inference-width=0 ! appsink name=sink"
+    "sightlinefacedetect inference-width=0 ! appsink name=sink"
 )
 sink = pipeline.get_by_name("sink")
 pipeline.set_state(Gst.State.PLAYING)

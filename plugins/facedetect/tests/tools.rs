@@ -90,25 +90,76 @@ fn gst_launch_m_prints_the_messages() {
     assert_eq!(line.matches("face\\,\\ x\\=").count(), 6, "{line}");
 }
 
-#[test]
-fn sightlinefacedetect_is_always_ours_even_next_to_opencv() {
-    init();
-    let ours = tool("gst-inspect-1.0", &["sightlinefacedetect"]);
-    assert!(ours.contains("Sightline face detection"));
-    // With gstreamer1.0-opencv installed, the registry holds two `facedetect` features and the
-    // plugin registered last wins (docs/elements.md). Report which one this machine resolves.
-    let opencv = Command::new("gst-inspect-1.0")
-        .arg("opencv")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let generic = tool("gst-inspect-1.0", &["facedetect"]);
-    let winner = if generic.contains("Sightline face detection") {
-        "Sightline"
-    } else {
-        "OpenCV"
-    };
-    eprintln!("opencv plugin installed: {opencv}; `facedetect` resolves to {winner}'s element");
-    if !opencv {
-        assert_eq!(winner, "Sightline");
+/// Which element a name resolves to with registry `reg` and, when `plugins` is given, our
+/// plugin directory on GST_PLUGIN_PATH.
+fn resolves_to(
+    name: &str,
+    reg: &std::path::Path,
+    plugins: Option<&std::path::Path>,
+) -> &'static str {
+    let mut cmd = Command::new("gst-inspect-1.0");
+    cmd.arg(name)
+        .env("GST_REGISTRY_1_0", reg)
+        .env_remove("GST_PLUGIN_PATH")
+        .env_remove("GST_PLUGIN_PATH_1_0");
+    if let Some(p) = plugins {
+        cmd.env("GST_PLUGIN_PATH", p);
     }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        "none"
+    } else if text.contains("Sightline face detection") {
+        "Sightline"
+    } else if text.contains("opencv") {
+        "OpenCV"
+    } else {
+        panic!("{name} is neither: {text}")
+    }
+}
+
+#[test]
+fn the_names_resolve_by_the_rule_on_a_fresh_registry_and_after_rescans() {
+    init();
+    // The rule (docs/elements.md): `sightlinefacedetect` is always ours; the plugin file
+    // registers the alias `facedetect` only where OpenCV's plugin is not installed, so the
+    // name never depends on which plugin a registry happened to scan last.
+    let opencv = std::path::Path::new("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstopencv.so")
+        .is_file()
+        || Command::new("gst-inspect-1.0")
+            .arg("opencv")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let expected = if opencv { "OpenCV" } else { "Sightline" };
+    let dir = std::env::temp_dir().join(format!("sl-names-{}", std::process::id()));
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let lib = plugins.join("libgstfacedetect.so");
+    std::fs::copy(plugin_dir().join("libgstfacedetect.so"), &lib).unwrap();
+    let reg = dir.join("registry.bin");
+    let check = |when: &str| {
+        assert_eq!(
+            resolves_to("sightlinefacedetect", &reg, Some(&plugins)),
+            "Sightline",
+            "{when}"
+        );
+        assert_eq!(
+            resolves_to("facedetect", &reg, Some(&plugins)),
+            expected,
+            "{when}: opencv installed: {opencv}"
+        );
+    };
+    check("fresh registry");
+    check("cached registry");
+    // A scan without our plugin drops it; the next one finds it again.
+    let without = resolves_to("facedetect", &reg, None);
+    assert_eq!(without, if opencv { "OpenCV" } else { "none" });
+    check("rescan after the plugin was away");
+    // A changed plugin file is scanned again (its plugin_init runs anew).
+    let f = std::fs::File::options().append(true).open(&lib).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    check("rescan of a changed plugin file");
+    std::fs::remove_dir_all(dir).unwrap();
 }
