@@ -46,10 +46,25 @@ pub fn add_detection(
     label_id: i32,
     model_name: &str,
 ) -> i32 {
+    let rect = pixel_rect(d, frame_w, frame_h);
+    #[cfg(not(feature = "analytics"))]
     let id = count_rois(buffer) as i32;
+    // With GstAnalytics, the ROI meta takes the object-detection Mtd's id, so consumers
+    // pair the two forms by id (as DL Streamer does), unless an element without GstAnalytics
+    // already gave that id to a ROI of its own.
+    #[cfg(feature = "analytics")]
+    let id = match crate::glue::analytics::add_object(buffer, roi_type, rect, d.score) {
+        Some(od)
+            if !buffer
+                .iter_meta::<VideoRegionOfInterestMeta>()
+                .any(|m| m.id() == od) =>
+        {
+            od
+        }
+        _ => count_rois(buffer) as i32,
+    };
     let (fw, fh) = (frame_w.max(1) as f64, frame_h.max(1) as f64);
-    let mut meta =
-        VideoRegionOfInterestMeta::add(buffer, roi_type, pixel_rect(d, frame_w, frame_h));
+    let mut meta = VideoRegionOfInterestMeta::add(buffer, roi_type, rect);
     meta.set_id(id);
     meta.set_parent_id(-1);
     meta.add_param(
@@ -65,15 +80,86 @@ pub fn add_detection(
             .build(),
     );
     if let Some(lm) = &d.landmarks {
-        let mut s = gst::Structure::builder(PARAM_LANDMARKS);
-        for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
-            s = s
-                .field(fx.as_str(), p[0] as f64)
-                .field(fy.as_str(), p[1] as f64);
-        }
-        meta.add_param(s.build());
+        meta.add_param(landmarks_param(lm, rect, model_name));
     }
     id
+}
+
+/// DL Streamer's tensor codes (`GVA::Tensor::Precision::FP32`, `Layout::NC`).
+const GVA_PRECISION_FP32: i32 = 10;
+const GVA_LAYOUT_NC: i32 = 193;
+/// DL Streamer's tensor `format` for points normalised to the ROI box.
+pub const LANDMARK_POINTS: &str = "landmark_points";
+
+/// The `landmarks` param in both forms: DL Streamer's tensor (`format` = `landmark_points`,
+/// `data_buffer` = float32 x,y pairs normalised to the ROI box `rect`, as gstgva's
+/// `Tensor.data()` and `gvawatermark` read it) and our named fields in frame pixels.
+pub fn landmarks_param(
+    lm: &[[f32; 2]; 5],
+    rect: (u32, u32, u32, u32),
+    model_name: &str,
+) -> gst::Structure {
+    let (x, y, w, h) = rect;
+    let (w, h) = (w.max(1) as f32, h.max(1) as f32);
+    let data: Vec<u8> = lm
+        .iter()
+        .flat_map(|p| [(p[0] - x as f32) / w, (p[1] - y as f32) / h])
+        .flat_map(f32::to_ne_bytes)
+        .collect();
+    let mut s = gst::Structure::builder(PARAM_LANDMARKS)
+        .field("format", LANDMARK_POINTS)
+        .field("precision", GVA_PRECISION_FP32)
+        .field("layout", GVA_LAYOUT_NC)
+        .field("dims", gst::Array::new([1u32, 2 * lm.len() as u32]))
+        .field("data_buffer", glib::Variant::array_from_fixed_array(&data))
+        .field("model_name", model_name);
+    for ((fx, fy), p) in landmark_fields().iter().zip(lm) {
+        s = s
+            .field(fx.as_str(), p[0] as f64)
+            .field(fy.as_str(), p[1] as f64);
+    }
+    s.build()
+}
+
+/// Landmarks from a `landmarks` param: our pixel fields, else DL Streamer's `landmark_points`
+/// tensor (five points, normalised to the ROI box `rect`).
+fn read_landmarks(s: &gst::StructureRef, rect: (u32, u32, u32, u32)) -> Option<[[f32; 2]; 5]> {
+    let mut lm = [[0.0f32; 2]; 5];
+    let named = landmark_fields()
+        .iter()
+        .zip(lm.iter_mut())
+        .all(
+            |((fx, fy), p)| match (s.get::<f64>(fx.as_str()), s.get::<f64>(fy.as_str())) {
+                (Ok(x), Ok(y)) => {
+                    *p = [x as f32, y as f32];
+                    true
+                }
+                _ => false,
+            },
+        );
+    if named {
+        return Some(lm);
+    }
+    if s.get::<&str>("format").ok()? != LANDMARK_POINTS {
+        return None;
+    }
+    let v = s.get::<glib::Variant>("data_buffer").ok()?;
+    let bytes = v.fixed_array::<u8>().ok()?;
+    if bytes.len() != 4 * 10 {
+        return None;
+    }
+    let f: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let (x, y, w, h) = rect;
+    for (i, p) in lm.iter_mut().enumerate() {
+        *p = [
+            x as f32 + w as f32 * f[2 * i],
+            y as f32 + h as f32 * f[2 * i + 1],
+        ];
+    }
+    Some(lm)
 }
 
 /// The `face` structure of a `facedetect` message: OpenCV's fields (`x y width height`, uint)
@@ -92,8 +178,72 @@ pub fn face_structure(d: &Detection, frame_w: u32, frame_h: u32) -> gst::Structu
                 .field(fx.as_str(), p[0] as f64)
                 .field(fy.as_str(), p[1] as f64);
         }
+        for (part, (bx, by, bw, bh)) in opencv_parts(lm, frame_w, frame_h) {
+            s = s
+                .field(format!("{part}->x"), bx)
+                .field(format!("{part}->y"), by)
+                .field(format!("{part}->width"), bw)
+                .field(format!("{part}->height"), bh);
+        }
     }
     s.build()
+}
+
+/// A box in frame pixels: x, y, width, height.
+pub type PixelBox = (u32, u32, u32, u32);
+
+/// OpenCV's optional `eyes`, `nose` and `mouth` boxes (`<part>->x/y/width/height`, uint
+/// pixels) made from our points, as OpenCV's Haar cascades would frame them: `eyes` spans
+/// both eye centres with a quarter of the eye distance `d` added on each side and is `d/2`
+/// high; `nose` is `d/2` square around the nose tip; `mouth` spans the two mouth corners and
+/// is `d/3` high. Centres are measured points, sizes follow from `d`. Clipped to the frame.
+pub fn opencv_parts(
+    lm: &[[f32; 2]; 5],
+    frame_w: u32,
+    frame_h: u32,
+) -> Vec<(&'static str, PixelBox)> {
+    let [re, le, nose, rm, lmo] = *lm;
+    let d = ((le[0] - re[0]).powi(2) + (le[1] - re[1]).powi(2)).sqrt();
+    if !d.is_finite() || d < 1.0 {
+        return Vec::new();
+    }
+    let bx = |x1: f32, y1: f32, x2: f32, y2: f32| {
+        let clip = |v: f32, max: u32| v.round().clamp(0.0, max as f32) as u32;
+        let (x1, y1) = (clip(x1, frame_w), clip(y1, frame_h));
+        let (x2, y2) = (clip(x2, frame_w), clip(y2, frame_h));
+        (x1, y1, x2.saturating_sub(x1), y2.saturating_sub(y1))
+    };
+    let eye_y = (re[1] + le[1]) / 2.0;
+    let mouth_y = (rm[1] + lmo[1]) / 2.0;
+    vec![
+        (
+            "eyes",
+            bx(
+                re[0].min(le[0]) - d / 4.0,
+                eye_y - d / 4.0,
+                re[0].max(le[0]) + d / 4.0,
+                eye_y + d / 4.0,
+            ),
+        ),
+        (
+            "nose",
+            bx(
+                nose[0] - d / 4.0,
+                nose[1] - d / 4.0,
+                nose[0] + d / 4.0,
+                nose[1] + d / 4.0,
+            ),
+        ),
+        (
+            "mouth",
+            bx(
+                rm[0].min(lmo[0]),
+                mouth_y - d / 6.0,
+                rm[0].max(lmo[0]),
+                mouth_y + d / 6.0,
+            ),
+        ),
+    ]
 }
 
 /// What facematch decided for a face.
@@ -106,6 +256,8 @@ pub struct Recognition {
     pub similarity: f64,
     /// Temporary id of an unknown face ("" for known people).
     pub unknown_id: String,
+    /// The identity's index in the gallery in use (0…n-1), -1 for a stranger.
+    pub label_id: i32,
 }
 
 pub const PARAM_EMBEDDING: &str = "embedding";
@@ -123,18 +275,58 @@ pub fn add_params(buffer: &mut gst::BufferRef, roi_id: i32, params: Vec<gst::Str
     false
 }
 
+/// The `object_id` param: `id` as a plain int (G_TYPE_INT), as DL Streamer writes and reads
+/// it; a track id beyond 2^31-1 wraps (a camera makes far fewer tracks).
+/// A tracked object as a tracker knows it (times are the buffers' running time, ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracked {
+    pub id: u64,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// The person's id on the floor map (reidmap), once placed.
+    pub global_id: Option<u64>,
+}
+
+/// Annotates the object with ROI id `roi_id`: its `object_id` and `recognition` params plus
+/// `extra` ones on the ROI meta and, with the `analytics` feature, its tracking and
+/// classification Mtds related to the object. False if the buffer has no such ROI.
+pub fn annotate(
+    buffer: &mut gst::BufferRef,
+    roi_id: i32,
+    track: &Tracked,
+    recognition: Option<&Recognition>,
+    extra: Vec<gst::Structure>,
+) -> bool {
+    let mut params = vec![object_id_param(track.id)];
+    params.extend(recognition.map(recognition_param));
+    params.extend(extra);
+    let added = add_params(buffer, roi_id, params);
+    #[cfg(feature = "analytics")]
+    let added = crate::glue::analytics::relate(buffer, roi_id, track, recognition) || added;
+    added
+}
+
 pub fn object_id_param(track_id: u64) -> gst::Structure {
     gst::Structure::builder(PARAM_OBJECT_ID)
-        .field("id", track_id as i64)
+        .field("id", object_id(track_id))
         .build()
 }
 
+/// A track id as the int `object_id` carries.
+pub fn object_id(track_id: u64) -> i32 {
+    (track_id & i32::MAX as u64) as i32
+}
+
+/// The `recognition` param: our fields plus gstgva's classification `Tensor` reads
+/// (`label`, `confidence` = the similarity, `label_id` = the identity's gallery index).
 pub fn recognition_param(r: &Recognition) -> gst::Structure {
     gst::Structure::builder(PARAM_RECOGNITION)
         .field("label", r.label.as_str())
         .field("identity", r.identity.as_str())
         .field("similarity", r.similarity)
         .field("unknown-id", r.unknown_id.as_str())
+        .field("confidence", r.similarity)
+        .field("label_id", r.label_id)
         .build()
 }
 
@@ -233,14 +425,9 @@ pub fn read_rois(buffer: &gst::BufferRef) -> Vec<Roi> {
         .map(|m| {
             let det = m.param(PARAM_DETECTION);
             let rec = m.param(PARAM_RECOGNITION);
-            let landmarks = m.param(PARAM_LANDMARKS).and_then(|s| {
-                let mut lm = [[0.0f32; 2]; 5];
-                for ((fx, fy), p) in landmark_fields().iter().zip(lm.iter_mut()) {
-                    p[0] = s.get::<f64>(fx.as_str()).ok()? as f32;
-                    p[1] = s.get::<f64>(fy.as_str()).ok()? as f32;
-                }
-                Some(lm)
-            });
+            let landmarks = m
+                .param(PARAM_LANDMARKS)
+                .and_then(|s| read_landmarks(s, m.rect()));
             Roi {
                 id: m.id(),
                 parent_id: m.parent_id(),
@@ -264,6 +451,10 @@ pub fn read_rois(buffer: &gst::BufferRef) -> Vec<Roi> {
         })
         .collect();
     rois.sort_by_key(|r| r.id);
+    #[cfg(feature = "analytics")]
+    if rois.is_empty() {
+        return crate::glue::analytics::read_objects(buffer);
+    }
     rois
 }
 
@@ -414,6 +605,59 @@ mod tests {
         assert_eq!(p.get::<f64>("x_min").unwrap(), 0.1);
         assert_eq!(p.get::<f64>("y_max").unwrap(), 0.8);
         assert_eq!(p.get::<&str>("model_name").unwrap(), "yunet-n");
+    }
+
+    #[test]
+    fn landmarks_read_back_from_the_dl_streamer_tensor_alone() {
+        gst::init().unwrap();
+        let lm = det().landmarks.unwrap();
+        let rect = (10, 20, 40, 60);
+        let mut s = landmarks_param(&lm, rect, "yunet-n");
+        assert_eq!(s.get::<&str>("format").unwrap(), LANDMARK_POINTS);
+        assert_eq!(s.get::<i32>("precision").unwrap(), 10);
+        // The right eye (20, 40) in a 40x60 box at (10, 20): (0.25, 0.333…).
+        let v = s.get::<glib::Variant>("data_buffer").unwrap();
+        let b = v.fixed_array::<u8>().unwrap();
+        assert_eq!(b.len(), 40);
+        assert_eq!(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]), 0.25);
+        for (fx, fy) in landmark_fields() {
+            s.remove_field(fx.as_str());
+            s.remove_field(fy.as_str());
+        }
+        let back = read_landmarks(&s, rect).unwrap();
+        for (a, b) in back.iter().zip(&lm) {
+            assert!((a[0] - b[0]).abs() < 1e-4 && (a[1] - b[1]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn opencv_parts_are_boxes_around_the_points() {
+        // Eye distance 20: eyes 15..45 x 35..45, nose 25..35 x 50..60, mouth 22..38 x 62..68.
+        let parts = opencv_parts(&det().landmarks.unwrap(), 100, 100);
+        assert_eq!(
+            parts,
+            vec![
+                ("eyes", (15, 35, 30, 10)),
+                ("nose", (25, 50, 10, 10)),
+                ("mouth", (22, 62, 16, 6)),
+            ]
+        );
+        // Clipped to a small frame.
+        let clipped = opencv_parts(&det().landmarks.unwrap(), 40, 100);
+        assert_eq!(clipped[0].1, (15, 35, 25, 10));
+        let face = face_structure(&det(), 100, 100);
+        assert_eq!(face.get::<u32>("eyes->width").unwrap(), 30);
+        assert_eq!(face.get::<u32>("mouth->y").unwrap(), 62);
+    }
+
+    #[test]
+    fn object_ids_are_plain_ints() {
+        gst::init().unwrap();
+        let s = object_id_param(17);
+        assert_eq!(s.get::<i32>("id").unwrap(), 17);
+        assert!(s.get::<i64>("id").is_err());
+        assert_eq!(object_id(u64::from(u32::MAX) + 5), 4);
+        assert_eq!(object_id(i32::MAX as u64), i32::MAX);
     }
 
     #[test]

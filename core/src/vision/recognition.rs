@@ -62,6 +62,7 @@ impl Policy {
                 identity: m.id,
                 similarity: m.similarity as f64,
                 unknown_id: String::new(),
+                label_id: i32::try_from(m.identity).unwrap_or(-1),
             }),
             other => Err(other.map_or(0.0, |m| m.similarity as f64)),
         }
@@ -134,6 +135,7 @@ pub fn unknown(uid: &str, similarity: f64) -> Recognition {
         identity: uid.to_string(),
         similarity,
         unknown_id: uid.to_string(),
+        label_id: -1,
     }
 }
 

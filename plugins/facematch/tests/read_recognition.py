@@ -11,17 +11,10 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
+from first_frame import first_frame  # noqa: E402
 from gi.repository import Gst, GstVideo  # noqa: E402
 
-Gst.init(None)
-image, gallery = sys.argv[1], sys.argv[2]
-pipeline = Gst.parse_launch(
-    f'filesrc location="{image}" ! decodebin ! videoconvert ! video/x-raw,format=BGRx ! '
-    f'sightlinefacedetect ! facematch gallery="{gallery}" attach-embedding=true ! appsink name=sink'
-)
-sink = pipeline.get_by_name("sink")
-pipeline.set_state(Gst.State.PLAYING)
-buf = sink.emit("pull-sample").get_buffer()
+pipeline, buf = first_frame(sys.argv[1], sys.argv[2], "attach-embedding=true")
 api = GstVideo.VideoRegionOfInterestMeta.get_info().api
 for i in range(buf.get_n_meta(api)):
     meta = GstVideo.buffer_get_video_region_of_interest_meta_id(buf, i)
@@ -31,7 +24,7 @@ for i in range(buf.get_n_meta(api)):
     vec = struct.unpack("<%df" % (len(data) // 4), data)
     print(json.dumps({
         "id": meta.id,
-        "track": meta.get_param("object_id").get_int64("id")[1],
+        "track": meta.get_param("object_id").get_int("id")[1],
         "label": rec.get_string("label"),
         "identity": rec.get_string("identity"),
         "similarity": rec.get_double("similarity")[1],

@@ -38,6 +38,7 @@ fn frame(person: Option<&str>, t: u64) -> gst::Buffer {
                 identity: sightline_core::gallery::slug(name),
                 similarity: 0.8,
                 unknown_id: String::new(),
+                label_id: 0,
             };
             sightline_core::meta::add_params(
                 b,

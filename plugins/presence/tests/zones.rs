@@ -37,32 +37,40 @@ fn frame_with(subject: Option<(&str, f64, f64)>, t: u64) -> gst::Buffer {
                 identity: sightline_core::gallery::slug(name),
                 similarity: 0.8,
                 unknown_id: String::new(),
+                label_id: 0,
             };
-            sightline_core::meta::add_params(
-                b,
-                id,
-                vec![
-                    sightline_core::meta::object_id_param(1),
-                    sightline_core::meta::recognition_param(&rec),
-                ],
-            );
+            let track = sightline_core::meta::Tracked {
+                id: 1,
+                first_seen_ns: 0,
+                last_seen_ns: t,
+                global_id: None,
+            };
+            sightline_core::meta::annotate(b, id, &track, Some(&rec), Vec::new());
         }
     }
     b
 }
 
+/// The frame with only its GstAnalytics form: every ROI meta removed.
+#[cfg(feature = "analytics")]
+fn without_rois(mut b: gst::Buffer) -> gst::Buffer {
+    let m = b.get_mut().unwrap();
+    while let Some(r) = m.meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
+        r.remove().unwrap();
+    }
+    b
+}
+
 fn zones_file(text: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "sl-zones-{}-{}.json",
-        std::process::id(),
-        text.len()
-    ));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("sl-zones-{}-{n}.json", std::process::id()));
     std::fs::write(&p, text).unwrap();
     p
 }
 
-#[test]
-fn enter_dwell_move_and_leave_on_a_scripted_path() {
+/// The zone events of Ann's scripted path; `frame` turns each frame into what is pushed.
+fn zone_events(frame: fn(gst::Buffer) -> gst::Buffer) -> Vec<(String, String, String, u64)> {
     init();
     let zones = zones_file(
         r#"{"cameras": {"door": [
@@ -82,12 +90,13 @@ fn enter_dwell_move_and_leave_on_a_scripted_path() {
     h.play();
     h.set_src_caps_str("video/x-raw,format=BGRx,width=640,height=480,framerate=1/1");
     for t in 0..12 {
-        h.push(frame_with(Some(("Ann", 0.2, 0.5)), t * S)).unwrap();
+        h.push(frame(frame_with(Some(("Ann", 0.2, 0.5)), t * S)))
+            .unwrap();
     }
-    h.push(frame_with(Some(("Ann", 0.75, 0.4)), 12 * S))
+    h.push(frame(frame_with(Some(("Ann", 0.75, 0.4)), 12 * S)))
         .unwrap();
-    h.push(frame_with(None, 13 * S)).unwrap();
-    h.push(frame_with(None, 14 * S)).unwrap();
+    h.push(frame(frame_with(None, 13 * S))).unwrap();
+    h.push(frame(frame_with(None, 14 * S))).unwrap();
     let mut got = Vec::new();
     while let Some(m) = bus.pop() {
         if let Some(s) = m.structure()
@@ -101,18 +110,32 @@ fn enter_dwell_move_and_leave_on_a_scripted_path() {
             ));
         }
     }
-    let e = |a: &str, z: &str, t: u64| (a.to_string(), z.to_string(), "ann".to_string(), t);
-    assert_eq!(
-        got,
-        vec![
-            e("zone-enter", "entrance", 0),
-            e("zone-dwell", "entrance", 10),
-            e("zone-leave", "entrance", 12),
-            e("zone-enter", "till", 12),
-            e("zone-leave", "till", 14)
-        ]
-    );
     std::fs::remove_file(zones).unwrap();
+    got
+}
+
+fn expected_path() -> Vec<(String, String, String, u64)> {
+    let e = |a: &str, z: &str, t: u64| (a.to_string(), z.to_string(), "ann".to_string(), t);
+    vec![
+        e("zone-enter", "entrance", 0),
+        e("zone-dwell", "entrance", 10),
+        e("zone-leave", "entrance", 12),
+        e("zone-enter", "till", 12),
+        e("zone-leave", "till", 14),
+    ]
+}
+
+#[test]
+fn enter_dwell_move_and_leave_on_a_scripted_path() {
+    assert_eq!(zone_events(|b| b), expected_path());
+}
+
+/// presence reads facematch's decisions from the GstAnalytics form alone (object detection
+/// + related classification and tracking) when a buffer carries no ROI metas.
+#[cfg(feature = "analytics")]
+#[test]
+fn the_same_path_from_the_gstanalytics_form_alone() {
+    assert_eq!(zone_events(without_rois), expected_path());
 }
 
 #[test]

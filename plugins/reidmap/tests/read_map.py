@@ -49,7 +49,7 @@ while True:
         print(json.dumps({
             "roi": GLib.quark_to_string(meta.roi_type),
             "running-time": rt,
-            "track": meta.get_param("object_id").get_int64("id")[1],
+            "track": meta.get_param("object_id").get_int("id")[1],
             "global-id": mp.get_int64("global-id")[1],
             "map": mp.get_string("map"),
             "x": mp.get_double("x")[1],

@@ -52,7 +52,7 @@ fn run(frames: u32, props: &str, mut during: impl FnMut(u32), before_stop: impl 
         let rt = seg.to_running_time(b.pts().unwrap()).unwrap().nseconds();
         for m in b.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
             if let (Some(mp), Some(obj)) = (m.param("map-position"), m.param("object_id")) {
-                let track = obj.get::<i64>("id").unwrap() as u64;
+                let track = obj.get::<i32>("id").unwrap() as u64;
                 placed.insert(
                     (track, rt),
                     (mp.get::<f64>("x").unwrap(), mp.get::<f64>("y").unwrap()),

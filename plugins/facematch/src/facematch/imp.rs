@@ -941,14 +941,17 @@ impl BaseTransformImpl for FaceMatch {
         let model_name = st.embedder.model_name().to_string();
         for (k, (roi_id, _)) in faces.iter().enumerate() {
             let t = &st.tracker.tracks[assign[k]];
-            let mut params = vec![meta::object_id_param(t.id)];
-            if let Some(d) = &t.data.decision {
-                params.push(meta::recognition_param(d));
-            }
+            let mut extra = Vec::new();
             if s.attach_embedding && t.data.embeds > 0 {
-                params.push(meta::embedding_param(&t.data.mean, &model_name));
+                extra.push(meta::embedding_param(&t.data.mean, &model_name));
             }
-            meta::add_params(buf, *roi_id, params);
+            let tracked = meta::Tracked {
+                id: t.id,
+                first_seen_ns: t.first_seen_ns,
+                last_seen_ns: t.last_seen_ns,
+                global_id: None,
+            };
+            meta::annotate(buf, *roi_id, &tracked, t.data.decision.as_ref(), extra);
         }
         drop(guard);
         for e in remote_errors {

@@ -88,6 +88,8 @@ impl Default for Settings {
 #[derive(Debug, Default)]
 struct TrackData {
     last_embed_frame: Option<u64>,
+    /// Running time (ns) of the track's first frame.
+    first_seen_ns: Option<u64>,
 }
 
 struct State {
@@ -470,6 +472,13 @@ impl BaseTransformImpl for ReidMap {
         let boxes: Vec<[f32; 4]> = persons.iter().map(|p| p.1).collect();
         let before: Vec<u64> = st.tracker.tracks.iter().map(|t| t.id).collect();
         let assign = st.tracker.update(&boxes, None, TrackData::default);
+        let seen_at = rt.map_or(now, |t| t.nseconds());
+        for &i in &assign {
+            st.tracker.tracks[i]
+                .data
+                .first_seen_ns
+                .get_or_insert(seen_at);
+        }
         // Tracks that closed: the map forgets their links.
         let alive: Vec<u64> = st.tracker.tracks.iter().map(|t| t.id).collect();
         let mut finished = Vec::new();
@@ -526,7 +535,13 @@ impl BaseTransformImpl for ReidMap {
         if let Ok(mut m) = st.map.lock() {
             for (k, (roi_id, b)) in persons.iter().enumerate() {
                 let t = &st.tracker.tracks[assign[k]];
-                let mut params = vec![meta::object_id_param(t.id)];
+                let mut params = Vec::new();
+                let mut tracked = meta::Tracked {
+                    id: t.id,
+                    first_seen_ns: t.data.first_seen_ns.unwrap_or(seen_at),
+                    last_seen_ns: seen_at,
+                    global_id: None,
+                };
                 if t.confirmed(min_hits)
                     && let Some(p) = st
                         .calibration
@@ -541,12 +556,13 @@ impl BaseTransformImpl for ReidMap {
                             .field("global-id", gid as i64)
                             .build(),
                     );
+                    tracked.global_id = Some(gid);
                     placed.push((t.id, gid, pos));
                     // Trajectories in the buffers' running time.
                     let at = rt.map_or(now, |t| t.nseconds());
                     finished.extend(st.trajectories.record(t.id, gid, at, pos));
                 }
-                meta::add_params(buf, *roi_id, params);
+                meta::annotate(buf, *roi_id, &tracked, None, params);
             }
         }
         let post = s.post_interval <= 0.0
