@@ -213,4 +213,32 @@ mod tests {
             (7, 1_000, 5_000, false)
         );
     }
+
+    #[test]
+    fn a_placed_person_has_its_track_and_its_global_id() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        let b = buf.get_mut().unwrap();
+        let p = meta::add_detection(b, meta::ROI_PERSON, &det(10.0), 200, 100, "person", 0, "m");
+        let t = Tracked {
+            id: 3,
+            first_seen_ns: 0,
+            last_seen_ns: 40,
+            global_id: Some(1001),
+        };
+        assert!(meta::annotate(b, p, &t, None, Vec::new()));
+        let m = b.meta::<AnalyticsRelationMeta>().unwrap();
+        let ids: Vec<u64> = m
+            .iter_direct_related::<AnalyticsTrackingMtd>(p as u32, RelTypes::RELATE_TO)
+            .map(|t| t.info().0)
+            .collect();
+        assert_eq!(ids, vec![3, 1001]);
+        assert_eq!(
+            m.iter_direct_related::<AnalyticsClassificationMtd>(p as u32, RelTypes::RELATE_TO)
+                .count(),
+            0
+        );
+        // A ROI id without an object is refused, nothing related.
+        assert!(!relate(b, 9, &t, None));
+    }
 }
