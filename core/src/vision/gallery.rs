@@ -2,7 +2,8 @@
 //! similarity.
 //!
 //! Matching scans an int8 copy of every embedding (4x less memory traffic than f32; AVX2 when
-//! the CPU has it) to find the best few rows, then re-scores those exactly in f32. Galleries
+//! the CPU has it), then re-scores exactly in f32 every row whose int8 score is within its
+//! quantisation error bound of the best: the top-1 is always the exact f32 scan's. Galleries
 //! persist as a compact file: `SLGAL1\n`, a little-endian u32 header length, a JSON header
 //! (model, dims, identities with their embedding counts) and the f32 embeddings in order.
 
@@ -17,8 +18,9 @@ pub const MAX_HEADER_BYTES: usize = 256 << 20;
 pub const MAX_DIMS: usize = 8192;
 pub const MAX_EMBEDDINGS: usize = 50_000_000;
 
-/// Rows re-scored exactly after the int8 scan.
-const RERANK: usize = 8;
+/// Slack on the quantisation error bound for f32 rounding in the sums (dot products of unit
+/// vectors of up to a few thousand dims: errors far below 1e-5).
+const BOUND_SLACK: f32 = 1e-5;
 /// Below this many rows the exact f32 scan is as fast as the two-pass one.
 const EXACT_SCAN_ROWS: usize = 2048;
 
@@ -86,6 +88,8 @@ pub struct Gallery {
     /// int8 copy of `rows` and each row's dequantisation factor.
     q8: Vec<i8>,
     q8_scale: Vec<f32>,
+    /// Each row's quantisation error |row - scale * q8 row| (L2).
+    q8_err: Vec<f32>,
 }
 
 pub fn slug(name: &str) -> String {
@@ -103,11 +107,20 @@ pub fn slug(name: &str) -> String {
     if s.is_empty() { "identity".into() } else { s }
 }
 
-fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
+/// Appends the int8 copy of `v` to `out`; its dequantisation factor and error (L2 norm of
+/// `v` minus the dequantised copy).
+fn quantise(v: &[f32], out: &mut Vec<i8>) -> (f32, f32) {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let s = if max > 0.0 { 127.0 / max } else { 1.0 };
+    let start = out.len();
     out.extend(v.iter().map(|x| (x * s).round().clamp(-127.0, 127.0) as i8));
-    1.0 / s
+    let err = v
+        .iter()
+        .zip(&out[start..])
+        .map(|(x, q)| (x - *q as f32 / s).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    (1.0 / s, err)
 }
 
 impl Gallery {
@@ -183,8 +196,9 @@ impl Gallery {
         self.identities[idx].count += 1;
         self.rows.extend_from_slice(&v);
         self.owner.push(idx as u32);
-        let s = quantise(&v, &mut self.q8);
+        let (s, err) = quantise(&v, &mut self.q8);
         self.q8_scale.push(s);
+        self.q8_err.push(err);
         Ok(idx)
     }
 
@@ -237,23 +251,26 @@ impl Gallery {
                 .max_by(|a, b| a.1.total_cmp(&b.1))
         } else {
             let mut qq = Vec::with_capacity(d);
-            // The query's own scale is common to every row: it does not change the ranking.
-            quantise(q, &mut qq);
-            let mut top: Vec<(i64, usize)> = Vec::with_capacity(RERANK + 1);
-            let mut floor = i64::MIN;
+            let (sq, eq) = quantise(q, &mut qq);
+            let qn = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+            // q.r = q^.r^ + q.(r - r^) + (q - q^).r^, so the int8 score is within
+            // |q| e_r + e_q (1 + e_r) of the exact one (|r| = 1). The exact best row scores at
+            // least the best lower bound, so every row whose upper bound reaches it is a
+            // candidate, and the exact best is among them.
+            let mut floor = f32::NEG_INFINITY;
+            let mut candidates: Vec<(f32, usize)> = Vec::new();
             for (r, row) in self.q8.chunks_exact(d).enumerate() {
-                // Compare in a common fixed-point scale: dot * row scale (2^16 units).
-                let approx = (dot_i8(row, &qq) as f32 * self.q8_scale[r] * 65536.0) as i64;
-                if approx > floor || top.len() < RERANK {
-                    top.push((approx, r));
-                    if top.len() > RERANK {
-                        top.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
-                        top.truncate(RERANK);
-                        floor = top[RERANK - 1].0;
-                    }
+                let approx = dot_i8(row, &qq) as f32 * self.q8_scale[r] * sq;
+                let e = self.q8_err[r];
+                let bound = qn * e + eq * (1.0 + e) + BOUND_SLACK;
+                floor = floor.max(approx - bound);
+                if approx + bound >= floor {
+                    candidates.push((approx + bound, r));
                 }
             }
-            top.into_iter()
+            candidates
+                .into_iter()
+                .filter(|&(upper, _)| upper >= floor)
                 .map(|(_, r)| (r, exact(r)))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
         }?;
@@ -489,6 +506,48 @@ mod tests {
                 let exact = crate::embed::cosine(&vs[probe], &q);
                 assert!((m.similarity - exact).abs() < 1e-5);
             }
+        }
+    }
+
+    /// The int8 pass cannot tell near-duplicates apart; the error bound keeps all of them
+    /// for the exact re-score, so the top-1 is the exact f32 scan's on every probe.
+    #[test]
+    fn the_top1_is_the_exact_scans_among_near_duplicates() {
+        let base = &vecs(1, 192, 5)[0];
+        let jitter = vecs(4000, 192, 6);
+        let rows: Vec<Vec<f32>> = jitter
+            .iter()
+            .map(|j| {
+                crate::embed::l2_normalised(
+                    &base
+                        .iter()
+                        .zip(j)
+                        .map(|(a, b)| a + 0.004 * b)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let mut g = Gallery::new("m", 192);
+        for (i, v) in rows.iter().enumerate() {
+            g.add(&format!("p{i}"), v).unwrap();
+        }
+        for (k, noise) in vecs(50, 192, 7).iter().enumerate() {
+            let q = crate::embed::l2_normalised(
+                &base
+                    .iter()
+                    .zip(noise)
+                    .map(|(a, b)| a + 0.004 * b)
+                    .collect::<Vec<_>>(),
+            );
+            // The exact f32 scan over the gallery's own (stored) rows.
+            let want = (0..rows.len())
+                .map(|i| crate::embed::cosine(g.embeddings_of(i).next().unwrap(), &q))
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap();
+            let m = g.best_match(&q).unwrap();
+            assert_eq!(m.identity, want.0, "probe {k}");
+            assert!((m.similarity - want.1).abs() < 1e-6, "probe {k}");
         }
     }
 
