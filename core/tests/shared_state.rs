@@ -50,9 +50,7 @@ fn sightings_claims_and_consensus_are_shared_between_nodes() {
         at: 3,
     })
     .unwrap();
-    let seen = b.refreshed();
-    b.send(Request::Refresh).unwrap();
-    assert!(b.wait_refreshed(seen, Duration::from_secs(5)));
+    assert!(b.sync(Duration::from_secs(5)));
     let last = b
         .take_outcomes()
         .into_iter()
@@ -95,9 +93,7 @@ fn sightings_claims_and_consensus_are_shared_between_nodes() {
             window: Duration::from_secs(60),
         })
         .unwrap();
-        let seen = l.refreshed();
-        l.send(Request::Refresh).unwrap();
-        assert!(l.wait_refreshed(seen, Duration::from_secs(5)));
+        assert!(l.sync(Duration::from_secs(5)));
         l.take_outcomes()
             .into_iter()
             .any(|o| matches!(o, Outcome::UnknownAlert { cameras: 2, .. }))
@@ -105,6 +101,61 @@ fn sightings_claims_and_consensus_are_shared_between_nodes() {
     assert!(!unknown(&a, "door"));
     assert!(unknown(&b, "till"));
     assert!(a.healthy() && b.healthy());
+}
+
+/// Established TCP connections to 127.0.0.1:`port` (the kernel's table: a stopped server's
+/// clients still connect).
+fn connections_to(port: u16) -> usize {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == want && f[3] == "01"
+        })
+        .count()
+}
+
+#[test]
+fn sync_answers_after_the_requests_before_it_even_while_a_pull_of_its_own_is_under_way() {
+    // The worker's first pull starts by itself; a hung Redis holds it there. A stranger
+    // sent then, and a sync after it: the sync returns only once the stranger was counted
+    // (it used to return when the pull it did not ask for ended, before the stranger).
+    let redis = RedisServer::start(&[]);
+    let url = redis.url(None);
+    let mut cfg = GroupSyncConfig::new(&url, "g-sync", "a");
+    cfg.io_timeout = Duration::from_secs(20);
+    cfg.refresh = Duration::from_secs(3600);
+    redis.pause();
+    let before = connections_to(redis.port);
+    let a = GroupSync::start(cfg, || {}, |_| {}).unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while connections_to(redis.port) <= before {
+        assert!(Instant::now() < end, "the worker never connected");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for cam in ["door", "till"] {
+        a.send(Request::Unknown {
+            uid: "unknown-3".into(),
+            camera: cam.into(),
+            needed: 2,
+            window: Duration::from_secs(60),
+        })
+        .unwrap();
+    }
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| a.sync(Duration::from_secs(20)));
+        redis.resume();
+        assert!(waiter.join().unwrap(), "sync timed out");
+    });
+    let got = a.take_outcomes();
+    assert!(
+        got.iter()
+            .any(|o| matches!(o, Outcome::UnknownAlert { cameras: 2, .. })),
+        "the stranger's alert is there when sync returns: {got:?}"
+    );
 }
 
 #[test]

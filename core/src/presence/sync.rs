@@ -120,8 +120,9 @@ pub enum Request {
         last_seen: u64,
         tolerance: u64,
     },
-    /// Pull every node's sightings now.
-    Refresh,
+    /// Pull every node's sightings now; `ticket` (from [`GroupSync::sync`]) is marked done
+    /// after the pull, every request sent before it handled.
+    Refresh { ticket: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,8 +141,10 @@ struct Shared {
     outcomes: Mutex<VecDeque<Outcome>>,
     problems: Mutex<Vec<String>>,
     healthy: AtomicBool,
-    refreshed: Mutex<u64>,
-    refreshed_cv: Condvar,
+    /// Tickets handed out by `sync`, and the highest one the worker has answered.
+    tickets: AtomicU64,
+    answered: Mutex<u64>,
+    answered_cv: Condvar,
     refused: AtomicU64,
     stop: AtomicBool,
 }
@@ -167,8 +170,9 @@ impl GroupSync {
             outcomes: Mutex::new(VecDeque::new()),
             problems: Mutex::new(Vec::new()),
             healthy: AtomicBool::new(true),
-            refreshed: Mutex::new(0),
-            refreshed_cv: Condvar::new(),
+            tickets: AtomicU64::new(0),
+            answered: Mutex::new(0),
+            answered_cv: Condvar::new(),
             refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
@@ -236,20 +240,21 @@ impl GroupSync {
             .unwrap_or_default()
     }
 
-    /// How many pulls of the group's sightings have completed.
-    pub fn refreshed(&self) -> u64 {
-        self.shared.refreshed.lock().map(|g| *g).unwrap_or(0)
-    }
-
-    /// Waits until more than `seen` pulls completed, at most `timeout`; true if one did.
-    pub fn wait_refreshed(&self, seen: u64, timeout: Duration) -> bool {
-        let Ok(g) = self.shared.refreshed.lock() else {
+    /// Asks for a pull of every node's sightings and waits, at most `timeout`, until the
+    /// worker has handled every request sent before this call and published their results;
+    /// true if it did. A pull the worker started earlier on its own does not count.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let ticket = self.shared.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.send(Request::Refresh { ticket }).is_err() {
+            return false;
+        }
+        let Ok(g) = self.shared.answered.lock() else {
             return false;
         };
         self.shared
-            .refreshed_cv
-            .wait_timeout_while(g, timeout, |n| *n <= seen)
-            .map(|(n, _)| *n > seen)
+            .answered_cv
+            .wait_timeout_while(g, timeout, |n| *n < ticket)
+            .map(|(n, _)| *n >= ticket)
             .unwrap_or(false)
     }
 
@@ -323,13 +328,20 @@ impl Link {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut out = Vec::new();
+            // The highest sync ticket this pass answers.
+            let mut ticket = 0;
             let refresh = match req {
-                None | Some(Request::Refresh) => true,
+                None => true,
+                Some(Request::Refresh { ticket: t }) => {
+                    ticket = t;
+                    true
+                }
                 Some(r) => {
                     self.handle(r, &mut out);
                     // Drain what else is waiting before pulling, so a pull sees it.
                     while let Ok(r) = rx.try_recv() {
-                        if r == Request::Refresh {
+                        if let Request::Refresh { ticket: t } = r {
+                            ticket = ticket.max(t);
                             next_refresh = Instant::now();
                         } else {
                             self.handle(r, &mut out);
@@ -345,19 +357,19 @@ impl Link {
                 }
                 next_refresh = Instant::now() + self.cfg.refresh;
             }
-            // Results first, then the pull count: a waiter sees every result of the requests
-            // sent before its Refresh.
+            // Results first, then the ticket: a waiter sees every result of the requests sent
+            // before its Refresh.
             if !out.is_empty() {
                 if let Ok(mut q) = self.shared.outcomes.lock() {
                     q.extend(out);
                 }
                 notify();
             }
-            if refresh {
-                if let Ok(mut n) = self.shared.refreshed.lock() {
-                    *n += 1;
+            if ticket > 0 {
+                if let Ok(mut n) = self.shared.answered.lock() {
+                    *n = (*n).max(ticket);
                 }
-                self.shared.refreshed_cv.notify_all();
+                self.shared.answered_cv.notify_all();
             }
         }
     }
@@ -411,7 +423,7 @@ impl Link {
                 let won = self.claim(&identity, last_seen, tolerance).unwrap_or(true);
                 out.push(Outcome::Claimed { token, won });
             }
-            Request::Refresh => {}
+            Request::Refresh { .. } => {}
         }
     }
 

@@ -429,10 +429,7 @@ impl Hub {
     pub fn flush(&self, wait: Duration) -> (Vec<presence::Event>, Vec<String>) {
         let link = self.inner.lock().ok().and_then(|i| i.link.clone());
         if let Some(l) = link.filter(|l| l.healthy()) {
-            let seen = l.refreshed();
-            if l.send(Request::Refresh).is_ok() {
-                l.wait_refreshed(seen, wait);
-            }
+            l.sync(wait);
         }
         let Ok(mut inner) = self.inner.lock() else {
             return (Vec::new(), Vec::new());
@@ -500,10 +497,7 @@ impl Hub {
             }
             // A deadline: first learn what the other nodes saw (bounded wait, no lock held).
             if let Some(l) = link.filter(|l| l.healthy()) {
-                let seen = l.refreshed();
-                if l.send(Request::Refresh).is_ok() {
-                    l.wait_refreshed(seen, REFRESH_WAIT);
-                }
+                l.sync(REFRESH_WAIT);
             }
             let (events, problems, member) = {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
