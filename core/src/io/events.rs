@@ -91,9 +91,12 @@ impl JsonlSink {
     }
 }
 
-/// Reads a JSONL event file; a malformed line is an error naming its line number.
+/// Reads a JSONL event file; a malformed line is an error naming its line number. A last
+/// line without its newline is an event still being written (the file may be live) and is
+/// left out; the next read sees it whole.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -106,6 +109,19 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_still_being_written_is_left_out_and_a_malformed_one_named() {
+        let path = std::env::temp_dir().join(format!("sl-live-{}.jsonl", std::process::id()));
+        let ev = Event::new("k", "s", "c", None, utc_now(), serde_json::json!({}));
+        let whole = serde_json::to_string(&ev).unwrap();
+        std::fs::write(&path, format!("{whole}\n{}", &whole[..whole.len() / 2])).unwrap();
+        assert_eq!(read_jsonl(&path).unwrap(), vec![ev.clone()]);
+        std::fs::write(&path, format!("{whole}\n{{\"half\n{whole}\n")).unwrap();
+        let err = read_jsonl(&path).unwrap_err();
+        assert!(err.contains(".jsonl:2:"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn jsonl_round_trip() {
