@@ -556,42 +556,90 @@ fn bench_match(n: usize, dims: usize, queries: usize) -> Result<(), String> {
     };
     let mut g = Gallery::new("bench", dims);
     let mut flat = Vec::with_capacity(n * dims);
-    for i in 0..n {
-        let v = l2_normalised(&(0..dims).map(|_| next()).collect::<Vec<_>>());
-        flat.extend_from_slice(&v);
-        g.add(&format!("id{i}"), &v).map_err(|e| e.to_string())?;
+    for _ in 0..n {
+        flat.extend_from_slice(&l2_normalised(
+            &(0..dims).map(|_| next()).collect::<Vec<_>>(),
+        ));
     }
+    // Enrolment of every identity, and a reload (the gallery file read back), timed.
+    let t = Instant::now();
+    for (i, v) in flat.chunks_exact(dims).enumerate() {
+        g.add(&format!("id{i}"), v).map_err(|e| e.to_string())?;
+    }
+    let enrol = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let bytes = g.to_bytes();
+    let g = Gallery::from_bytes(&bytes, "bench").map_err(|e| e.to_string())?;
+    let reload = t.elapsed().as_secs_f64();
+    // Even probes: a noisy copy of an enrolled identity; odd probes: strangers (new random
+    // vectors), the common case on a camera, whose best match is weak.
     let qs: Vec<Vec<f32>> = (0..queries)
         .map(|k| {
             let base = &flat[(k * 7919 % n) * dims..][..dims];
-            l2_normalised(&base.iter().map(|x| x + 0.3 * next()).collect::<Vec<_>>())
+            let stranger = k % 2 == 1;
+            l2_normalised(
+                &base
+                    .iter()
+                    .map(|x| if stranger { next() } else { x + 0.3 * next() })
+                    .collect::<Vec<_>>(),
+            )
         })
         .collect();
+    // Each probe timed on its own: the median is the figure (a 2-core VM's neighbours
+    // disturb single probes), the 95th percentile says how bad it gets.
+    let mut per_probe = [Vec::new(), Vec::new()];
+    let ours_top: Vec<Option<usize>> = qs
+        .iter()
+        .enumerate()
+        .map(|(k, q)| {
+            let t = Instant::now();
+            let m = g.best_match(q).map(|m| m.identity);
+            per_probe[k % 2].push(t.elapsed().as_secs_f64() * 1e3);
+            m
+        })
+        .collect();
+    let ours_mean = per_probe.iter().flatten().sum::<f64>() / queries as f64;
+    let [known, strangers] = per_probe.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        let at = |p: usize| {
+            v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        (at(50), at(95))
+    });
     let t = Instant::now();
-    let mut hits = 0;
-    for (k, q) in qs.iter().enumerate() {
-        if g.best_match(q).is_some_and(|m| m.identity == k * 7919 % n) {
-            hits += 1;
-        }
-    }
-    let ours = t.elapsed().as_secs_f64() * 1e3 / queries as f64;
-    let t = Instant::now();
-    let mut base_hits = 0;
-    for (k, q) in qs.iter().enumerate() {
-        let best = flat
-            .chunks_exact(dims)
-            .map(|r| cosine(r, q))
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i);
-        if best == Some(k * 7919 % n) {
-            base_hits += 1;
-        }
-    }
+    let exact_top: Vec<Option<usize>> = qs
+        .iter()
+        .map(|q| {
+            flat.chunks_exact(dims)
+                .map(|r| cosine(r, q))
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        })
+        .collect();
     let base = t.elapsed().as_secs_f64() * 1e3 / queries as f64;
+    let same = ours_top
+        .iter()
+        .zip(&exact_top)
+        .filter(|(a, b)| a == b)
+        .count();
+    let hits = (0..queries)
+        .step_by(2)
+        .filter(|&k| ours_top[k] == Some(k * 7919 % n))
+        .count();
     println!(
-        "match {n} identities x {dims}-d: {ours:.2} ms per face (int8 scan + f32 re-rank), plain f32 scan {base:.2} ms -> {:.1}x faster; top-1 agreement {hits}/{queries} vs {base_hits}/{queries} (target <= 2 ms)",
-        base / ours
+        "match {n} identities x {dims}-d: {:.2} ms per face (median; p95 {:.2}) for enrolled people, {:.2} ms (p95 {:.2}) for strangers (int8 scan + f32 re-score; mean {ours_mean:.2}), plain f32 scan {base:.2} ms (mean) -> {:.1}x faster (means); same top-1 as the exact scan on {same}/{queries} probes, true identity {hits}/{} (target <= 1 ms); enrolment {:.0} ms for {n}, reload from the file format {:.0} ms ({:.1} MB)",
+        known.0,
+        known.1,
+        strangers.0,
+        strangers.1,
+        base / ours_mean,
+        queries.div_ceil(2),
+        enrol * 1e3,
+        reload * 1e3,
+        bytes.len() as f64 / 1e6
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod embed;
 pub mod enroll;
 pub mod gallery;
 pub mod inference;
+pub mod int8;
 pub mod models;
 pub mod postprocess;
 pub mod preprocess;
