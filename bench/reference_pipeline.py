@@ -3,8 +3,8 @@
 640 px input), the same 5-point alignment, MobileFaceNet, numpy matching against a gallery,
 on every face of every frame. Used by `sightline bench facematch` as the baseline.
 
-    pip install onnxruntime==1.31.1 numpy opencv-python-headless
-    python3 bench/reference_pipeline.py VIDEO GALLERY_PHOTO [REPEAT]
+    scripts/setup   # the pinned packages in .deps/bench-python ($SIGHTLINE_BENCH_PYTHON)
+    .deps/bench-python/bin/python bench/reference_pipeline.py VIDEO GALLERY_PHOTO [REPEAT]
 Prints one JSON line: frames, faces, seconds, frames_per_s, max_rss_kb.
 """
 import json
