@@ -113,6 +113,27 @@ pub enum BenchCmd {
     /// Identification out of sample on the shared face sets (identities.json): the one-photo
     /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
     /// 1e-3 and 1e-4, and the mirror-averaging trick's gain and cost; for each model.
+    /// How many cameras this machine takes: N live H.264 cameras (the testkit RTSP server,
+    /// 1080p30 and 720p25 streams made from a face video) through `sightline run` with the
+    /// production chain at an analysis rate, against the same N decoded only (the limit);
+    /// the largest N that holds its rate for --hold seconds, CPU and RSS per camera
+    Capacity {
+        #[arg(long, default_value = FACE_VIDEO)]
+        input: PathBuf,
+        /// Seconds each trial holds its cameras
+        #[arg(long, default_value_t = 60)]
+        hold: u64,
+        /// Frames/s each camera is analysed at
+        #[arg(long, default_value_t = 5)]
+        rate: u32,
+        #[arg(long, default_value_t = 32)]
+        max_cameras: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1080p30,720p25")]
+        streams: Vec<String>,
+        /// Where the H.264 streams are made (once) and kept
+        #[arg(long, default_value = ".deps/bench-streams")]
+        work_dir: PathBuf,
+    },
     Identify {
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
@@ -178,6 +199,21 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             rate,
             camera_fps,
         } => crate::bench_api::bench_api(seconds, rate, camera_fps),
+        BenchCmd::Capacity {
+            input,
+            hold,
+            rate,
+            max_cameras,
+            streams,
+            work_dir,
+        } => crate::bench_capacity::bench_capacity(&crate::bench_capacity::Options {
+            input,
+            hold,
+            rate,
+            max_cameras,
+            streams,
+            work_dir,
+        }),
         BenchCmd::Identify { data, models } => {
             crate::bench_identify::bench_identify(&data, &models)
         }
@@ -543,6 +579,12 @@ pub(crate) fn peak_rss_kb() -> Result<u64, String> {
         .ok_or_else(|| "no VmHWM in /proc/self/status".into())
 }
 
+/// The Python of the benchmarks' reference: `$SIGHTLINE_BENCH_PYTHON` (scripts/setup makes
+/// .deps/bench-python with the pinned packages), else `python3`.
+pub(crate) fn bench_python() -> std::ffi::OsString {
+    std::env::var_os("SIGHTLINE_BENCH_PYTHON").unwrap_or_else(|| "python3".into())
+}
+
 /// Per-query gallery matching time (ms) for `n` random identities, one thread.
 fn bench_match(n: usize, dims: usize, queries: usize) -> Result<(), String> {
     use sightline_core::embed::{cosine, l2_normalised};
@@ -691,10 +733,9 @@ fn facematch_child(
     Ok(())
 }
 
-fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
-    // The gallery: the person of the video, enrolled from its first frame.
-    let dir = std::env::temp_dir().join(format!("sl-bench-fm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+/// A gallery (`g.slg` in `dir`, MobileFaceNet) with the person of `input`'s first frame
+/// enrolled as "person"; the frame is left as `still.png` in `dir`.
+pub(crate) fn enrol_first_frame(input: &Path, dir: &Path) -> Result<PathBuf, String> {
     let still = dir.join("still.png");
     let p = gst::parse::launch(&format!(
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! pngenc snapshot=true ! filesink location=\"{}\"",
@@ -721,7 +762,15 @@ fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
     let mut g = sightline_core::gallery::Gallery::new("mobilefacenet", emb.dims());
     g.add("person", &v).map_err(|e| e.to_string())?;
     g.save(&gallery).map_err(|e| e.to_string())?;
-    drop((det, emb));
+    Ok(gallery)
+}
+
+fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
+    // The gallery: the person of the video, enrolled from its first frame.
+    let dir = std::env::temp_dir().join(format!("sl-bench-fm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let gallery = enrol_first_frame(input, &dir)?;
+    let still = dir.join("still.png");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let run = |cmd: &mut std::process::Command| -> Result<serde_json::Value, String> {
         let out = cmd.output().map_err(|e| e.to_string())?;
@@ -741,7 +790,7 @@ fn bench_facematch(input: &Path, repeat: usize) -> Result<(), String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference_pipeline.py");
     let mut rows = Vec::new();
     for round in 0..2 {
-        let py = run(std::process::Command::new("python3")
+        let py = run(std::process::Command::new(bench_python())
             .arg(&script)
             .arg(input)
             .arg(&still)

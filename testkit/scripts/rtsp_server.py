@@ -2,11 +2,18 @@
 """A test RTSP camera on 127.0.0.1 (Debian gst-rtsp-server through PyGObject).
 
 usage: rtsp_server.py PORT MOUNT [h264|jpeg] [VIDEO]
+       rtsp_server.py PORT MOUNT h264-file STREAM FPS
 Serves a live test pattern, or VIDEO looped forever like a live camera, at
 rtsp://127.0.0.1:PORT/MOUNT, 320x240 at 10 fps. VIDEO is decoded once into memory and its
 frames are pushed on a 100 ms timer, so the stream never ends and never jumps.
+
+h264-file: STREAM is an H.264 byte stream (its first frame a key frame) served as it is, at
+its own resolution, GOP and bitrate: its access units are read once into memory and sent at
+FPS, looped forever, without decoding or encoding (the capacity benchmark's cameras). All
+clients of the mount share the one stream, as viewers of one camera do.
 """
 import sys
+import time
 
 import gi
 
@@ -41,12 +48,44 @@ def decode(path):
     return frames
 
 
-if codec == "jpeg":
+def access_units(path):
+    """The access units of an H.264 byte stream, in order."""
+    p = Gst.parse_launch(
+        f'filesrc location="{path}" ! h264parse ! '
+        "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=s sync=false"
+    )
+    sink = p.get_by_name("s")
+    p.set_state(Gst.State.PLAYING)
+    units = []
+    while True:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            break
+        buf = sample.get_buffer()
+        units.append(buf.extract_dup(0, buf.get_size()))
+    p.set_state(Gst.State.NULL)
+    if not units:
+        sys.exit(f"no H.264 access unit in {path}")
+    return units
+
+
+fps = 10
+if codec == "h264-file":
+    fps = int(sys.argv[5])
+    frames = access_units(sys.argv[4])
+    src = (
+        "appsrc name=cam is-live=true do-timestamp=true format=time "
+        f'caps="video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1"'
+    )
+    enc = "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1"
+elif codec == "jpeg":
     enc = "jpegenc ! rtpjpegpay name=pay0 pt=26"
 else:
     enc = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 config-interval=1"
 
-if len(sys.argv) > 4:
+if codec == "h264-file":
+    pass
+elif len(sys.argv) > 4:
     frames = decode(sys.argv[4])
     src = f'appsrc name=cam is-live=true do-timestamp=true format=time caps="{caps}"'
 else:
@@ -59,15 +98,27 @@ def feed(appsrc, state):
     data = frames[state["n"] % len(frames)]
     state["n"] += 1
     buf = Gst.Buffer.new_wrapped(data)
-    buf.duration = Gst.SECOND // 10
+    buf.duration = Gst.SECOND // fps
     return appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
+
+
+def feed_due(appsrc, state):
+    """Pushes every frame due by now at `fps` (a timer tick may come late); loops forever."""
+    due = int((time.monotonic() - state["t0"]) * fps) + 1
+    while state["n"] < due:
+        if not feed(appsrc, state):
+            return False
+    return True
 
 
 def configure(_factory, media):
     if frames is None:
         return
     appsrc = media.get_element().get_by_name("cam")
-    GLib.timeout_add(100, feed, appsrc, {"n": 0})
+    if codec == "h264-file":
+        GLib.timeout_add(max(1, 500 // fps), feed_due, appsrc, {"n": 0, "t0": time.monotonic()})
+    else:
+        GLib.timeout_add(100, feed, appsrc, {"n": 0})
 
 
 server = GstRtspServer.RTSPServer()

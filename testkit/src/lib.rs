@@ -549,6 +549,7 @@ pub struct RtspServer {
     mount: String,
     codec: String,
     video: Option<PathBuf>,
+    fps: Option<u32>,
     child: Option<Child>,
 }
 
@@ -563,12 +564,29 @@ impl RtspServer {
         Self::start_with(mount, codec, Some(video.to_path_buf()))
     }
 
+    /// An H.264 byte stream (`.h264`, starting with a key frame) served as it is at `fps`,
+    /// looped: a camera of the stream's own resolution, GOP and bitrate, nothing re-encoded.
+    /// Every client of the mount gets the same stream.
+    pub fn start_h264_stream(mount: &str, stream: &std::path::Path, fps: u32) -> RtspServer {
+        let mut s = RtspServer {
+            port: free_port(),
+            mount: mount.to_string(),
+            codec: "h264-file".into(),
+            video: Some(stream.to_path_buf()),
+            fps: Some(fps),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
     fn start_with(mount: &str, codec: &str, video: Option<PathBuf>) -> RtspServer {
         let mut s = RtspServer {
             port: free_port(),
             mount: mount.to_string(),
             codec: codec.to_string(),
             video,
+            fps: None,
             child: None,
         };
         s.spawn();
@@ -579,6 +597,11 @@ impl RtspServer {
         format!("rtsp://127.0.0.1:{}/{}", self.port, self.mount)
     }
 
+    /// The server process (for its CPU use), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     fn spawn(&mut self) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rtsp_server.py");
         let mut child = Command::new("/usr/bin/python3")
@@ -587,6 +610,7 @@ impl RtspServer {
             .arg(&self.mount)
             .arg(&self.codec)
             .args(self.video.iter())
+            .args(self.fps.iter().map(|f| f.to_string()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

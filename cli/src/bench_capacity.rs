@@ -1,0 +1,455 @@
+//! `sightline bench capacity`: how many cameras this machine takes.
+//!
+//! Cameras are the testkit RTSP server serving an H.264 stream made here from a shared face
+//! video (x264, no B-frames, a key frame every 2 s, 4 Mbit/s at 1080p30 and 2 Mbit/s at 720p25:
+//! what a typical IP camera's main stream sends), as it is, looped. Each trial starts one
+//! `sightline run` with N cameras of one kind and holds them for `--hold` seconds:
+//!
+//! - **decode**: `uridecodebin3 ! fakesink`, every frame decoded: the machine's limit;
+//! - **ours**: the production chain at the analysis rate: `uridecodebin3` (decoder) →
+//!   `videorate drop-only max-rate` (frames not analysed are dropped before they are converted)
+//!   → `videoconvert` → leaky queue → `sightlinefacedetect` → `facematch` → `presence`.
+//!
+//! A camera holds when it delivers at least 90 % of its target rate (the stream's for decode,
+//! the analysis rate for ours) and its `sightline_frame_delay_seconds` does not keep growing
+//! (the last third of the hold at most 0.5 s above the first third). N doubles until a trial
+//! fails, then the largest N that holds is found between the last two. The runner's CPU (all
+//! its threads) and RSS are read from /proc; the RTSP server's CPU is reported apart (it runs
+//! on the same machine).
+
+use gst::prelude::*;
+use sightline_core::control::auth::{Role, TokenFile};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One camera kind of the benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamKind {
+    pub name: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub kbps: u32,
+}
+
+pub const STREAMS: [StreamKind; 2] = [
+    StreamKind {
+        name: "1080p30",
+        width: 1920,
+        height: 1080,
+        fps: 30,
+        kbps: 4000,
+    },
+    StreamKind {
+        name: "720p25",
+        width: 1280,
+        height: 720,
+        fps: 25,
+        kbps: 2000,
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Decode,
+    Ours,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Decode => "decode only",
+            Mode::Ours => "sightline",
+        }
+    }
+}
+
+pub struct Options {
+    pub input: PathBuf,
+    pub hold: u64,
+    pub rate: u32,
+    pub max_cameras: usize,
+    pub streams: Vec<String>,
+    pub work_dir: PathBuf,
+}
+
+/// What one trial measured.
+#[derive(Debug, Clone)]
+struct Trial {
+    cameras: usize,
+    held: bool,
+    /// The slowest camera's frames/s and the largest delay growth (s).
+    worst_fps: f64,
+    worst_growth: f64,
+    /// Runner CPU (cores) and RSS (MiB); the RTSP server's CPU (cores).
+    cpu: f64,
+    rss_mib: f64,
+    server_cpu: f64,
+    why: String,
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// User + system CPU seconds of a process (all threads), from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces) in its parentheses.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat; here 11 and 12 (state is field 3).
+    let hz = 100.0; // USER_HZ on Linux
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Makes (once) the H.264 byte stream of `kind` from `input` in `dir`.
+fn make_stream(input: &Path, kind: &StreamKind, dir: &Path) -> Result<PathBuf, String> {
+    let gop = kind.fps * 2;
+    let out = dir.join(format!(
+        "{}-{}x{}p{}-{}k-g{gop}.h264",
+        input
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace('.', "-"),
+        kind.width,
+        kind.height,
+        kind.fps,
+        kind.kbps
+    ));
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = out.with_extension("part");
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! videorate ! \
+         video/x-raw,format=I420,width={},height={},framerate={}/1,pixel-aspect-ratio=1/1 ! \
+         x264enc bitrate={} key-int-max={gop} bframes=0 speed-preset=veryfast ! \
+         video/x-h264,profile=main ! h264parse ! \
+         video/x-h264,stream-format=byte-stream,alignment=au ! filesink location=\"{}\"",
+        input.display(),
+        kind.width,
+        kind.height,
+        kind.fps,
+        kind.kbps,
+        tmp.display()
+    );
+    let p = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    p.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let res = crate::bench::wait_eos(&p);
+    let _ = p.set_state(gst::State::Null);
+    res.map_err(|e| format!("encoding {}: {e}", input.display()))?;
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> String {
+    let mut desc = String::new();
+    for i in 1..=n {
+        let cam = format!("cam{i}");
+        desc.push_str(&match mode {
+            Mode::Decode => {
+                format!("uridecodebin3 name={cam} uri={url} ! fakesink sync=false\n")
+            }
+            Mode::Ours => format!(
+                "uridecodebin3 uri={url} ! videorate drop-only=true max-rate={rate} ! \
+                 videoconvert ! video/x-raw,format=BGRx ! \
+                 queue max-size-buffers=2 leaky=downstream ! \
+                 sightlinefacedetect camera={cam} ! facematch camera={cam} gallery=\"{}\" ! \
+                 presence group=bench camera={cam} ! fakesink sync=false\n",
+                gallery.display()
+            ),
+        });
+    }
+    desc
+}
+
+/// The cameras of the runner: (name, frames processed, delay in s).
+fn cameras(port: u16, token: &str) -> Result<Vec<(String, u64, Option<f64>)>, String> {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build(),
+    );
+    let text = agent
+        .get(format!("http://127.0.0.1:{port}/api/v1/cameras"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .map_err(|e| format!("/api/v1/cameras: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut out: Vec<_> = v["cameras"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["frames_processed"].as_u64().unwrap_or(0),
+                c["delay_s"].as_f64(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+struct Setup {
+    exe: PathBuf,
+    dir: PathBuf,
+    tokens: PathBuf,
+    token: String,
+    gallery: PathBuf,
+}
+
+fn trial(
+    s: &Setup,
+    mode: Mode,
+    url: &str,
+    server_pid: u32,
+    n: usize,
+    target_fps: f64,
+    o: &Options,
+) -> Result<Trial, String> {
+    let file = s.dir.join("capacity.pipeline");
+    std::fs::write(&file, pipeline(mode, url, n, o.rate, &s.gallery)).map_err(|e| e.to_string())?;
+    let port = crate::bench_publish::free_port()?;
+    let log = s.dir.join("runner.log");
+    let child = Command::new(&s.exe)
+        .arg("run")
+        .arg(&file)
+        .args(["--http", &format!("127.0.0.1:{port}"), "--auth"])
+        .arg(&s.tokens)
+        .arg("--state-dir")
+        .arg(s.dir.join("state"))
+        .arg("--spool-dir")
+        .arg(s.dir.join("spool"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let runner = Proc(child);
+    let pid = runner.0.id();
+    // Every camera delivering, then 5 s to settle (model loading, the first key frame).
+    let end = Instant::now() + Duration::from_secs(60 + 5 * n as u64);
+    loop {
+        if let Ok(c) = cameras(port, &s.token)
+            && c.len() == n
+            && c.iter().all(|x| x.1 > 0)
+        {
+            break;
+        }
+        if Instant::now() > end {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(5).collect();
+            return Ok(Trial {
+                cameras: n,
+                held: false,
+                worst_fps: 0.0,
+                worst_growth: 0.0,
+                cpu: 0.0,
+                rss_mib: 0.0,
+                server_cpu: 0.0,
+                why: format!("not every camera started: {}", tail.join(" | ")),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (t0, first) = (Instant::now(), cameras(port, &s.token)?);
+    let (cpu0, scpu0) = (cpu_seconds(pid), cpu_seconds(server_pid));
+    let mut delays: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut last = first.clone();
+    while t0.elapsed() < Duration::from_secs(o.hold) {
+        std::thread::sleep(Duration::from_secs(1));
+        last = cameras(port, &s.token)?;
+        for (k, c) in last.iter().enumerate().take(n) {
+            if let Some(d) = c.2 {
+                delays[k].push(d);
+            }
+        }
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid) - cpu0) / dt;
+    let server_cpu = (cpu_seconds(server_pid) - scpu0) / dt;
+    let rss_mib = crate::bench_publish::status_kb(&pid.to_string(), "VmRSS:") as f64 / 1024.0;
+    let mut worst_fps = f64::INFINITY;
+    let mut worst_growth = 0.0f64;
+    for (k, (a, b)) in first.iter().zip(&last).enumerate() {
+        worst_fps = worst_fps.min(b.1.saturating_sub(a.1) as f64 / dt);
+        let d = &delays[k];
+        if d.len() >= 3 {
+            let third = d.len() / 3;
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            worst_growth = worst_growth.max(mean(&d[d.len() - third..]) - mean(&d[..third]));
+        }
+    }
+    let held = worst_fps >= 0.9 * target_fps && worst_growth <= 0.5;
+    let why = if held {
+        String::new()
+    } else if worst_fps < 0.9 * target_fps {
+        format!("a camera at {worst_fps:.1} of {target_fps} frames/s")
+    } else {
+        format!("delay grew {worst_growth:.2} s")
+    };
+    drop(runner);
+    Ok(Trial {
+        cameras: n,
+        held,
+        worst_fps,
+        worst_growth,
+        cpu,
+        rss_mib,
+        server_cpu,
+        why,
+    })
+}
+
+/// Doubles N until a trial fails, then bisects: the largest N that holds, and every trial.
+fn ramp(
+    s: &Setup,
+    mode: Mode,
+    url: &str,
+    server_pid: u32,
+    target_fps: f64,
+    o: &Options,
+) -> Result<(Option<Trial>, Vec<Trial>), String> {
+    let mut trials = Vec::new();
+    let run = |n: usize, trials: &mut Vec<Trial>| -> Result<Trial, String> {
+        let t = trial(s, mode, url, server_pid, n, target_fps, o)?;
+        eprintln!(
+            "  {} x{n}: {} (slowest {:.1} frames/s, delay growth {:.2} s, CPU {:.2} cores, RSS {:.0} MiB; server {:.2} cores){}",
+            mode.name(),
+            if t.held { "holds" } else { "fails" },
+            t.worst_fps,
+            t.worst_growth,
+            t.cpu,
+            t.rss_mib,
+            t.server_cpu,
+            if t.why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", t.why)
+            }
+        );
+        trials.push(t.clone());
+        Ok(t)
+    };
+    let (mut good, mut bad): (Option<Trial>, Option<usize>) = (None, None);
+    let mut n = 1;
+    while n <= o.max_cameras {
+        let t = run(n, &mut trials)?;
+        if t.held {
+            good = Some(t);
+            n *= 2;
+        } else {
+            bad = Some(n);
+            break;
+        }
+    }
+    if let (Some(g), Some(b)) = (good.clone(), bad) {
+        let (mut lo, mut hi) = (g.cameras, b);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            let t = run(mid, &mut trials)?;
+            if t.held {
+                lo = mid;
+                good = Some(t);
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    Ok((good, trials))
+}
+
+pub fn bench_capacity(o: &Options) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("sl-bench-capacity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let res = (|| {
+        let gallery = crate::bench::enrol_first_frame(&o.input, &dir)?;
+        let tokens = dir.join("tokens.json");
+        let mut f = TokenFile::load(&tokens)?;
+        let token = f.add("bench", Role::Viewer, &sightline_core::events::utc_now())?;
+        f.save(&tokens)?;
+        let s = Setup {
+            exe,
+            dir: dir.clone(),
+            tokens,
+            token,
+            gallery,
+        };
+        let mut rows = Vec::new();
+        for kind in STREAMS
+            .iter()
+            .filter(|k| o.streams.iter().any(|s| s == k.name))
+        {
+            let stream = make_stream(&o.input, kind, &o.work_dir)?;
+            let server = sightline_testkit::RtspServer::start_h264_stream("cam", &stream, kind.fps);
+            let url = server.url();
+            let server_pid = server.pid().unwrap_or(0);
+            eprintln!(
+                "{}: {} ({} kbit/s, key frame every 2 s), served by the testkit RTSP server at {url}",
+                kind.name,
+                stream.display(),
+                kind.kbps
+            );
+            let (limit, _) = ramp(&s, Mode::Decode, &url, server_pid, kind.fps as f64, o)?;
+            let (ours, _) = ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, o)?;
+            rows.push((kind.name, limit, ours));
+        }
+        println!(
+            "capacity (held {} s each; ours analyses {} frames/s per camera):",
+            o.hold, o.rate
+        );
+        for (name, limit, ours) in rows {
+            let n = |t: &Option<Trial>| t.as_ref().map_or(0, |t| t.cameras);
+            let per = |t: &Option<Trial>| {
+                t.as_ref().map_or(String::from("-"), |t| {
+                    format!(
+                        "{:.2} cores, {:.0} MiB RSS per camera",
+                        t.cpu / t.cameras as f64,
+                        t.rss_mib / t.cameras as f64
+                    )
+                })
+            };
+            let ratio = if n(&limit) > 0 {
+                n(&ours) as f64 / n(&limit) as f64
+            } else {
+                0.0
+            };
+            println!(
+                "{name}: sightline {} cameras ({}), decode-only limit {} cameras ({}) -> {ratio:.2} of the limit (target >= 0.8){}",
+                n(&ours),
+                per(&ours),
+                n(&limit),
+                per(&limit),
+                if n(&limit) >= o.max_cameras {
+                    format!(" [limit capped by --max-cameras {}]", o.max_cameras)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}
