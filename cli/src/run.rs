@@ -1350,6 +1350,9 @@ fn redacting_gst_log() {
 
 pub fn run(a: RunArgs) -> Result<(), String> {
     redacting_gst_log();
+    // Live cameras analysed at their rate: the inference pool sleeps between frames rather
+    // than spin (SIGHTLINE_ORT_SPIN=1 spins again).
+    sightline_core::inference::prefer_idle_pool();
     let text = std::fs::read_to_string(&a.file)
         .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let file = PipelineFile::parse(&text, &a.file.display().to_string())?;

@@ -134,13 +134,31 @@ pub fn pool_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Whether pool threads spin between parallel sections (`SIGHTLINE_ORT_SPIN=0` turns it off).
-/// On by default: every session of the process shares one pool, so spinning threads cannot
-/// steal cores from another model's pool (what makes spinning costly with one pool per
-/// session), and waking sleeping threads for each of a small model's many operators costs
-/// more than it saves (measured: facedetect ! facematch 128 -> 154 frames/s on 2 cores).
+/// Whether pool threads spin between parallel sections: `SIGHTLINE_ORT_SPIN` (`0` off, else
+/// on) when set, else the process's default ([`prefer_idle_pool`]), on unless changed.
+///
+/// On suits one stream analysed as fast as it goes: every session of the process shares one
+/// pool, so spinning threads cannot steal cores from another model's pool, and waking
+/// sleeping threads for each of a small model's many operators costs more than it saves
+/// (measured: facedetect ! facematch 128 -> 154 frames/s on 2 cores). Off suits live cameras
+/// analysed at a set rate: between frames the pool would spin for nothing (measured with
+/// `sightline bench capacity`, 720p25 at 5 frames/s: 0.36 cores for one camera spinning,
+/// 0.15 not).
 pub fn pool_spinning() -> bool {
-    std::env::var("SIGHTLINE_ORT_SPIN").map_or(true, |v| v != "0")
+    match std::env::var("SIGHTLINE_ORT_SPIN") {
+        Ok(v) => v != "0",
+        Err(_) => SPIN_DEFAULT.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+static SPIN_DEFAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Makes the pool sleep between parallel sections unless `SIGHTLINE_ORT_SPIN` says
+/// otherwise (live cameras at a set analysis rate: `sightline run`). Takes effect only
+/// before the first model is loaded (the pool is made once); false if that was too late.
+pub fn prefer_idle_pool() -> bool {
+    SPIN_DEFAULT.store(false, std::sync::atomic::Ordering::Relaxed);
+    RUNTIME.get().is_none()
 }
 
 /// The process-wide ONNX Runtime environment, created on first use.
