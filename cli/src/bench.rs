@@ -133,6 +133,9 @@ pub enum BenchCmd {
         /// Where the H.264 streams are made (once) and kept
         #[arg(long, default_value = ".deps/bench-streams")]
         work_dir: PathBuf,
+        /// Leave out the Python peer (bench/capacity_peer.py)
+        #[arg(long)]
+        no_peer: bool,
     },
     Identify {
         #[arg(long, default_value = "../shared/data")]
@@ -206,6 +209,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             max_cameras,
             streams,
             work_dir,
+            no_peer,
         } => crate::bench_capacity::bench_capacity(&crate::bench_capacity::Options {
             input,
             hold,
@@ -213,6 +217,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             max_cameras,
             streams,
             work_dir,
+            peer: !no_peer,
         }),
         BenchCmd::Identify { data, models } => {
             crate::bench_identify::bench_identify(&data, &models)

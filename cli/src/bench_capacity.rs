@@ -8,7 +8,12 @@
 //! - **decode**: `uridecodebin3 ! fakesink`, every frame decoded: the machine's limit;
 //! - **ours**: the production chain at the analysis rate: `uridecodebin3` (decoder) →
 //!   `videorate drop-only max-rate` (frames not analysed are dropped before they are converted)
-//!   → `videoconvert` → leaky queue → `sightlinefacedetect` → `facematch` → `presence`.
+//!   → `videoconvert` → leaky queue → `sightlinefacedetect` → `facematch` → `presence`;
+//! - **the Python peer** (`bench/capacity_peer.py`, the seed's design): one OpenCV
+//!   `VideoCapture` process per camera decoding every frame and passing the analysis rate on to
+//!   one inference process with the models, detection, alignment, embedding and matching of
+//!   `bench/reference_pipeline.py`; it holds when every camera decodes ≥ 90 % of the stream's
+//!   frames and has ≥ 90 % of the rate analysed.
 //!
 //! A camera holds when it delivers at least 90 % of its target rate (the stream's for decode,
 //! the analysis rate for ours) and its `sightline_frame_delay_seconds` does not keep growing
@@ -54,6 +59,8 @@ pub const STREAMS: [StreamKind; 2] = [
 enum Mode {
     Decode,
     Ours,
+    /// bench/capacity_peer.py: OpenCV capture processes and one Python inference process.
+    Peer,
 }
 
 impl Mode {
@@ -61,6 +68,7 @@ impl Mode {
         match self {
             Mode::Decode => "decode only",
             Mode::Ours => "sightline",
+            Mode::Peer => "Python peer",
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct Options {
     pub max_cameras: usize,
     pub streams: Vec<String>,
     pub work_dir: PathBuf,
+    /// Also ramp the Python peer (bench/capacity_peer.py).
+    pub peer: bool,
 }
 
 /// What one trial measured.
@@ -166,7 +176,8 @@ fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> Strin
             Mode::Decode => {
                 format!("uridecodebin3 name={cam} uri={url} ! fakesink sync=false\n")
             }
-            Mode::Ours => format!(
+            // (The peer runs no pipeline file.)
+            Mode::Ours | Mode::Peer => format!(
                 "uridecodebin3 uri={url} ! videorate drop-only=true max-rate={rate} ! \
                  videoconvert ! video/x-raw,format=BGRx ! \
                  queue max-size-buffers=2 leaky=downstream ! \
@@ -215,6 +226,75 @@ struct Setup {
     tokens: PathBuf,
     token: String,
     gallery: PathBuf,
+}
+
+/// The Python peer with `n` cameras: it holds when every camera decodes at least 90 % of
+/// the stream's frames and has 90 % of the analysis rate analysed.
+fn peer_trial(
+    s: &Setup,
+    url: &str,
+    server_pid: u32,
+    n: usize,
+    stream_fps: f64,
+    o: &Options,
+) -> Result<Trial, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/capacity_peer.py");
+    let scpu0 = cpu_seconds(server_pid);
+    let t0 = Instant::now();
+    let out = Command::new(crate::bench::bench_python())
+        .arg(&script)
+        .arg(url)
+        .arg(n.to_string())
+        .arg(o.rate.to_string())
+        .arg(o.hold.to_string())
+        .arg(s.dir.join("still.png"))
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    let server_cpu = (cpu_seconds(server_pid) - scpu0) / t0.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            format!(
+                "the Python peer printed no result: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let fps = |k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_f64())
+            .collect()
+    };
+    let (read, analysed) = (fps("read_fps"), fps("analysed_fps"));
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (worst_read, worst_fps) = (min(&read), min(&analysed));
+    let mut why = v["error"].as_str().unwrap_or("").to_string();
+    if why.is_empty() && worst_read < 0.9 * stream_fps {
+        why = format!("a camera decoded {worst_read:.1} of {stream_fps} frames/s");
+    }
+    if why.is_empty() && worst_fps < 0.9 * o.rate as f64 {
+        why = format!("a camera at {worst_fps:.1} of {} frames/s", o.rate);
+    }
+    Ok(Trial {
+        cameras: n,
+        held: why.is_empty() && analysed.len() == n,
+        worst_fps: if worst_fps.is_finite() {
+            worst_fps
+        } else {
+            0.0
+        },
+        worst_growth: 0.0,
+        cpu: v["cpu"].as_f64().unwrap_or(0.0),
+        rss_mib: v["rss_mib"].as_f64().unwrap_or(0.0),
+        server_cpu,
+        why,
+    })
 }
 
 fn trial(
@@ -331,7 +411,11 @@ fn ramp(
 ) -> Result<(Option<Trial>, Vec<Trial>), String> {
     let mut trials = Vec::new();
     let run = |n: usize, trials: &mut Vec<Trial>| -> Result<Trial, String> {
-        let t = trial(s, mode, url, server_pid, n, target_fps, o)?;
+        let t = if mode == Mode::Peer {
+            peer_trial(s, url, server_pid, n, target_fps, o)?
+        } else {
+            trial(s, mode, url, server_pid, n, target_fps, o)?
+        };
         eprintln!(
             "  {} x{n}: {} (slowest {:.1} frames/s, delay growth {:.2} s, CPU {:.2} cores, RSS {:.0} MiB; server {:.2} cores){}",
             mode.name(),
@@ -413,13 +497,18 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             );
             let (limit, _) = ramp(&s, Mode::Decode, &url, server_pid, kind.fps as f64, o)?;
             let (ours, _) = ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, o)?;
-            rows.push((kind.name, limit, ours));
+            let peer = if o.peer {
+                ramp(&s, Mode::Peer, &url, server_pid, kind.fps as f64, o)?.0
+            } else {
+                None
+            };
+            rows.push((kind.name, limit, ours, peer));
         }
         println!(
             "capacity (held {} s each; ours analyses {} frames/s per camera):",
             o.hold, o.rate
         );
-        for (name, limit, ours) in rows {
+        for (name, limit, ours, peer) in rows {
             let n = |t: &Option<Trial>| t.as_ref().map_or(0, |t| t.cameras);
             let per = |t: &Option<Trial>| {
                 t.as_ref().map_or(String::from("-"), |t| {
@@ -447,6 +536,18 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                     String::new()
                 }
             );
+            if o.peer {
+                let times = if n(&peer) > 0 {
+                    format!("{:.1}x", n(&ours) as f64 / n(&peer) as f64)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{name}: Python peer {} cameras ({}) -> sightline {times} the peer's cameras (target >= 3x)",
+                    n(&peer),
+                    per(&peer)
+                );
+            }
         }
         Ok(())
     })();
