@@ -25,7 +25,8 @@ impl Drop for Runner {
     }
 }
 
-fn get(port: u16, path: &str, token: &str) -> Result<serde_json::Value, String> {
+/// GET `path` of the runner's API on 127.0.0.1:`port` with a bearer token, as JSON.
+pub(crate) fn get(port: u16, path: &str, token: &str) -> Result<serde_json::Value, String> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))

@@ -192,18 +192,7 @@ fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> Strin
 
 /// The cameras of the runner: (name, frames processed, delay in s).
 fn cameras(port: u16, token: &str) -> Result<Vec<(String, u64, Option<f64>)>, String> {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build(),
-    );
-    let text = agent
-        .get(format!("http://127.0.0.1:{port}/api/v1/cameras"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .and_then(|mut r| r.body_mut().read_to_string())
-        .map_err(|e| format!("/api/v1/cameras: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let v = crate::bench_api::get(port, "/api/v1/cameras", token)?;
     let mut out: Vec<_> = v["cameras"]
         .as_array()
         .into_iter()

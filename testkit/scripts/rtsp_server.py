@@ -27,46 +27,40 @@ codec = sys.argv[3] if len(sys.argv) > 3 else "h264"
 caps = "video/x-raw,format=I420,width=320,height=240,framerate=10/1"
 
 
-def decode(path):
-    """Every frame of `path` at 320x240 I420, 10 fps."""
-    p = Gst.parse_launch(
-        f'filesrc location="{path}" ! decodebin ! videoconvert ! videoscale ! videorate ! '
-        f"{caps} ! appsink name=s sync=false"
-    )
+def buffers(desc, what):
+    """Every buffer that the pipeline `desc` (ending in `appsink name=s`) gives, in order."""
+    p = Gst.parse_launch(desc)
     sink = p.get_by_name("s")
     p.set_state(Gst.State.PLAYING)
-    frames = []
+    out = []
     while True:
         sample = sink.emit("pull-sample")
         if sample is None:
             break
         buf = sample.get_buffer()
-        frames.append(buf.extract_dup(0, buf.get_size()))
+        out.append(buf.extract_dup(0, buf.get_size()))
     p.set_state(Gst.State.NULL)
-    if not frames:
-        sys.exit(f"no frame decoded from {path}")
-    return frames
+    if not out:
+        sys.exit(f"no {what}")
+    return out
+
+
+def decode(path):
+    """Every frame of `path` at 320x240 I420, 10 fps."""
+    return buffers(
+        f'filesrc location="{path}" ! decodebin ! videoconvert ! videoscale ! videorate ! '
+        f"{caps} ! appsink name=s sync=false",
+        f"frame decoded from {path}",
+    )
 
 
 def access_units(path):
     """The access units of an H.264 byte stream, in order."""
-    p = Gst.parse_launch(
+    return buffers(
         f'filesrc location="{path}" ! h264parse ! '
-        "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=s sync=false"
+        "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=s sync=false",
+        f"H.264 access unit in {path}",
     )
-    sink = p.get_by_name("s")
-    p.set_state(Gst.State.PLAYING)
-    units = []
-    while True:
-        sample = sink.emit("pull-sample")
-        if sample is None:
-            break
-        buf = sample.get_buffer()
-        units.append(buf.extract_dup(0, buf.get_size()))
-    p.set_state(Gst.State.NULL)
-    if not units:
-        sys.exit(f"no H.264 access unit in {path}")
-    return units
 
 
 fps = 10
