@@ -137,6 +137,8 @@ pub struct HubInner {
     pub problems: Vec<String>,
     pub timer_started: bool,
     pub stopping: bool,
+    /// The timer took events out and is handing them to an element (outside the lock).
+    pub delivering: bool,
 }
 
 /// What facematch said about one face of a frame.
@@ -209,6 +211,7 @@ impl HubInner {
             problems: Vec::new(),
             timer_started: false,
             stopping: false,
+            delivering: false,
         }
     }
 
@@ -434,9 +437,30 @@ impl Hub {
         let Ok(mut inner) = self.inner.lock() else {
             return (Vec::new(), Vec::new());
         };
+        // The timer may have taken the link's results (an alert) just before: they reach
+        // the element before the stream's end goes on (bounded wait).
+        let end = Instant::now() + wait;
+        while inner.delivering {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            inner = match self.wake.wait_timeout(inner, left) {
+                Ok((g, _)) => g,
+                Err(_) => return (Vec::new(), Vec::new()),
+            };
+        }
         let now = inner.now();
         let ev = inner.absorb(now);
         (ev, std::mem::take(&mut inner.problems))
+    }
+
+    /// The timer's delivery is done: a flush waiting for it goes on.
+    fn delivered(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.delivering = false;
+        }
+        self.wake.notify_all();
     }
 
     /// Hands events and problems to a member element.
@@ -466,6 +490,7 @@ impl Hub {
                     let ev = inner.absorb(now);
                     let problems = std::mem::take(&mut inner.problems);
                     if !ev.is_empty() || !problems.is_empty() {
+                        inner.delivering = true;
                         break (ev, problems, inner.member(), None);
                     }
                     if let (Some(clock), Some(d)) =
@@ -480,6 +505,7 @@ impl Hub {
             };
             let Some((id, deadline)) = wait else {
                 self.deliver(member, events, problems);
+                self.delivered();
                 continue;
             };
             let (res, _) = id.wait();
@@ -512,9 +538,11 @@ impl Hub {
                 let mut ev = inner.absorb(now);
                 ev.extend(inner.tick(now));
                 let problems = std::mem::take(&mut inner.problems);
+                inner.delivering = true;
                 (ev, problems, inner.member())
             };
             self.deliver(member, events, problems);
+            self.delivered();
         }
     }
 }
