@@ -10,6 +10,7 @@
 //! | [`glue`] | GStreamer glue: metadata, property types, video frames |
 //! | [`runner`] | pipeline files and the runner's pure logic |
 //! | [`control`] | operating a site: API tokens and roles, the state the API shows |
+//! | [`history`] | the history store (SQLite, PostgreSQL): rows from events, queries, retention, erasure |
 //!
 //! Pure logic has no GStreamer types; [`meta`] is the one module that reads and writes
 //! Sightline's GStreamer metadata. Every module is also reachable at the top level
@@ -17,6 +18,7 @@
 
 pub mod control;
 pub mod glue;
+pub mod history;
 pub mod io;
 pub mod map;
 pub mod presence;

@@ -420,6 +420,218 @@ impl Drop for MosquittoServer {
     }
 }
 
+/// Debian's PostgreSQL server, its own cluster in a temporary directory (initdb), on a free
+/// port of 127.0.0.1 and a socket in that directory: user `sightline` with a password
+/// (SCRAM over TCP). As root, the server runs as the `postgres` user (it refuses root).
+pub struct PostgresServer {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    running: bool,
+}
+
+/// The test cluster's password (URLs in tests carry it; it must never be shown).
+pub const POSTGRES_PASSWORD: &str = "pg-s3cret-pw";
+
+impl PostgresServer {
+    pub fn start() -> PostgresServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (/usr/lib/postgresql: Debian's postgresql package)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max_by_key(|b| {
+                b.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+            })
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sl-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("postgres dir");
+        std::fs::write(dir.join("pw"), POSTGRES_PASSWORD).expect("password file");
+        let s = PostgresServer {
+            port,
+            dir,
+            bin,
+            running: false,
+        };
+        s.chown();
+        let data = s.dir.join("data");
+        let pw = s.dir.join("pw");
+        s.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().expect("utf-8 path"),
+                "-U",
+                "sightline",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--pwfile",
+                pw.to_str().expect("utf-8 path"),
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        let mut s = s;
+        s.restart();
+        s
+    }
+
+    fn as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    fn chown(&self) {
+        if PostgresServer::as_root() {
+            let ok = Command::new("chown")
+                .args([
+                    "-R",
+                    "postgres:postgres",
+                    self.dir.to_str().expect("utf-8 path"),
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the PostgreSQL test directory to postgres");
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        if PostgresServer::as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// Runs a PostgreSQL program (as `postgres` when root); panics with its output on failure.
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .command(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `postgres://sightline:PASSWORD@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://sightline:{POSTGRES_PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// Runs SQL with psql over the socket; the rows unaligned, `|`-separated.
+    pub fn psql(&self, sql: &str) -> String {
+        let port = self.port.to_string();
+        let host = self.dir.to_str().expect("utf-8 path").to_string();
+        self.run(
+            "psql",
+            &[
+                "-h",
+                &host,
+                "-p",
+                &port,
+                "-U",
+                "sightline",
+                "-d",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        )
+    }
+
+    /// Stops the server (fast shutdown: connections are cut), as in an outage.
+    pub fn stop(&mut self) {
+        if self.running {
+            let data = self.dir.join("data");
+            self.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    data.to_str().expect("utf-8 path"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+            );
+            self.running = false;
+        }
+    }
+
+    /// Starts it again (or first) on the same port and data; returns when it accepts.
+    pub fn restart(&mut self) {
+        self.stop();
+        let data = self.dir.join("data");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf-8 path"),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().expect("utf-8 path"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        self.running = true;
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.dir.join("data");
+            let _ = self
+                .command("pg_ctl")
+                .args([
+                    "-D",
+                    data.to_str().unwrap_or(""),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ])
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A minimal HTTP server on 127.0.0.1:`port` that answers 200 to every request and records
 /// the bodies of the first `max` requests (for webhook tests).
 pub fn http_recorder(

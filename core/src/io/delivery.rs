@@ -805,6 +805,10 @@ fn deliverer(sink: &Sink, node: &str, name: &str) -> Box<dyn DeliverEvent> {
             first: true,
         }),
         Sink::Mqtt(spec) => Box::new(crate::mqtt::MqttDeliver::new(spec, name)),
+        Sink::History {
+            location,
+            retention,
+        } => Box::new(crate::history::Writer::new(location, retention, node, name)),
         Sink::Telegram { token, chat, api } => match http_agent() {
             Ok(http) => Box::new(crate::telegram::Telegram::new(token, chat, api, http)),
             Err(e) => Box::new(Unusable(format!("{}: {e}", sink.display()))),

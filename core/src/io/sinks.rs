@@ -8,6 +8,7 @@
 //! | `http://…`, `https://…` | a webhook: one POST per event, body = the event JSON |
 //! | `mqtt://[user:pw@]host[:port][?topic-prefix=sightline&discovery-prefix=homeassistant]`, `mqtts://…` | an MQTT broker (QoS 1), Home Assistant discovery |
 //! | `telegram://BOT_TOKEN@CHAT_ID[?api=https://api.telegram.org]` | one Telegram message per alert |
+//! | `sqlite:PATH`, `postgres://[user:pw@]host[:port]/db[?sslmode=require&sslrootcert=ca.pem]` | the history store (docs/history.md) |
 //!
 //! A list is comma-separated (`publish` property) or given one URL per flag (`--publish`).
 //! Every error names the sink as [`Sink::display`] shows it: without its secrets.
@@ -58,6 +59,11 @@ pub enum Sink {
         chat: String,
         api: String,
     },
+    /// The history database (SQLite or PostgreSQL) and its retention.
+    History {
+        location: crate::history::Location,
+        retention: crate::history::Retention,
+    },
 }
 
 fn bad(raw: &str, why: &str) -> String {
@@ -97,6 +103,15 @@ impl Sink {
     /// Parses one sink URL; the error names the sink (redacted) and what is wrong.
     pub fn parse(raw: &str) -> Result<Sink, String> {
         let raw = raw.trim();
+        if raw.starts_with("sqlite:")
+            || raw.starts_with("postgres://")
+            || raw.starts_with("postgresql://")
+        {
+            return Ok(Sink::History {
+                location: crate::history::Location::parse(raw)?,
+                retention: crate::history::Retention::default(),
+            });
+        }
         let u = url::Url::parse(raw).map_err(|e| match e {
             url::ParseError::EmptyHost if raw.starts_with("telegram:") => {
                 bad(raw, "no chat id (telegram://BOT_TOKEN@CHAT_ID)")
@@ -285,6 +300,7 @@ impl Sink {
                 m.port
             ),
             Sink::Telegram { chat, .. } => format!("telegram://***@{chat}"),
+            Sink::History { location, .. } => format!("history {}", location.display()),
         }
     }
 
@@ -300,6 +316,7 @@ impl Sink {
                 format!("{}:{}:{}:{:?}", m.host, m.port, m.tls, m.user),
             ),
             Sink::Telegram { chat, api, .. } => ("telegram", format!("{api} {chat}")),
+            Sink::History { location, .. } => ("history", format!("{location:?}")),
         };
         format!("{kind}-{}", short_hash(&identity))
     }
@@ -310,6 +327,10 @@ impl Sink {
             Sink::Redis { url, .. } | Sink::Webhook(url) => crate::secrets::secrets_of_url(url),
             Sink::Mqtt(m) => m.password.iter().cloned().collect(),
             Sink::Telegram { token, .. } => vec![token.clone()],
+            Sink::History { location, .. } => location
+                .url()
+                .map(crate::secrets::secrets_of_url)
+                .unwrap_or_default(),
             Sink::File(_) => Vec::new(),
         }
     }

@@ -933,7 +933,7 @@ impl BaseTransformImpl for FaceMatch {
                 }
             };
             if let Some(previous) = t.data.decide(rec.clone()) {
-                changes.push((t.id, rec, previous));
+                changes.push((t.id, rec, previous, t.bbox));
             }
         }
 
@@ -965,7 +965,7 @@ impl BaseTransformImpl for FaceMatch {
             );
         }
         if s.post_messages {
-            for (track, rec, previous) in changes {
+            for (track, rec, previous, b) in changes {
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -983,6 +983,10 @@ impl BaseTransformImpl for FaceMatch {
                         .field("unknown-id", rec.unknown_id.as_str())
                         .field("previous-label", previous.as_str())
                         .field("model", model_name.as_str())
+                        .field("x", b[0].max(0.0).round() as u32)
+                        .field("y", b[1].max(0.0).round() as u32)
+                        .field("width", (b[2] - b[0]).max(0.0).round() as u32)
+                        .field("height", (b[3] - b[1]).max(0.0).round() as u32)
                         .field("running-time", ts_ns)
                         .field("utc-time", utc_now())
                         .build(),
