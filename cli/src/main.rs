@@ -10,6 +10,7 @@ mod bench_reid;
 mod bus;
 mod detect;
 mod gallery_cmd;
+mod history_cmd;
 mod http;
 mod models_cmd;
 mod run;
@@ -44,6 +45,9 @@ enum Cmd {
     Run(Box<run::RunArgs>),
     /// Access tokens of the runner's API (sightline run --auth FILE).
     Auth(auth_cmd::AuthArgs),
+    /// Ask the history the runner keeps: journeys, presence timelines, occupancy, heat maps;
+    /// purge and erase.
+    History(history_cmd::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Cmd::Gallery(g) => gallery_cmd::run(g),
         Cmd::Run(r) => run::run(*r),
         Cmd::Auth(a) => auth_cmd::run(a),
+        Cmd::History(h) => history_cmd::run(h),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,6 +97,16 @@ pub struct RunArgs {
     /// ~/.local/state/sightline/state/NODE).
     #[arg(long, env = "SIGHTLINE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep history (sightings, presence, alerts, zones, trails, cameras) in this database:
+    /// sqlite:PATH or postgres://… ("" = none; see docs/history.md). Default:
+    /// sqlite:STATE_DIR/history.db. A password is better kept off the command line:
+    /// SIGHTLINE_HISTORY.
+    #[arg(long, env = "SIGHTLINE_HISTORY", hide_env_values = true)]
+    history: Option<String>,
+    /// Days kept per kind of history row: KIND=DAYS,… (sightings=30, trajectories=30,
+    /// presence=90, zones=90, cameras=90, alerts=365; 0 = forever).
+    #[arg(long, default_value = "")]
+    history_retention: String,
     /// Directory of the dashboard pages served at / (default: web/ here, or share/sightline/web
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
@@ -1348,6 +1358,16 @@ fn redacting_gst_log() {
     });
 }
 
+/// The runner's state directory for `node`: $XDG_STATE_HOME/sightline/state/NODE, else
+/// ~/.local/state/sightline/state/NODE.
+pub fn default_state_dir(node: &str) -> PathBuf {
+    default_spool_dir()
+        .parent()
+        .map(|d| d.join("state"))
+        .unwrap_or_else(|| PathBuf::from("state"))
+        .join(sightline_core::gallery::slug(node))
+}
+
 pub fn run(a: RunArgs) -> Result<(), String> {
     redacting_gst_log();
     // Live cameras analysed at their rate: the inference pool sleeps between frames rather
@@ -1386,13 +1406,10 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let node = a.node.clone().unwrap_or_else(default_node_id);
     let journal = Arc::new(Mutex::new(Journal::new(&node, JOURNAL_EVENTS)));
     let notify = Arc::new(tokio::sync::Notify::new());
-    let state_dir = a.state_dir.clone().unwrap_or_else(|| {
-        default_spool_dir()
-            .parent()
-            .map(|d| d.join("state"))
-            .unwrap_or_else(|| PathBuf::from("state"))
-            .join(sightline_core::gallery::slug(&node))
-    });
+    let state_dir = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&node));
     let store = CameraStore::load(&state_dir)?;
     let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
     // Cameras added through the API before: built again from the template.
@@ -1551,26 +1568,54 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             stream: a.stream.clone(),
         });
     }
-    let delivery = if sinks.is_empty() {
+    let history = match a.history.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(u) => Some(u.to_string()),
+        None => Some(crate::history_cmd::default_location(&state_dir)),
+    };
+    let mut partial = Vec::new();
+    if let Some(h) = &history {
+        let location = sightline_core::history::Location::parse(h)?;
+        log_line(
+            "info",
+            "runner",
+            &format!("keeping history in {}", location.display()),
+        );
+        partial.push((
+            Sink::History {
+                location,
+                retention: sightline_core::history::Retention::parse(&a.history_retention)?,
+            },
+            sightline_core::delivery::Only::Kinds(
+                sightline_core::history::rows::KINDS
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
+            ),
+        ));
+    }
+    let delivery = if sinks.is_empty() && partial.is_empty() {
         None
     } else {
         // One spool per node and set of destinations (a runner of other sinks has its own).
         let keys: Vec<String> = sinks.iter().map(Sink::key).collect();
         let set = sightline_core::sinks::short_hash(&keys.join(" "));
         let shown: Vec<String> = sinks.iter().map(Sink::display).collect();
-        log_line(
-            "info",
-            "runner",
-            &format!("publishing events to {}", shown.join(", ")),
-        );
+        if !shown.is_empty() {
+            log_line(
+                "info",
+                "runner",
+                &format!("publishing events to {}", shown.join(", ")),
+            );
+        }
         Some(
             Delivery::start(DeliveryConfig {
                 node: format!("{node}-runner-{set}"),
                 name: Some(node.clone()),
                 spool_dir: a.spool_dir.clone().unwrap_or_else(default_spool_dir),
                 sinks,
+                partial,
                 limits,
-                ..Default::default()
             })
             .map_err(|e| format!("cannot open the event spool: {e}"))?,
         )

@@ -28,6 +28,11 @@ pub fn tmp(name: &str) -> PathBuf {
 
 pub fn runner(file: &Path, sets: &[(&str, String)], extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    // The default spool, state and history of the test's runners: not the user's.
+    c.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join(format!("sl-run-{}-state", std::process::id())),
+    );
     c.arg("run").arg(file);
     for (k, v) in sets {
         c.arg("--set").arg(format!("{k}={v}"));

@@ -28,6 +28,69 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Parses a duration: `30s`, `15m`, `1h`, `1d` (or plain seconds).
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (30s, 15m, 1h, 1d)"))?;
+    let unit_ms = match unit {
+        "ms" => 1.0,
+        "s" => 1e3,
+        "m" => 60e3,
+        "h" => 3600e3,
+        "d" => 86_400e3,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
+    };
+    Ok((n * unit_ms) as i64)
+}
+
+/// Parses a time: RFC 3339 (`2026-12-02T14:00:00Z`), a date and time without zone (UTC),
+/// a date (`2026-12-02`, midnight UTC), `now`, or an age (`-24h`, `-90m`, `-7d`), relative to `now_ms`.
+pub fn parse_time_ms(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if s == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(age) = s.strip_prefix('-') {
+        return Ok(now_ms - parse_duration_ms(age)?);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_millis());
+    }
+    Err(format!(
+        "{s:?} is not a time (2026-12-02T14:00:00Z, 2026-12-02, now, -24h)"
+    ))
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn utc_of_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 /// The history sink of a delivery: events to rows, one transaction per batch. The database
 /// is opened (and migrated) at the first batch and again after an error; while it cannot
 /// be written, batches fail and wait in the spool.
@@ -113,5 +176,37 @@ impl DeliverEvent for Writer {
             Ok(()) => (items.len(), Ok(())),
             Err(e) => (0, Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_parse_as_documented() {
+        let now = 1_700_000_000_000;
+        assert_eq!(parse_time_ms("now", now).unwrap(), now);
+        assert_eq!(parse_time_ms("-24h", now).unwrap(), now - 86_400_000);
+        assert_eq!(parse_time_ms("-90m", now).unwrap(), now - 5_400_000);
+        let day = parse_time_ms("2026-12-02", now).unwrap();
+        assert_eq!(parse_time_ms("2026-12-02T00:00:00Z", now).unwrap(), day);
+        assert_eq!(
+            parse_time_ms("2026-12-02T14:00", now).unwrap(),
+            day + 14 * 3_600_000
+        );
+        assert_eq!(
+            parse_time_ms("2026-12-02T15:00:00+01:00", now).unwrap(),
+            day + 14 * 3_600_000
+        );
+        assert!(
+            parse_time_ms("yesterday", now)
+                .unwrap_err()
+                .contains("yesterday")
+        );
+        assert_eq!(parse_duration_ms("15m").unwrap(), 900_000);
+        assert_eq!(parse_duration_ms("1d").unwrap(), 86_400_000);
+        assert_eq!(parse_duration_ms("30").unwrap(), 30_000);
+        assert!(parse_duration_ms("5w").is_err());
     }
 }

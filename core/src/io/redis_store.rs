@@ -196,6 +196,35 @@ pub fn pull_gallery(url: &str, key: &str, model: &str, dims: usize) -> Result<Ga
     Ok(g)
 }
 
+/// Removes a person from the shared state under `key` (a facematch `gallery-key`): the
+/// shared gallery's entries whose identity id or name is `subject`, and the unknown id
+/// `subject` from the stranger registry (`<key>:unknowns`, `<key>:unknowns:seen`); followers
+/// are told the gallery changed. Returns (gallery entries, unknown ids) removed.
+pub fn erase_person(url: &str, key: &str, subject: &str) -> Result<(usize, usize), String> {
+    let mut con = connect(url)?;
+    let err = |e: redis::RedisError| format!("Redis {}: {e}", redact(url));
+    let entries: Vec<(String, Vec<u8>)> = con.hgetall(key).map_err(err)?;
+    let mut gallery = 0;
+    for (field, bytes) in entries {
+        let named = Gallery::from_bytes(&bytes, key).is_ok_and(|g| {
+            g.identities()
+                .iter()
+                .any(|i| i.id == subject || i.name == subject)
+        });
+        if field == subject || named {
+            gallery += con.hdel::<_, _, usize>(key, &field).map_err(err)?;
+        }
+    }
+    if gallery > 0 {
+        let _: i64 = con.publish(updates_channel(key), 0).map_err(err)?;
+    }
+    let unknowns: usize = con.hdel(format!("{key}:unknowns"), subject).map_err(err)?;
+    let _: usize = con
+        .zrem(format!("{key}:unknowns:seen"), subject)
+        .map_err(err)?;
+    Ok((gallery, unknowns))
+}
+
 /// Stops the subscriber thread when dropped.
 pub struct Subscription {
     stop: Option<mpsc::Sender<()>>,
