@@ -180,19 +180,20 @@ fn the_outlet_run_keeps_its_timeline_in_postgresql_through_an_outage() {
     pg.stop();
     let ev = dir.join("events.jsonl");
     let log = dir.join("runner.log");
+    // Looped (the clips are 1.9 s): the run outlives the outage by several seconds, so the
+    // backlog is written while it runs (retries back off to at most 5 s).
     let mut child = runner(
-        &pipeline("outlet-record.pipeline"),
+        &pipeline("outlet-presence.pipeline"),
         &[
             ("CAM1", uri(&male)),
             ("CAM2", uri(&female)),
             ("GALLERY", g.display().to_string()),
-            ("OUT1", dir.join("door.mp4").display().to_string()),
-            ("OUT2", dir.join("till.mp4").display().to_string()),
+            ("EVENTS", dir.join("outlet.jsonl").display().to_string()),
         ],
-        &["--history", &db, "--spool-dir"],
+        &["--loop", "--history", &db, "--spool-dir"],
     )
     .arg(dir.join("spool"))
-    .args(["--http", "", "--duration", "14", "--events"])
+    .args(["--http", "", "--duration", "12", "--events"])
     .arg(&ev)
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(&log).unwrap())
@@ -274,5 +275,105 @@ fn the_outlet_run_keeps_its_timeline_in_postgresql_through_an_outage() {
         }
     }
     assert_eq!(visits, runs);
+
+    // Erase Sam and the stranger: from history, the gallery file, the shared Redis gallery
+    // (pushed with the real command) and the stranger registry; audited.
+    let stranger = events
+        .iter()
+        .find_map(|e| {
+            e.data["unknown-id"]
+                .as_str()
+                .filter(|u| e.kind == "facematch" && !u.is_empty())
+                .map(str::to_string)
+        })
+        .expect("the woman is a stranger");
+    let redis = sightline_testkit::RedisServer::start(&[]);
+    let url = redis.url(None);
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["gallery", "--file"])
+        .arg(&g)
+        .args(["push", "--redis-url", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli = |args: &[&str]| {
+        let o = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // The registry entries a facematch with redis-url writes for a stranger.
+    cli(&["HSET", "sightline:gallery:unknowns", &stranger, "vector"]);
+    cli(&["ZADD", "sightline:gallery:unknowns:seen", "1", &stranger]);
+    assert_eq!(cli(&["HLEN", "sightline:gallery"]), "2", "Obama and Sam");
+    for who in ["Sam", stranger.as_str()] {
+        let out = history(
+            &db,
+            &[
+                "erase",
+                who,
+                "--actor",
+                "dpo@site",
+                "--gallery",
+                g.to_str().unwrap(),
+                "--redis-url",
+                &url,
+            ],
+        );
+        assert!(!out[0].to_string().contains(POSTGRES_PASSWORD));
+    }
+    for (table, col) in [
+        ("sightings", "label"),
+        ("sightings", "unknown_id"),
+        ("presence", "label"),
+        ("alerts", "unknown_id"),
+        ("zone_events", "subject"),
+    ] {
+        for who in ["Sam", stranger.as_str()] {
+            assert_eq!(
+                sql(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {col} = '{who}'"
+                )),
+                "0",
+                "{table}.{col} = {who}"
+            );
+        }
+    }
+    assert_eq!(cli(&["HLEN", "sightline:gallery"]), "1", "only Obama left");
+    assert!(!cli(&["HKEYS", "sightline:gallery"]).contains("sam"));
+    assert_eq!(
+        cli(&["HEXISTS", "sightline:gallery:unknowns", &stranger]),
+        "0"
+    );
+    assert_eq!(
+        cli(&["ZSCORE", "sightline:gallery:unknowns:seen", &stranger]),
+        ""
+    );
+    let list = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["gallery", "--file"])
+        .arg(&g)
+        .arg("list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("1 identities") && !list.contains("Sam"),
+        "{list}"
+    );
+    let audit = history(&db, &["audit"]);
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0]["actor"], "dpo@site");
+    assert_eq!(audit[0]["subject"], "Sam");
+    assert_eq!(
+        audit[0]["detail"]["elsewhere"]["gallery_file"]["removed"],
+        true
+    );
+    assert_eq!(
+        audit[0]["detail"]["elsewhere"]["redis"]["gallery_entries"],
+        1
+    );
+    assert_eq!(audit[1]["detail"]["elsewhere"]["redis"]["unknown_ids"], 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
