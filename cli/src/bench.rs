@@ -110,6 +110,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         camera_fps: u32,
     },
+    /// The history store: rows/s into SQLite and a real PostgreSQL (started here) through the
+    /// history sink, against JSONL appends of the same events; journey p50/p95, a one-day
+    /// heatmap, size per million rows, RSS.
+    History {
+        #[arg(long, default_value_t = 10_000_000)]
+        sightings: u64,
+        #[arg(long, default_value_t = 50_000_000)]
+        points: u64,
+        /// Days the data spans (ending now); the heatmap covers the last one.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+        /// SQLite only.
+        #[arg(long)]
+        no_postgres: bool,
+    },
     /// Identification out of sample on the shared face sets (identities.json): the one-photo
     /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
     /// 1e-3 and 1e-4, and the mirror-averaging trick's gain and cost; for each model.
@@ -202,6 +217,12 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             rate,
             camera_fps,
         } => crate::bench_api::bench_api(seconds, rate, camera_fps),
+        BenchCmd::History {
+            sightings,
+            points,
+            days,
+            no_postgres,
+        } => crate::bench_history::bench_history(sightings, points, days, !no_postgres),
         BenchCmd::Capacity {
             input,
             hold,

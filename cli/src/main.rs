@@ -4,6 +4,7 @@ mod auth_cmd;
 mod bench;
 mod bench_api;
 mod bench_capacity;
+mod bench_history;
 mod bench_identify;
 mod bench_publish;
 mod bench_reid;
