@@ -80,9 +80,26 @@ pub enum HistoryCmd {
         #[arg(long, requires = "bounds")]
         plan: Option<PathBuf>,
     },
+    /// Sightings whose kept embedding (sightline run --history-embeddings) matches the face
+    /// in a photo: finds a stranger again without enrolling them. Best first.
+    SearchFace {
+        photo: PathBuf,
+        #[command(flatten)]
+        window: Window,
+        /// At most this many hits.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Cosine similarity of a hit (default: the model's match threshold, the one
+        /// facematch decides with).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// The photo has several faces: take the largest.
+        #[arg(long)]
+        largest: bool,
+    },
     /// Delete rows past their retention now (the runner does it hourly).
     Purge {
-        /// KIND=DAYS,… (sightings, trajectories, presence, zones, cameras, alerts).
+        /// KIND=DAYS,… (embeddings, sightings, trajectories, presence, zones, cameras, alerts).
         #[arg(long, default_value = "")]
         retention: String,
     },
@@ -231,6 +248,50 @@ pub fn run(a: HistoryArgs) -> Result<(), String> {
                         "points": heat.points, "cells": [heat.cols, heat.rows],
                         "origin": [heat.x0, heat.y0], "cell": heat.cell, "hottest": hottest}),
             );
+        }
+        HistoryCmd::SearchFace {
+            photo,
+            window,
+            top,
+            threshold,
+            largest,
+        } => {
+            let r = range(&window, now)?;
+            let models = db.query(
+                "SELECT DISTINCT model FROM embeddings WHERE t_ms >= $1 AND t_ms < $2",
+                &[
+                    sightline_core::history::Val::I(r.from),
+                    sightline_core::history::Val::I(r.to),
+                ],
+            )?;
+            if models.is_empty() {
+                eprintln!(
+                    "no embeddings in this window (the runner keeps them only with --history-embeddings)"
+                );
+                return Ok(());
+            }
+            // Photos are decoded with GStreamer.
+            gst::init().map_err(|e| format!("GStreamer init failed: {e}"))?;
+            for m in models.iter().filter_map(|m| m[0].as_str()) {
+                let (mut det, emb) = crate::gallery_cmd::models_for(m)?;
+                let policy = if largest {
+                    sightline_core::enroll::FacePolicy::Largest
+                } else {
+                    sightline_core::enroll::FacePolicy::Single
+                };
+                let face = sightline_core::enroll::embed_file(&mut det, &emb, &photo, policy)
+                    .map_err(|e| e.to_string())?;
+                let t = match threshold {
+                    Some(t) => t,
+                    None => crate::gallery_cmd::match_threshold(m)?,
+                };
+                for h in query::search_face(&mut db, &face.embedding, m, r, t, top)? {
+                    line(json!({"t": utc(h.t_ms), "node": h.node, "camera": h.camera,
+                                "track": h.track, "label": h.label, "identity": h.identity,
+                                "unknown_id": h.unknown_id, "similarity": h.similarity,
+                                "model": m}));
+                }
+            }
         }
         HistoryCmd::Purge { retention } => {
             let r = Retention::parse(&retention)?;

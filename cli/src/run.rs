@@ -107,6 +107,11 @@ pub struct RunArgs {
     /// presence=90, zones=90, cameras=90, alerts=365; 0 = forever).
     #[arg(long, default_value = "")]
     history_retention: String,
+    /// Also keep each face decision's embedding (int8, 7 days by default) for
+    /// `sightline history search-face`: sets `post-embedding` on the facematch elements.
+    /// Embeddings go only to the history, never to the API or another sink.
+    #[arg(long)]
+    history_embeddings: bool,
     /// Directory of the dashboard pages served at / (default: web/ here, or share/sightline/web
     /// next to the installed binary).
     #[arg(long, env = "SIGHTLINE_WEB")]
@@ -228,6 +233,8 @@ struct Shared {
     shutting_down: bool,
     /// `--loop`: file cameras play again from the start.
     loop_files: bool,
+    /// `--history-embeddings`: facematch elements post embeddings, for the history only.
+    history_embeddings: bool,
     main_loop: glib::MainLoop,
 }
 
@@ -553,6 +560,13 @@ fn start_unit(ctx: &Ctx, k: usize) {
             return;
         }
     };
+    if shared.history_embeddings {
+        for e in p.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "facematch") {
+                e.set_property("post-embedding", true);
+            }
+        }
+    }
     if u.name.is_empty() {
         u.name = unit_name(&p, k);
         if shared.store.is_removed(&u.name) {
@@ -980,7 +994,14 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
         V::Element(_) => {
             let Some(s) = msg.structure() else { return };
             let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-            let ev = event_from_structure(s, &src, &name);
+            let mut ev = event_from_structure(s, &src, &name);
+            // A decision's embedding goes to the history alone (its own event kind, which
+            // no other sink receives), never to the API's event stream or a published sink.
+            let embedding = ev
+                .data
+                .as_object_mut()
+                .and_then(|d| d.remove("embedding"))
+                .filter(|_| ev.kind == "facematch");
             let camera = ev.camera.clone();
             let mut g = ctx.borrow_mut();
             let shared = &mut g.1;
@@ -1014,6 +1035,29 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             if let Some(d) = shared.delivery.as_ref() {
                 for p in d.send_reporting(&ev) {
                     log_line("warning", "events", &p);
+                }
+                if let Some(e) = embedding.filter(|_| shared.history_embeddings) {
+                    let mut data = ev.data.clone();
+                    if let Some(o) = data.as_object_mut() {
+                        o.retain(|k, _| {
+                            matches!(
+                                k.as_str(),
+                                "track-id" | "label" | "identity" | "unknown-id" | "model"
+                            )
+                        });
+                        o.insert("embedding".into(), e);
+                    }
+                    let emb = sightline_core::events::Event::new(
+                        sightline_core::history::rows::EMBEDDING_KIND,
+                        &ev.source,
+                        &ev.camera,
+                        ev.running_time_ns,
+                        ev.utc.clone(),
+                        data,
+                    );
+                    for p in d.send_reporting(&emb) {
+                        log_line("warning", "events", &p);
+                    }
                 }
                 delivery_metrics(d, &shared.metrics);
             }
@@ -1574,6 +1618,16 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         None => Some(crate::history_cmd::default_location(&state_dir)),
     };
     let mut partial = Vec::new();
+    if a.history_embeddings {
+        if history.is_none() {
+            return Err("--history-embeddings needs a history (--history is \"\")".into());
+        }
+        // The published sinks receive every event but the history's embeddings.
+        let except = sightline_core::delivery::Only::Except(vec![
+            sightline_core::history::rows::EMBEDDING_KIND.to_string(),
+        ]);
+        partial.extend(sinks.iter().map(|s| (s.clone(), except.clone())));
+    }
     if let Some(h) = &history {
         let location = sightline_core::history::Location::parse(h)?;
         log_line(
@@ -1613,7 +1667,12 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 node: format!("{node}-runner-{set}"),
                 name: Some(node.clone()),
                 spool_dir: a.spool_dir.clone().unwrap_or_else(default_spool_dir),
-                sinks,
+                // With embeddings, the published sinks are in `partial` (all but those).
+                sinks: if a.history_embeddings {
+                    Vec::new()
+                } else {
+                    sinks
+                },
                 partial,
                 limits,
             })
@@ -1638,6 +1697,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             delivery,
             shutting_down: false,
             loop_files: a.loop_files,
+            history_embeddings: a.history_embeddings && history.is_some(),
             main_loop: main_loop.clone(),
         },
     )));

@@ -377,3 +377,116 @@ fn the_outlet_run_keeps_its_timeline_in_postgresql_through_an_outage() {
     assert_eq!(audit[1]["detail"]["elsewhere"]["redis"]["unknown_ids"], 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_stranger_seen_on_video_is_found_again_by_another_photo_and_only_with_embeddings_on() {
+    let dir = tmp("history-search");
+    let g = gallery(&dir);
+    let faces = |f: &str| shared_data(&format!("faces/face_recognition_examples/{f}"));
+    // A camera clip of Biden (not enrolled: a stranger) made from one photo.
+    let clip = dir.join("biden.avi");
+    let o = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", faces("biden/biden.jpg").display()))
+        .args([
+            "!",
+            "jpegdec",
+            "!",
+            "videoconvert",
+            "!",
+            "imagefreeze",
+            "num-buffers=20",
+            "!",
+            "video/x-raw,framerate=10/1",
+            "!",
+            "jpegenc",
+            "!",
+            "avimux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", clip.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = |db: &str, ev: &std::path::Path, embeddings: bool| {
+        let mut extra = vec!["--history", db];
+        if embeddings {
+            extra.push("--history-embeddings");
+        }
+        let o = runner(
+            &pipeline("enrolment.pipeline"),
+            &[("CAM1", uri(&clip)), ("GALLERY", g.display().to_string())],
+            &extra,
+        )
+        .args(["--http", "", "--duration", "10", "--events"])
+        .arg(ev)
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        err
+    };
+
+    // Default: no embedding is kept.
+    let plain = format!("sqlite:{}", dir.join("plain.db").display());
+    run(&plain, &dir.join("plain.jsonl"), false);
+    let hits = history(
+        &plain,
+        &["search-face", faces("biden/biden2.jpg").to_str().unwrap()],
+    );
+    assert!(hits.is_empty(), "{hits:?}");
+    let o = Command::new("sqlite3")
+        .arg(dir.join("plain.db"))
+        .arg("SELECT COUNT(*) FROM embeddings")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0");
+
+    // With --history-embeddings: Biden's other photo finds the stranger's sightings.
+    let db = format!("sqlite:{}", dir.join("history.db").display());
+    let ev = dir.join("events.jsonl");
+    let err = run(&db, &ev, true);
+    let events = read_jsonl(&ev).unwrap();
+    let stranger = events
+        .iter()
+        .find(|e| e.kind == "facematch")
+        .and_then(|e| e.data["unknown-id"].as_str())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| panic!("Biden is a stranger\n{err}"))
+        .to_string();
+    // The embeddings went to the history alone: not in any published event.
+    let text = std::fs::read_to_string(&ev).unwrap();
+    assert!(
+        !text.contains("embedding"),
+        "published events carry no embedding"
+    );
+    let hits = history(
+        &db,
+        &["search-face", faces("biden/biden2.jpg").to_str().unwrap()],
+    );
+    assert!(!hits.is_empty(), "found again\n{err}");
+    for h in &hits {
+        assert_eq!(h["unknown_id"], stranger.as_str());
+        assert_eq!(h["camera"], "enrol");
+        assert!(h["similarity"].as_f64().unwrap() > 0.3, "{h}");
+    }
+    // Another person's photo finds nobody above the threshold.
+    let others = history(
+        &db,
+        &["search-face", faces("obama/obama2.jpg").to_str().unwrap()],
+    );
+    assert!(others.is_empty(), "{others:?}");
+    // Erased: the embeddings go with the rest.
+    let erased = history(&db, &["erase", &stranger, "--actor", "test"]);
+    assert!(
+        erased[0]["rows"]["embeddings"].as_u64() >= Some(1),
+        "{erased:?}"
+    );
+    let hits = history(
+        &db,
+        &["search-face", faces("biden/biden2.jpg").to_str().unwrap()],
+    );
+    assert!(hits.is_empty(), "{hits:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

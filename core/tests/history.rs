@@ -78,6 +78,33 @@ fn trajectory(ms: i64, camera: &str, gid: u64, x: f64, y: f64, n: usize) -> Even
     )
 }
 
+/// A unit vector of `dims` made from `seed` (deterministic), and one near it.
+fn vector(seed: u64, dims: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    let v: Vec<f32> = (0..dims)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.iter().map(|a| a / n).collect()
+}
+
+fn embedding(ms: i64, camera: &str, track: u64, label: &str, unknown: &str, v: &[f32]) -> Event {
+    ev(
+        sightline_core::history::rows::EMBEDDING_KIND,
+        camera,
+        ms,
+        json!({"track-id": track, "label": label,
+               "identity": if unknown.is_empty() { label } else { "" },
+               "unknown-id": unknown, "model": "mobilefacenet",
+               "embedding": sightline_core::history::rows::encode_embedding(v)}),
+    )
+}
+
 /// The outlet day: Ada arrives at the door, is seen at the till, steps out of view and comes
 /// back, leaves; a stranger is seen twice; the till zone has two visitors; person 7 walks
 /// across the floor map.
@@ -96,6 +123,8 @@ fn day() -> Vec<Event> {
             json!({"faces": [], "frame": 3}),
         ),
         sighting(2 * min, "door", 3, "unknown", "unknown-4"),
+        embedding(0, "door", 1, "ada", "", &vector(1, 128)),
+        embedding(2 * min, "door", 3, "unknown", "unknown-4", &vector(2, 128)),
         zone(2 * min, "unknown-4", "zone-enter"),
         transition(
             10 * min,
@@ -196,6 +225,7 @@ fn scenario(location: &Location, name: &str) {
     assert_eq!(count(&mut db, "trajectory_points"), 40, "{name}");
     assert_eq!(count(&mut db, "alerts"), 1, "{name}");
     assert_eq!(count(&mut db, "camera_events"), 1, "{name}");
+    assert_eq!(count(&mut db, "embeddings"), 2, "{name}");
     let node = db
         .query("SELECT DISTINCT node, stream FROM sightings", &[])
         .unwrap();
@@ -357,6 +387,28 @@ fn scenario(location: &Location, name: &str) {
     sightline_core::history::heatpng::write_png(&heat, None, &png).unwrap();
     assert!(std::fs::metadata(&png).unwrap().len() > 100);
 
+    // Search by face: a vector near the stranger's finds that sighting only; an unrelated
+    // one finds nothing above the threshold.
+    let mut near = vector(2, 128);
+    for (k, x) in vector(9, 128).iter().enumerate() {
+        near[k] += 0.3 * x;
+    }
+    let hits = query::search_face(&mut db, &near, "mobilefacenet", Range::ALL, 0.5, 10).unwrap();
+    assert_eq!(hits.len(), 1, "{name}: {hits:?}");
+    assert_eq!(hits[0].unknown_id.as_deref(), Some("unknown-4"));
+    assert_eq!(hits[0].camera, "door");
+    assert!(hits[0].similarity > 0.9, "{}", hits[0].similarity);
+    let none = query::search_face(
+        &mut db,
+        &vector(5, 128),
+        "mobilefacenet",
+        Range::ALL,
+        0.5,
+        10,
+    )
+    .unwrap();
+    assert!(none.is_empty(), "{name}: {none:?}");
+
     // Retention: 40 days later the sightings (30 days) are purged, presence (90) stays.
     let later = t0() + 40 * 86_400_000;
     let purged = query::purge(&mut db, &Retention::default(), later).unwrap();
@@ -364,6 +416,7 @@ fn scenario(location: &Location, name: &str) {
     assert_eq!(by["sightings"], 6, "{name}");
     assert_eq!(by["trajectory_points"], 40, "{name}");
     assert_eq!(by["presence"], 0, "{name}");
+    assert_eq!(by["embeddings"], 2, "{name}: 7 days");
     assert_eq!(count(&mut db, "sightings"), 0);
     assert_eq!(count(&mut db, "presence"), 5);
 
@@ -411,9 +464,12 @@ fn sqlite_keeps_the_day_and_answers_the_questions() {
     // Migrations ran once: opening again finds the schema current.
     let mut db = Db::open(&location).unwrap();
     let versions = db
-        .query("SELECT version FROM refinery_schema_history", &[])
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
         .unwrap();
-    assert_eq!(versions, [vec![Val::I(1)]]);
+    assert_eq!(versions, [vec![Val::I(1)], vec![Val::I(2)]]);
     let _ = std::fs::remove_dir_all(dir);
 }
 

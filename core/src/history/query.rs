@@ -356,9 +356,10 @@ pub fn heatmap(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retention(pub BTreeMap<String, f64>);
 
-/// The defaults: decisions and trails 30 days, presence, zones and cameras 90, alerts a
-/// year.
-pub const DEFAULT_RETENTION: [(&str, f64); 6] = [
+/// The defaults: embeddings (when kept at all) 7 days, decisions and trails 30 days,
+/// presence, zones and cameras 90, alerts a year.
+pub const DEFAULT_RETENTION: [(&str, f64); 7] = [
+    ("embeddings", 7.0),
     ("sightings", 30.0),
     ("trajectories", 30.0),
     ("presence", 90.0),
@@ -456,12 +457,17 @@ pub fn erase(
             s(),
         ),
         ("DELETE FROM zone_events WHERE subject = $1", s()),
+        (
+            "DELETE FROM embeddings WHERE label = $1 OR identity = $1 OR unknown_id = $1",
+            s(),
+        ),
     ];
     let names = [
         "sightings",
         "presence",
         "alerts",
         "zone_events",
+        "embeddings",
         "trajectory_points",
     ];
     if let Ok(gid) = subject.parse::<i64>() {
@@ -493,6 +499,62 @@ pub fn erase(
         subject: subject.to_string(),
         rows,
     })
+}
+
+/// A sighting whose stored embedding matches a photo.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaceHit {
+    pub t_ms: i64,
+    pub node: String,
+    pub camera: String,
+    pub track: i64,
+    pub label: String,
+    pub identity: Option<String>,
+    pub unknown_id: Option<String>,
+    pub similarity: f32,
+}
+
+/// The sightings within `range` whose embedding (of `model`) has a cosine similarity of at
+/// least `threshold` with `query` (L2-normalised), best first, at most `top`.
+pub fn search_face(
+    db: &mut Db,
+    query: &[f32],
+    model: &str,
+    range: Range,
+    threshold: f32,
+    top: usize,
+) -> Result<Vec<FaceHit>, String> {
+    let rows = db.query(
+        "SELECT t_ms, node, camera, track, label, identity, unknown_id, vector FROM embeddings \
+         WHERE model = $1 AND t_ms >= $2 AND t_ms < $3",
+        &[Val::T(model.into()), Val::I(range.from), Val::I(range.to)],
+    )?;
+    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let query: Vec<f32> = query.iter().map(|x| x / norm).collect();
+    let text = |v: &Val| v.as_str().map(str::to_string);
+    let mut hits: Vec<FaceHit> = rows
+        .iter()
+        .filter_map(|r| {
+            let v = super::rows::decode_embedding(r[7].as_str()?)?;
+            if v.len() != query.len() {
+                return None;
+            }
+            let similarity: f32 = v.iter().zip(&query).map(|(a, b)| a * b).sum();
+            (similarity >= threshold).then(|| FaceHit {
+                t_ms: r[0].as_i64().unwrap_or(0),
+                node: text(&r[1]).unwrap_or_default(),
+                camera: text(&r[2]).unwrap_or_default(),
+                track: r[3].as_i64().unwrap_or(0),
+                label: text(&r[4]).unwrap_or_default(),
+                identity: text(&r[5]),
+                unknown_id: text(&r[6]),
+                similarity,
+            })
+        })
+        .collect();
+    hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    hits.truncate(top);
+    Ok(hits)
 }
 
 /// The audit records, oldest first.

@@ -14,16 +14,18 @@ pub enum Table {
     ZoneEvents,
     TrajectoryPoints,
     CameraEvents,
+    Embeddings,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Sightings,
         Table::Presence,
         Table::Alerts,
         Table::ZoneEvents,
         Table::TrajectoryPoints,
         Table::CameraEvents,
+        Table::Embeddings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Table {
             Table::ZoneEvents => "zone_events",
             Table::TrajectoryPoints => "trajectory_points",
             Table::CameraEvents => "camera_events",
+            Table::Embeddings => "embeddings",
         }
     }
 
@@ -108,6 +111,19 @@ impl Table {
                 "y",
             ],
             Table::CameraEvents => &["stream", "seq", "t_ms", "node", "camera", "grp", "event"],
+            Table::Embeddings => &[
+                "stream",
+                "seq",
+                "t_ms",
+                "node",
+                "camera",
+                "track",
+                "label",
+                "identity",
+                "unknown_id",
+                "model",
+                "vector",
+            ],
         }
     }
 
@@ -120,6 +136,7 @@ impl Table {
             Table::ZoneEvents => "zones",
             Table::TrajectoryPoints => "trajectories",
             Table::CameraEvents => "cameras",
+            Table::Embeddings => "embeddings",
         }
     }
 }
@@ -132,12 +149,38 @@ pub struct Row {
 }
 
 /// The event kinds that have history rows (what the runner sends to the history sink).
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 5] = [
     "facematch",
     "presence",
     "presence-alert",
     "reidmap-trajectory",
+    EMBEDDING_KIND,
 ];
+
+/// The runner's event that carries a decision's embedding to the history only (with
+/// `--history-embeddings`); never published anywhere else.
+pub const EMBEDDING_KIND: &str = "facematch-embedding";
+
+/// An embedding as stored and posted: the L2-normalised vector quantised to int8
+/// (round(v·127)), base64 (standard alphabet, padded).
+pub fn encode_embedding(v: &[f32]) -> String {
+    use base64::Engine;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let q: Vec<u8> = v
+        .iter()
+        .map(|x| ((x / norm) * 127.0).round().clamp(-127.0, 127.0) as i8 as u8)
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(q)
+}
+
+/// The vector of [`encode_embedding`], L2-normalised again; None if it is not base64.
+pub fn decode_embedding(s: &str) -> Option<Vec<f32>> {
+    use base64::Engine;
+    let q = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    let v: Vec<f32> = q.iter().map(|b| *b as i8 as f32).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
+}
 
 /// RFC 3339 to Unix milliseconds.
 pub fn utc_ms(utc: &str) -> Option<i64> {
@@ -245,6 +288,26 @@ pub fn rows_of(stream: &str, seq: u64, node: &str, ev: &Event) -> Result<Vec<Row
             )],
             _ => Vec::new(),
         },
+        EMBEDDING_KIND => {
+            let track = int(d, "track-id").ok_or("embedding without track-id")?;
+            let vector = d
+                .get("embedding")
+                .and_then(Value::as_str)
+                .filter(|e| decode_embedding(e).is_some())
+                .ok_or("embedding event without a base64 embedding")?;
+            vec![row(
+                Table::Embeddings,
+                vec![
+                    camera,
+                    Val::I(track),
+                    req_text(d, "label"),
+                    nonempty(d, "identity"),
+                    nonempty(d, "unknown-id"),
+                    req_text(d, "model"),
+                    Val::T(vector.to_string()),
+                ],
+            )]
+        }
         "presence-alert" => vec![row(
             Table::Alerts,
             vec![
@@ -392,6 +455,29 @@ mod tests {
         assert_eq!(rows[0].vals[3], Val::I(t0));
         assert_eq!(rows[1].vals[3], Val::I(t0 + 250));
         assert_eq!(rows[1].vals[2], Val::I(1));
+    }
+
+    #[test]
+    fn embeddings_round_trip_through_int8_within_quantisation() {
+        let v: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let s = encode_embedding(&v);
+        assert_eq!(s.len(), 172, "128 bytes in base64");
+        let back = decode_embedding(&s).unwrap();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos: f32 = v.iter().zip(&back).map(|(a, b)| a / norm * b).sum();
+        assert!(cos > 0.9995, "cosine to the original {cos}");
+        assert!(decode_embedding("not base64!").is_none());
+        let e = ev(
+            EMBEDDING_KIND,
+            "c1",
+            json!({"track-id": 4, "label": "unknown", "unknown-id": "u-2", "model": "m",
+                   "embedding": s}),
+        );
+        let r = &rows_of("s", 1, "n", &e).unwrap()[0];
+        assert_eq!(r.table, Table::Embeddings);
+        assert_eq!(r.vals.len(), Table::Embeddings.columns().len());
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub enum Only {
     /// Events of these kinds: the reidmap element's `event-log` and `redis-url`
     /// (trajectories).
     Kinds(Vec<String>),
+    /// Every event but these kinds: the runner's published sinks, which never get the
+    /// history's embeddings.
+    Except(Vec<String>),
 }
 
 impl Only {
@@ -106,6 +109,7 @@ impl Only {
         match self {
             Only::Alerts => kind == ALERT_KIND,
             Only::Kinds(k) => k.iter().any(|k| k == kind),
+            Only::Except(k) => !k.iter().any(|k| k == kind),
         }
     }
 }

@@ -41,6 +41,7 @@ const DEFAULT_REEMBED_INTERVAL: u32 = 10;
 const DEFAULT_MIN_FACE_SIZE: u32 = 32;
 const DEFAULT_MIN_QUALITY: f64 = 0.1;
 const DEFAULT_ATTACH_EMBEDDING: bool = false;
+const DEFAULT_POST_EMBEDDING: bool = false;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_MAX_BATCH: u32 = 0;
 const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
@@ -61,6 +62,7 @@ struct Settings {
     min_face_size: u32,
     min_quality: f64,
     attach_embedding: bool,
+    post_embedding: bool,
     execution_provider: ExecutionProvider,
     device_id: i32,
     max_batch: u32,
@@ -82,6 +84,7 @@ impl Default for Settings {
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             min_quality: DEFAULT_MIN_QUALITY,
             attach_embedding: DEFAULT_ATTACH_EMBEDDING,
+            post_embedding: DEFAULT_POST_EMBEDDING,
             execution_provider: ExecutionProvider::default(),
             device_id: DEFAULT_DEVICE_ID,
             max_batch: DEFAULT_MAX_BATCH,
@@ -394,6 +397,12 @@ impl ObjectImpl for FaceMatch {
                     .default_value(DEFAULT_MIN_QUALITY)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("post-embedding")
+                    .nick("Post embedding")
+                    .blurb("Add the decision's embedding to the facematch message (`embedding`: int8 of the L2-normalised vector, base64) for the history's search by photo (sightline run --history-embeddings); off: no embedding leaves the element")
+                    .default_value(DEFAULT_POST_EMBEDDING)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("attach-embedding")
                     .nick("Attach embedding")
                     .blurb("Add the track's embedding (L2-normalised, F32LE bytes) as an `embedding` param to each face ROI")
@@ -484,6 +493,7 @@ impl ObjectImpl for FaceMatch {
             }
             "min-face-size" => s.min_face_size = value.get().unwrap_or(DEFAULT_MIN_FACE_SIZE),
             "min-quality" => s.min_quality = value.get().unwrap_or(DEFAULT_MIN_QUALITY),
+            "post-embedding" => s.post_embedding = value.get().unwrap_or(DEFAULT_POST_EMBEDDING),
             "attach-embedding" => {
                 s.attach_embedding = value.get().unwrap_or(DEFAULT_ATTACH_EMBEDDING)
             }
@@ -546,6 +556,7 @@ impl ObjectImpl for FaceMatch {
             "min-face-size" => s.min_face_size.to_value(),
             "min-quality" => s.min_quality.to_value(),
             "attach-embedding" => s.attach_embedding.to_value(),
+            "post-embedding" => s.post_embedding.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "max-batch" => s.max_batch.to_value(),
@@ -933,7 +944,14 @@ impl BaseTransformImpl for FaceMatch {
                 }
             };
             if let Some(previous) = t.data.decide(rec.clone()) {
-                changes.push((t.id, rec, previous, t.bbox));
+                changes.push((
+                    t.id,
+                    rec,
+                    previous,
+                    t.bbox,
+                    s.post_embedding
+                        .then(|| sightline_core::history::rows::encode_embedding(&t.data.mean)),
+                ));
             }
         }
 
@@ -965,7 +983,7 @@ impl BaseTransformImpl for FaceMatch {
             );
         }
         if s.post_messages {
-            for (track, rec, previous, b) in changes {
+            for (track, rec, previous, b, embedding) in changes {
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -973,24 +991,26 @@ impl BaseTransformImpl for FaceMatch {
                     rec.label,
                     rec.similarity
                 );
-                self.post(
-                    gst::Structure::builder("facematch")
-                        .field("camera", camera.as_str())
-                        .field("track-id", track)
-                        .field("label", rec.label.as_str())
-                        .field("identity", rec.identity.as_str())
-                        .field("similarity", rec.similarity)
-                        .field("unknown-id", rec.unknown_id.as_str())
-                        .field("previous-label", previous.as_str())
-                        .field("model", model_name.as_str())
-                        .field("x", b[0].max(0.0).round() as u32)
-                        .field("y", b[1].max(0.0).round() as u32)
-                        .field("width", (b[2] - b[0]).max(0.0).round() as u32)
-                        .field("height", (b[3] - b[1]).max(0.0).round() as u32)
-                        .field("running-time", ts_ns)
-                        .field("utc-time", utc_now())
-                        .build(),
-                );
+                let mut m = gst::Structure::builder("facematch")
+                    .field("camera", camera.as_str())
+                    .field("track-id", track)
+                    .field("label", rec.label.as_str())
+                    .field("identity", rec.identity.as_str())
+                    .field("similarity", rec.similarity)
+                    .field("unknown-id", rec.unknown_id.as_str())
+                    .field("previous-label", previous.as_str())
+                    .field("model", model_name.as_str())
+                    .field("x", b[0].max(0.0).round() as u32)
+                    .field("y", b[1].max(0.0).round() as u32)
+                    .field("width", (b[2] - b[0]).max(0.0).round() as u32)
+                    .field("height", (b[3] - b[1]).max(0.0).round() as u32)
+                    .field("running-time", ts_ns)
+                    .field("utc-time", utc_now())
+                    .build();
+                if let Some(e) = embedding {
+                    m.set("embedding", e);
+                }
+                self.post(m);
             }
         }
         Ok(gst::FlowSuccess::Ok)
