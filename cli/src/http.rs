@@ -7,7 +7,7 @@
 //! certificate) drops only that connection. Who may call what is
 //! [`sightline_core::control::api`]'s table; tokens are checked against the `--auth` file.
 
-use sightline_core::control::api::{Access, NoRoute, Route, bearer, route};
+use sightline_core::control::api::{Access, HistoryRoute, NoRoute, Route, bearer, route};
 use sightline_core::control::auth::{Principal, Role, Tokens};
 use sightline_core::control::journal::Journal;
 use sightline_core::control::session::{
@@ -59,6 +59,8 @@ pub struct Api {
     pub tls: bool,
     /// The WebRTC signalling server `/api/v1/signalling` proxies to (`ws://host:port`).
     pub signalling: Option<String>,
+    /// The runner's history store (`/api/v1/history/…`); None: `--history ""`.
+    pub history: Option<sightline_core::history::Location>,
 }
 
 /// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
@@ -638,6 +640,7 @@ impl Api {
                 self.add_photo(&label, req.body, face)
             }
             Route::Snapshot(name) => self.snapshot(&name),
+            Route::History(h) => self.history(h, &params),
             Route::RemoveIdentity(label) => self.remove_identity(&label),
             Route::AddCamera => self.add_camera(req.body),
             Route::RemoveCamera(name) => self.remove_camera(&name),
@@ -979,6 +982,120 @@ impl Api {
         r.headers_mut()
             .insert("content-type", warp::http::HeaderValue::from_static(kind));
         r
+    }
+
+    /// A question to the history store, as `sightline history` asks it. Times are RFC 3339
+    /// (`from` inclusive, `to` exclusive); an impossible window or step is 422.
+    fn history(&self, h: HistoryRoute, params: &[(String, String)]) -> Response {
+        use sightline_core::history::query::{self, Place, Range};
+        let Some(location) = self.history.as_ref() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "this runner keeps no history (--history \"\")",
+            );
+        };
+        let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let time = |k: &str, default: i64| -> Result<i64, String> {
+            match param(k) {
+                None => Ok(default),
+                Some(v) => sightline_core::history::rows::utc_ms(v)
+                    .ok_or_else(|| format!("{k}: not an RFC 3339 time (2026-12-02T14:00:00Z)")),
+            }
+        };
+        let range = match (time("from", i64::MIN), time("to", i64::MAX)) {
+            (Ok(from), Ok(to)) => Range { from, to },
+            (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let mut db = match sightline_core::history::Db::open(location) {
+            Ok(db) => db,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        };
+        let ms = sightline_core::history::utc_of_ms;
+        let result = match h {
+            HistoryRoute::Journey(subject) => query::journey(&mut db, &subject, range).map(|j| {
+                serde_json::json!({
+                    "subject": subject,
+                    "visits": j.visits.iter().map(|v| serde_json::json!({
+                        "camera": v.camera, "from": ms(v.from_ms), "to": ms(v.to_ms),
+                        "count": v.count})).collect::<Vec<_>>(),
+                    "trail": j.trail.iter().map(|p| serde_json::json!({
+                        "t": ms(p.t_ms), "camera": p.camera, "map": p.map, "x": p.x,
+                        "y": p.y})).collect::<Vec<_>>(),
+                })
+            }),
+            HistoryRoute::Presence(group) => query::presence(&mut db, &group, range).map(|iv| {
+                serde_json::json!({
+                    "group": group,
+                    "intervals": iv.iter().map(|i| serde_json::json!({
+                        "identity": i.identity, "label": i.label, "state": i.state,
+                        "from": ms(i.from_ms), "to": i.to_ms.map(ms),
+                        "camera": i.camera})).collect::<Vec<_>>(),
+                })
+            }),
+            HistoryRoute::Occupancy => {
+                let place = match (param("zone"), param("camera")) {
+                    (Some(z), None) => Place::Zone(z.to_string()),
+                    (None, Some(c)) => Place::Camera(c.to_string()),
+                    _ => {
+                        return error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "occupancy needs zone or camera (one of them)",
+                        );
+                    }
+                };
+                let step = match param("step_seconds").map(str::parse::<f64>) {
+                    None => 900_000,
+                    Some(Ok(s)) if s.is_finite() && s > 0.0 => (s * 1000.0) as i64,
+                    Some(_) => {
+                        return error(StatusCode::BAD_REQUEST, "step_seconds: a positive number");
+                    }
+                };
+                if param("from").is_none() || param("to").is_none() {
+                    return error(StatusCode::BAD_REQUEST, "occupancy needs from and to");
+                }
+                match query::occupancy(&mut db, &place, range, step) {
+                    Ok(steps) => Ok(serde_json::json!({
+                        "steps": steps.iter().map(|s| serde_json::json!({
+                            "from": ms(s.from_ms), "to": ms(s.to_ms),
+                            "people": s.people})).collect::<Vec<_>>(),
+                    })),
+                    // The window or the step cannot make steps (from >= to, too many).
+                    Err(e) if !e.starts_with("history database") => {
+                        return error(StatusCode::UNPROCESSABLE_ENTITY, &e);
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            HistoryRoute::Heatmap(map) => {
+                let cell = match param("cell").map(str::parse::<f64>) {
+                    None => 0.25,
+                    Some(Ok(c)) if c.is_finite() && c > 0.0 => c,
+                    Some(_) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "cell: a positive size in map units",
+                        );
+                    }
+                };
+                let png = query::heatmap(&mut db, &map, range, cell, None)
+                    .and_then(|heat| sightline_core::history::heatpng::encode_png(&heat, None));
+                return match png {
+                    Ok((bytes, _, _)) => {
+                        let mut r = warp::reply::Response::new(bytes.into());
+                        r.headers_mut().insert(
+                            "content-type",
+                            warp::http::HeaderValue::from_static("image/png"),
+                        );
+                        r
+                    }
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+                };
+            }
+        };
+        match result {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        }
     }
 
     fn remove_identity(&self, label: &str) -> Response {
@@ -1466,6 +1583,7 @@ mod tests {
                 limiter: Mutex::default(),
                 tls: true,
                 signalling: None,
+                history: None,
             },
             t,
             TempFile(path),
@@ -1573,8 +1691,28 @@ mod tests {
             ("POST", "/api/v1/cameras", [401, 401, 403, 403, 501]),
             ("DELETE", "/api/v1/cameras/door", [401, 401, 403, 403, 501]),
             ("GET", "/api/v1/session", [401, 401, 200, 200, 200]),
-            // 404: these routes alone have no signalling server.
+            // 404: these routes alone have no signalling server, and no history.
             ("GET", "/api/v1/signalling", [401, 401, 404, 404, 404]),
+            (
+                "GET",
+                "/api/v1/history/journey/Ann",
+                [401, 401, 404, 404, 404],
+            ),
+            (
+                "GET",
+                "/api/v1/history/presence/outlet",
+                [401, 401, 404, 404, 404],
+            ),
+            (
+                "GET",
+                "/api/v1/history/occupancy",
+                [401, 401, 404, 404, 404],
+            ),
+            (
+                "GET",
+                "/api/v1/history/heatmap/floor",
+                [401, 401, 404, 404, 404],
+            ),
             // 415: a login is JSON; tokens in the header play no part.
             ("POST", "/api/v1/login", [415, 415, 415, 415, 415]),
             ("POST", "/api/v1/logout", [200, 200, 200, 200, 200]),
@@ -1675,6 +1813,10 @@ mod tests {
             "/api/v1/logout",
             "/api/v1/session",
             "/api/v1/signalling",
+            "/api/v1/history/journey/{subject}",
+            "/api/v1/history/presence/{group}",
+            "/api/v1/history/occupancy",
+            "/api/v1/history/heatmap/{map}",
         ] {
             assert!(
                 paths.iter().any(|q| *q == p),
@@ -1703,7 +1845,7 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            21,
+            25,
             "a route documented but not served: {paths:?}"
         );
     }

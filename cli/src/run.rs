@@ -1454,6 +1454,15 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         .state_dir
         .clone()
         .unwrap_or_else(|| default_state_dir(&node));
+    let history = match a.history.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(u) => Some(u.to_string()),
+        None => Some(crate::history_cmd::default_location(&state_dir)),
+    };
+    let history_location = history
+        .as_deref()
+        .map(sightline_core::history::Location::parse)
+        .transpose()?;
     let store = CameraStore::load(&state_dir)?;
     let max = Duration::from_secs_f64(a.max_backoff.max(0.5));
     // Cameras added through the API before: built again from the template.
@@ -1564,6 +1573,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 limiter: Mutex::default(),
                 tls: a.tls_cert.is_some(),
                 signalling: signalling.clone(),
+                history: history_location.clone(),
             },
         )?;
         let page = match &web_dir {
@@ -1612,11 +1622,6 @@ pub fn run(a: RunArgs) -> Result<(), String> {
             stream: a.stream.clone(),
         });
     }
-    let history = match a.history.as_deref().map(str::trim) {
-        Some("") => None,
-        Some(u) => Some(u.to_string()),
-        None => Some(crate::history_cmd::default_location(&state_dir)),
-    };
     let mut partial = Vec::new();
     if a.history_embeddings {
         if history.is_none() {
@@ -1628,8 +1633,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         ]);
         partial.extend(sinks.iter().map(|s| (s.clone(), except.clone())));
     }
-    if let Some(h) = &history {
-        let location = sightline_core::history::Location::parse(h)?;
+    if let Some(location) = history_location.clone() {
         log_line(
             "info",
             "runner",

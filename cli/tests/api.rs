@@ -163,6 +163,52 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         call("GET", port, "/api/v1/alerts?since=soon", Some(&viewer)).0,
         400
     );
+    // The history (the runner's default, in its state directory) has the same story:
+    // Obama present, out of view, absent — written off the video path, so polled.
+    let timeline = "/api/v1/history/presence/shop";
+    assert_eq!(call("GET", port, timeline, None).0, 401);
+    let mut states = Vec::new();
+    wait_for("the timeline in the history", 30, || {
+        let t = get_json(port, timeline, &viewer);
+        states = t["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .collect();
+        states.last().map(String::as_str) == Some("absent")
+    });
+    assert_eq!(states, ["present", "grace", "absent"], "{states:?}");
+    let j = get_json(port, "/api/v1/history/journey/Barack%20Obama", &viewer);
+    assert_eq!(j["visits"][0]["camera"], "door", "{j}");
+    let occ = format!(
+        "/api/v1/history/occupancy?camera=door&from=2000-01-01T00:00:00Z&to={}&step_seconds=1e9",
+        a["utc"].as_str().unwrap().replace('+', "%2B")
+    );
+    let (code, body) = call("GET", port, &occ, Some(&viewer));
+    assert_eq!(code, 200, "{body}");
+    let occ: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(occ["steps"][0]["people"], 1, "{occ}");
+    assert_eq!(
+        call(
+            "GET",
+            port,
+            "/api/v1/history/occupancy?zone=a&camera=b&from=2000-01-01T00:00:00Z&to=2001-01-01T00:00:00Z",
+            Some(&viewer)
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        call(
+            "GET",
+            port,
+            "/api/v1/history/journey/x?from=yesterday",
+            Some(&viewer)
+        )
+        .0,
+        400
+    );
     // The server against its own description, with an admin token (schemathesis, bounded).
     let st = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/schemathesis/bin/st");
     assert!(st.is_file(), "{} (run scripts/setup)", st.display());

@@ -51,6 +51,8 @@ pub enum Route {
     Session,
     /// The WebRTC signalling WebSocket, proxied to webrtcsink's signalling server.
     Signalling,
+    /// A question to the history store.
+    History(HistoryRoute),
     Health,
     Live,
     Ready,
@@ -75,7 +77,8 @@ impl Route {
             | Route::Events
             | Route::Gallery
             | Route::Session
-            | Route::Signalling => Access::Role(Role::Viewer),
+            | Route::Signalling
+            | Route::History(_) => Access::Role(Role::Viewer),
             Route::AckAlert(_)
             | Route::AddPhoto(_)
             | Route::RemoveIdentity(_)
@@ -83,6 +86,18 @@ impl Route {
             Route::AddCamera | Route::RemoveCamera(_) => Access::Role(Role::Admin),
         }
     }
+}
+
+/// The history's questions (docs/history.md), as `sightline history` asks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryRoute {
+    /// A label, identity, unknown id or global id (percent-decoded).
+    Journey(String),
+    /// A presence group.
+    Presence(String),
+    Occupancy,
+    /// A floor map: a PNG.
+    Heatmap(String),
 }
 
 /// Why a request has no route.
@@ -132,7 +147,29 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
         "/api/v1/signalling" => get(Route::Signalling),
         "/api/v1/login" => post(Route::Login),
         "/api/v1/logout" => post(Route::Logout),
+        "/api/v1/history/occupancy" => get(Route::History(HistoryRoute::Occupancy)),
         _ => {
+            let decoded = |l: &str| {
+                percent_encoding::percent_decode_str(l)
+                    .decode_utf8()
+                    .ok()
+                    .map(|l| l.into_owned())
+                    .filter(|l| !l.trim().is_empty() && !l.contains('/'))
+            };
+            if let Some((kind, arg)) = p
+                .strip_prefix("/api/v1/history/")
+                .and_then(|r| r.split_once('/'))
+            {
+                let route = match (kind, decoded(arg)) {
+                    ("journey", Some(a)) => Some(HistoryRoute::Journey(a)),
+                    ("presence", Some(a)) => Some(HistoryRoute::Presence(a)),
+                    ("heatmap", Some(a)) => Some(HistoryRoute::Heatmap(a)),
+                    _ => None,
+                };
+                return route
+                    .map(|r| get(Route::History(r)))
+                    .or(Some(Err(NoRoute::NotFound)));
+            }
             if let Some(id) = p
                 .strip_prefix("/api/v1/alerts/")
                 .and_then(|r| r.strip_suffix("/ack"))

@@ -59,6 +59,17 @@ fn read_png(path: &Path) -> Result<(usize, usize, Vec<u8>), String> {
 /// Writes `heat` to `out`; `plan` (a PNG of the area `heat` covers) is drawn underneath.
 /// Returns the image size.
 pub fn write_png(heat: &Heat, plan: Option<&Path>, out: &Path) -> Result<(u32, u32), String> {
+    let (png, w, h) = encode_png(heat, plan)?;
+    let fail = |e: &dyn std::fmt::Display| format!("heat map {}: {e}", out.display());
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    }
+    std::fs::write(out, png).map_err(|e| fail(&e))?;
+    Ok((w, h))
+}
+
+/// `heat` as PNG bytes (see [`write_png`]), with the image size.
+pub fn encode_png(heat: &Heat, plan: Option<&Path>) -> Result<(Vec<u8>, u32, u32), String> {
     let s = scale(heat);
     let (w, h) = (heat.cols * s, heat.rows * s);
     let mut rgb = vec![48u8; w * h * 3];
@@ -90,18 +101,17 @@ pub fn write_png(heat: &Heat, plan: Option<&Path>, out: &Path) -> Result<(u32, u
             }
         }
     }
-    let fail = |e: &dyn std::fmt::Display| format!("heat map {}: {e}", out.display());
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    let fail = |e: &dyn std::fmt::Display| format!("heat map: {e}");
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| fail(&e))?;
+        writer.write_image_data(&rgb).map_err(|e| fail(&e))?;
+        writer.finish().map_err(|e| fail(&e))?;
     }
-    let f = std::fs::File::create(out).map_err(|e| fail(&e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| fail(&e))?;
-    writer.write_image_data(&rgb).map_err(|e| fail(&e))?;
-    writer.finish().map_err(|e| fail(&e))?;
-    Ok((w as u32, h as u32))
+    Ok((out, w as u32, h as u32))
 }
 
 #[cfg(test)]

@@ -329,8 +329,12 @@ pub fn heatmap(
             |[a, b, c, d], &(x, y)| [a.min(x), b.min(y), c.max(x), d.max(y)],
         ),
     };
-    let cols = (((x1 - x0) / cell).floor() as usize + 1).clamp(1, 4096);
-    let rows_n = (((y1 - y0) / cell).floor() as usize + 1).clamp(1, 4096);
+    let cols = (((x1 - x0) / cell).floor() as usize)
+        .saturating_add(1)
+        .clamp(1, 1024);
+    let rows_n = (((y1 - y0) / cell).floor() as usize)
+        .saturating_add(1)
+        .clamp(1, 1024);
     let mut counts = vec![0u64; cols * rows_n];
     let mut points = 0;
     for (x, y) in pts {
