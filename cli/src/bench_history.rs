@@ -229,7 +229,7 @@ pub fn bench_history(
         end_ms,
     )?];
     if postgres {
-        let pg = sightline_testkit::PostgresServer::start();
+        let pg = sightline_testkit::PostgresServer::start_durable();
         results.push(measure(
             "postgresql",
             &Location::Postgres(pg.url()),

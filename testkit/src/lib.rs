@@ -428,13 +428,25 @@ pub struct PostgresServer {
     dir: PathBuf,
     bin: PathBuf,
     running: bool,
+    /// fsync on (a benchmark's honest setting); tests run with it off.
+    durable: bool,
 }
 
 /// The test cluster's password (URLs in tests carry it; it must never be shown).
 pub const POSTGRES_PASSWORD: &str = "pg-s3cret-pw";
 
 impl PostgresServer {
+    /// A cluster for tests: fsync off (nothing here must survive a power cut).
     pub fn start() -> PostgresServer {
+        PostgresServer::start_with(false)
+    }
+
+    /// A cluster with PostgreSQL's default durability (fsync on), for benchmarks.
+    pub fn start_durable() -> PostgresServer {
+        PostgresServer::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> PostgresServer {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is installed (/usr/lib/postgresql: Debian's postgresql package)")
             .flatten()
@@ -457,6 +469,7 @@ impl PostgresServer {
             dir,
             bin,
             running: false,
+            durable,
         };
         s.chown();
         let data = s.dir.join("data");
@@ -588,9 +601,10 @@ impl PostgresServer {
         self.stop();
         let data = self.dir.join("data");
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "" } else { " -c fsync=off" }
         );
         let log = self.dir.join("log");
         self.run(
