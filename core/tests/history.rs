@@ -469,7 +469,10 @@ fn sqlite_keeps_the_day_and_answers_the_questions() {
             &[],
         )
         .unwrap();
-    assert_eq!(versions, [vec![Val::I(1)], vec![Val::I(2)]]);
+    assert_eq!(
+        versions,
+        [vec![Val::I(1)], vec![Val::I(2)], vec![Val::I(3)]]
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
