@@ -136,6 +136,16 @@ fn range(w: &Window, now_ms: i64) -> Result<Range, String> {
     })
 }
 
+/// `item` as JSON with `"kind": kind` first (journey lines).
+fn kind(kind: &str, item: &impl serde::Serialize) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("kind".into(), kind.into());
+    if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(item) {
+        m.extend(o);
+    }
+    serde_json::Value::Object(m)
+}
+
 /// The runner's default database for `node` in `state_dir`.
 pub fn default_location(state_dir: &std::path::Path) -> String {
     format!("sqlite:{}", state_dir.join("history.db").display())
@@ -172,25 +182,15 @@ pub fn run(a: HistoryArgs) -> Result<(), String> {
         HistoryCmd::Journey { subject, window } => {
             let j = query::journey(&mut db, &subject, range(&window, now)?)?;
             for v in &j.visits {
-                line(
-                    json!({"kind": "visit", "camera": v.camera, "from": utc(v.from_ms),
-                            "to": utc(v.to_ms), "count": v.count}),
-                );
+                line(kind("visit", v));
             }
             for p in &j.trail {
-                line(
-                    json!({"kind": "point", "t": utc(p.t_ms), "camera": p.camera,
-                            "map": p.map, "x": p.x, "y": p.y}),
-                );
+                line(kind("point", p));
             }
         }
         HistoryCmd::Presence { group, window } => {
             for i in query::presence(&mut db, &group, range(&window, now)?)? {
-                line(
-                    json!({"identity": i.identity, "label": i.label, "state": i.state,
-                            "from": utc(i.from_ms), "to": i.to_ms.map(utc),
-                            "camera": i.camera}),
-                );
+                line(json!(i));
             }
         }
         HistoryCmd::Occupancy {
@@ -209,7 +209,7 @@ pub fn run(a: HistoryArgs) -> Result<(), String> {
                 (None, None) => return Err("occupancy needs --zone or --camera".into()),
             };
             for s in query::occupancy(&mut db, &place, r, parse_duration_ms(&step)?)? {
-                line(json!({"from": utc(s.from_ms), "to": utc(s.to_ms), "people": s.people}));
+                line(json!(s));
             }
         }
         HistoryCmd::Heatmap {
@@ -286,10 +286,7 @@ pub fn run(a: HistoryArgs) -> Result<(), String> {
                     None => crate::gallery_cmd::match_threshold(m)?,
                 };
                 for h in query::search_face(&mut db, &face.embedding, m, r, t, top)? {
-                    line(json!({"t": utc(h.t_ms), "node": h.node, "camera": h.camera,
-                                "track": h.track, "label": h.label, "identity": h.identity,
-                                "unknown_id": h.unknown_id, "similarity": h.similarity,
-                                "model": m}));
+                    line(json!(h));
                 }
             }
         }

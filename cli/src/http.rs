@@ -61,6 +61,8 @@ pub struct Api {
     pub signalling: Option<String>,
     /// The runner's history store (`/api/v1/history/…`); None: `--history ""`.
     pub history: Option<sightline_core::history::Location>,
+    /// Its connection, opened at the first question.
+    pub history_db: Mutex<Option<sightline_core::history::Db>>,
 }
 
 /// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
@@ -1006,32 +1008,22 @@ impl Api {
             (Ok(from), Ok(to)) => Range { from, to },
             (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
         };
-        let mut db = match sightline_core::history::Db::open(location) {
-            Ok(db) => db,
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
-        };
-        let ms = sightline_core::history::utc_of_ms;
+        // One connection, kept between requests (a PostgreSQL login is not per request);
+        // dropped after an error so the next request connects again.
+        let mut slot = self.history_db.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            match sightline_core::history::Db::open(location) {
+                Ok(db) => *slot = Some(db),
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+            }
+        }
+        let db = slot.as_mut().expect("opened above");
         let result = match h {
-            HistoryRoute::Journey(subject) => query::journey(&mut db, &subject, range).map(|j| {
-                serde_json::json!({
-                    "subject": subject,
-                    "visits": j.visits.iter().map(|v| serde_json::json!({
-                        "camera": v.camera, "from": ms(v.from_ms), "to": ms(v.to_ms),
-                        "count": v.count})).collect::<Vec<_>>(),
-                    "trail": j.trail.iter().map(|p| serde_json::json!({
-                        "t": ms(p.t_ms), "camera": p.camera, "map": p.map, "x": p.x,
-                        "y": p.y})).collect::<Vec<_>>(),
-                })
-            }),
-            HistoryRoute::Presence(group) => query::presence(&mut db, &group, range).map(|iv| {
-                serde_json::json!({
-                    "group": group,
-                    "intervals": iv.iter().map(|i| serde_json::json!({
-                        "identity": i.identity, "label": i.label, "state": i.state,
-                        "from": ms(i.from_ms), "to": i.to_ms.map(ms),
-                        "camera": i.camera})).collect::<Vec<_>>(),
-                })
-            }),
+            HistoryRoute::Journey(subject) => query::journey(db, &subject, range).map(
+                |j| serde_json::json!({"subject": subject, "visits": j.visits, "trail": j.trail}),
+            ),
+            HistoryRoute::Presence(group) => query::presence(db, &group, range)
+                .map(|iv| serde_json::json!({"group": group, "intervals": iv})),
             HistoryRoute::Occupancy => {
                 let place = match (param("zone"), param("camera")) {
                     (Some(z), None) => Place::Zone(z.to_string()),
@@ -1053,12 +1045,8 @@ impl Api {
                 if param("from").is_none() || param("to").is_none() {
                     return error(StatusCode::BAD_REQUEST, "occupancy needs from and to");
                 }
-                match query::occupancy(&mut db, &place, range, step) {
-                    Ok(steps) => Ok(serde_json::json!({
-                        "steps": steps.iter().map(|s| serde_json::json!({
-                            "from": ms(s.from_ms), "to": ms(s.to_ms),
-                            "people": s.people})).collect::<Vec<_>>(),
-                    })),
+                match query::occupancy(db, &place, range, step) {
+                    Ok(steps) => Ok(serde_json::json!({ "steps": steps })),
                     // The window or the step cannot make steps (from >= to, too many).
                     Err(e) if !e.starts_with("history database") => {
                         return error(StatusCode::UNPROCESSABLE_ENTITY, &e);
@@ -1077,8 +1065,11 @@ impl Api {
                         );
                     }
                 };
-                let png = query::heatmap(&mut db, &map, range, cell, None)
+                let png = query::heatmap(db, &map, range, cell, None)
                     .and_then(|heat| sightline_core::history::heatpng::encode_png(&heat, None));
+                if png.is_err() {
+                    *slot = None;
+                }
                 return match png {
                     Ok((bytes, _, _)) => {
                         let mut r = warp::reply::Response::new(bytes.into());
@@ -1094,7 +1085,10 @@ impl Api {
         };
         match result {
             Ok(v) => json(StatusCode::OK, &v),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+            Err(e) => {
+                *slot = None;
+                error(StatusCode::SERVICE_UNAVAILABLE, &e)
+            }
         }
     }
 
@@ -1584,6 +1578,7 @@ mod tests {
                 tls: true,
                 signalling: None,
                 history: None,
+                history_db: Mutex::default(),
             },
             t,
             TempFile(path),

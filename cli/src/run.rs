@@ -997,11 +997,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             let mut ev = event_from_structure(s, &src, &name);
             // A decision's embedding goes to the history alone (its own event kind, which
             // no other sink receives), never to the API's event stream or a published sink.
-            let embedding = ev
-                .data
-                .as_object_mut()
-                .and_then(|d| d.remove("embedding"))
-                .filter(|_| ev.kind == "facematch");
+            let embedding = sightline_core::history::rows::take_embedding(&mut ev);
             let camera = ev.camera.clone();
             let mut g = ctx.borrow_mut();
             let shared = &mut g.1;
@@ -1036,33 +1032,22 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
                 for p in d.send_reporting(&ev) {
                     log_line("warning", "events", &p);
                 }
-                if let Some(e) = embedding.filter(|_| shared.history_embeddings) {
-                    let mut data = ev.data.clone();
-                    if let Some(o) = data.as_object_mut() {
-                        o.retain(|k, _| {
-                            matches!(
-                                k.as_str(),
-                                "track-id" | "label" | "identity" | "unknown-id" | "model"
-                            )
-                        });
-                        o.insert("embedding".into(), e);
-                    }
-                    let emb = sightline_core::events::Event::new(
-                        sightline_core::history::rows::EMBEDDING_KIND,
-                        &ev.source,
-                        &ev.camera,
-                        ev.running_time_ns,
-                        ev.utc.clone(),
-                        data,
-                    );
-                    for p in d.send_reporting(&emb) {
+                if let Some(emb) = embedding.as_ref().filter(|_| shared.history_embeddings) {
+                    for p in d.send_reporting(emb) {
                         log_line("warning", "events", &p);
                     }
                 }
                 delivery_metrics(d, &shared.metrics);
             }
             if s.name().as_str() != "facedetect" && s.name().as_str() != "persondetect" {
-                log_line("event", &camera, &s.to_string());
+                if embedding.is_some() {
+                    // The log shows the decision, not the face's embedding.
+                    let mut shown = s.to_owned();
+                    shown.remove_field("embedding");
+                    log_line("event", &camera, &shown.to_string());
+                } else {
+                    log_line("event", &camera, &s.to_string());
+                }
             }
         }
         _ => {}
@@ -1574,6 +1559,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 tls: a.tls_cert.is_some(),
                 signalling: signalling.clone(),
                 history: history_location.clone(),
+                history_db: Mutex::default(),
             },
         )?;
         let page = match &web_dir {

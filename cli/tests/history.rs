@@ -447,6 +447,10 @@ fn a_stranger_seen_on_video_is_found_again_by_another_photo_and_only_with_embedd
     let db = format!("sqlite:{}", dir.join("history.db").display());
     let ev = dir.join("events.jsonl");
     let err = run(&db, &ev, true);
+    assert!(
+        !err.contains("embedding="),
+        "the runner's log shows decisions without their embedding"
+    );
     let events = read_jsonl(&ev).unwrap();
     let stranger = events
         .iter()

@@ -5,7 +5,7 @@ use redis::Commands;
 use sightline_core::delivery::{Delivery, DeliveryConfig};
 use sightline_core::events::Event;
 use sightline_core::sinks::Sink;
-use sightline_testkit::RedisServer;
+use sightline_testkit::{RedisServer, wait_until};
 use std::time::{Duration, Instant};
 
 fn event(i: u64) -> Event {
@@ -43,17 +43,6 @@ fn stream_ns(url: &str, stream: &str) -> Vec<u64> {
                 .unwrap()
         })
         .collect()
-}
-
-fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    f()
 }
 
 #[test]

@@ -10,8 +10,7 @@ use sightline_core::history::query::{self, Place, Range};
 use sightline_core::history::rows::utc_ms;
 use sightline_core::history::{Db, Location, Retention, Val};
 use sightline_core::sinks::Sink;
-use sightline_testkit::{POSTGRES_PASSWORD, PostgresServer};
-use std::time::{Duration, Instant};
+use sightline_testkit::{POSTGRES_PASSWORD, PostgresServer, wait_until};
 
 const T0: &str = "2026-12-02T09:00:00.000Z";
 
@@ -157,17 +156,6 @@ fn day() -> Vec<Event> {
             json!({"group": "outlet", "event": "camera-offline"}),
         ),
     ]
-}
-
-fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    f()
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {

@@ -7,6 +7,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Polls `f` until it is true or `secs` seconds have passed (a real process or thread being
+/// waited for); its last answer.
+pub fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    f()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -580,20 +593,20 @@ impl PostgresServer {
     /// Stops the server (fast shutdown: connections are cut), as in an outage.
     pub fn stop(&mut self) {
         if self.running {
-            let data = self.dir.join("data");
-            self.run(
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().expect("utf-8 path"),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                ],
+            let out = self.pg_ctl_stop("fast");
+            assert!(
+                out.as_ref().is_ok_and(|o| o.status.success()),
+                "pg_ctl stop failed: {out:?}"
             );
             self.running = false;
         }
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) -> std::io::Result<std::process::Output> {
+        let data = self.dir.join("data");
+        self.command("pg_ctl")
+            .args(["-D", data.to_str().unwrap_or(""), "-m", mode, "-w", "stop"])
+            .output()
     }
 
     /// Starts it again (or first) on the same port and data; returns when it accepts.
@@ -629,18 +642,7 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         if self.running {
-            let data = self.dir.join("data");
-            let _ = self
-                .command("pg_ctl")
-                .args([
-                    "-D",
-                    data.to_str().unwrap_or(""),
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "stop",
-                ])
-                .output();
+            let _ = self.pg_ctl_stop("immediate");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -157,14 +157,6 @@ impl Db {
         Ok(db)
     }
 
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.conn, Conn::Postgres(..))
-    }
-
     fn scrub(&self, text: &str) -> String {
         match self.location.url() {
             Some(u) => scrub_url_in(text, u),

@@ -7,6 +7,18 @@ use super::rows::Table;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Unix ms as the answers show them: RFC 3339 UTC with milliseconds.
+fn utc<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::utc_of_ms(*ms))
+}
+
+fn utc_or_null<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => utc(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A time range, Unix ms, `from` inclusive, `to` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Range {
@@ -21,11 +33,14 @@ impl Range {
     };
 }
 
-/// A stay at one camera: consecutive sightings (or map points) there.
+/// A stay at one camera: consecutive sightings (or map points) there. Serialised as the CLI
+/// and the API answer it (times in UTC), as are the other answers here.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Visit {
     pub camera: String,
+    #[serde(rename = "from", serialize_with = "utc")]
     pub from_ms: i64,
+    #[serde(rename = "to", serialize_with = "utc")]
     pub to_ms: i64,
     /// Sightings (face decisions) or map points in the stay.
     pub count: u64,
@@ -34,6 +49,7 @@ pub struct Visit {
 /// A point of a floor-map trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrailPoint {
+    #[serde(rename = "t", serialize_with = "utc")]
     pub t_ms: i64,
     pub camera: String,
     pub map: String,
@@ -114,8 +130,10 @@ pub struct Interval {
     pub label: String,
     /// `present`, `grace` (out of view, not yet absent) or `absent`.
     pub state: String,
+    #[serde(rename = "from", serialize_with = "utc")]
     pub from_ms: i64,
     /// None: still so at the end of the range (or now).
+    #[serde(rename = "to", serialize_with = "utc_or_null")]
     pub to_ms: Option<i64>,
     /// The camera of the change that began it.
     pub camera: String,
@@ -175,7 +193,9 @@ pub enum Place {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
+    #[serde(rename = "from", serialize_with = "utc")]
     pub from_ms: i64,
+    #[serde(rename = "to", serialize_with = "utc")]
     pub to_ms: i64,
     pub people: u64,
 }
@@ -528,6 +548,7 @@ pub fn erase(
 /// A sighting whose stored embedding matches a photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaceHit {
+    #[serde(rename = "t", serialize_with = "utc")]
     pub t_ms: i64,
     pub node: String,
     pub camera: String,
@@ -536,6 +557,7 @@ pub struct FaceHit {
     pub identity: Option<String>,
     pub unknown_id: Option<String>,
     pub similarity: f32,
+    pub model: String,
 }
 
 /// The sightings within `range` whose embedding (of `model`) has a cosine similarity of at
@@ -573,6 +595,7 @@ pub fn search_face(
                 identity: text(&r[5]),
                 unknown_id: text(&r[6]),
                 similarity,
+                model: model.to_string(),
             })
         })
         .collect();
@@ -617,6 +640,22 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("a", 1, 2, 2), ("b", 5, 5, 1), ("a", 9, 9, 1)]
         );
+    }
+
+    #[test]
+    fn answers_serialise_with_utc_times() {
+        let v = serde_json::to_value(Interval {
+            identity: "ada".into(),
+            label: "Ada".into(),
+            state: "present".into(),
+            from_ms: 1_764_669_600_000,
+            to_ms: None,
+            camera: "door".into(),
+        })
+        .unwrap();
+        assert_eq!(v["from"], "2025-12-02T10:00:00.000Z");
+        assert!(v["to"].is_null());
+        assert!(v.get("from_ms").is_none());
     }
 
     #[test]

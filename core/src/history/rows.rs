@@ -173,6 +173,31 @@ pub fn encode_embedding(v: &[f32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(q)
 }
 
+/// Takes the `embedding` out of a facematch event (which then goes on without it) and
+/// returns it as the history's own [`EMBEDDING_KIND`] event: the decision's track, label,
+/// identity, unknown id and model, and the embedding. None for other events.
+pub fn take_embedding(ev: &mut Event) -> Option<Event> {
+    if ev.kind != "facematch" {
+        return None;
+    }
+    let e = ev.data.as_object_mut()?.remove("embedding")?;
+    let mut data = serde_json::Map::new();
+    for k in ["track-id", "label", "identity", "unknown-id", "model"] {
+        if let Some(v) = ev.data.get(k) {
+            data.insert(k.into(), v.clone());
+        }
+    }
+    data.insert("embedding".into(), e);
+    Some(Event::new(
+        EMBEDDING_KIND,
+        &ev.source,
+        &ev.camera,
+        ev.running_time_ns,
+        ev.utc.clone(),
+        Value::Object(data),
+    ))
+}
+
 /// The vector of [`encode_embedding`], L2-normalised again; None if it is not base64.
 pub fn decode_embedding(s: &str) -> Option<Vec<f32>> {
     use base64::Engine;
@@ -478,6 +503,33 @@ mod tests {
         let r = &rows_of("s", 1, "n", &e).unwrap()[0];
         assert_eq!(r.table, Table::Embeddings);
         assert_eq!(r.vals.len(), Table::Embeddings.columns().len());
+    }
+
+    #[test]
+    fn the_embedding_leaves_the_facematch_event_for_an_event_of_its_own() {
+        let mut fm = ev(
+            "facematch",
+            "c1",
+            json!({"track-id": 4, "label": "unknown", "identity": "", "unknown-id": "u-2",
+                   "similarity": 0.3, "model": "m", "x": 1, "embedding": "AAE="}),
+        );
+        let e = take_embedding(&mut fm).unwrap();
+        assert!(fm.data.get("embedding").is_none());
+        assert_eq!(fm.data["x"], 1);
+        assert_eq!(e.kind, EMBEDDING_KIND);
+        assert_eq!(e.utc, fm.utc);
+        assert_eq!(
+            e.data,
+            json!({"track-id": 4, "label": "unknown", "identity": "", "unknown-id": "u-2",
+                   "model": "m", "embedding": "AAE="})
+        );
+        assert!(take_embedding(&mut fm).is_none(), "taken once");
+        let mut other = ev("presence", "c1", json!({"embedding": "AAE="}));
+        assert!(take_embedding(&mut other).is_none());
+        assert!(
+            other.data.get("embedding").is_some(),
+            "other kinds untouched"
+        );
     }
 
     #[test]
