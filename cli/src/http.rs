@@ -1381,9 +1381,16 @@ pub fn serve(cfg: HttpConfig, api: Api) -> Result<(), String> {
                             &body,
                         ))
                     })
-                    .await
-                    .ok()
-                    .flatten();
+                    .await;
+                    // A handler that panicked is a bug, answered as one (500), not as a
+                    // missing page.
+                    let handled = match handled {
+                        Ok(h) => h,
+                        Err(_) => Some(Handled::Reply(error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal error (see the runner's log)",
+                        ))),
+                    };
                     match handled {
                         Some(Handled::Reply(r)) => Ok(r),
                         Some(Handled::Events {
@@ -1768,6 +1775,28 @@ mod tests {
         assert_eq!(parse_point("12.5, 40"), Some((12.5, 40.0)));
         assert_eq!(parse_point("12"), None);
         assert_eq!(parse_point("NaN,1"), None);
+    }
+
+    /// What a fuzzer sends (schemathesis found it): a step far wider than any window and
+    /// times centuries apart are answered (one step), not a panic.
+    #[test]
+    fn history_questions_with_extreme_numbers_are_answered() {
+        let (mut api, _t, f) = make(true, false);
+        let db = f.0.with_extension("history.db");
+        let location = sightline_core::history::Location::Sqlite(db.clone());
+        sightline_core::history::Db::open(&location).unwrap();
+        api.history = Some(location);
+        let get = |q: &str| reply(&api, "GET", "/api/v1/history/occupancy", q, None).unwrap();
+        let r =
+            get("zone=till&from=1488-01-22T08:40:14Z&to=1661-04-16T06:17:32Z&step_seconds=3e16");
+        assert_eq!(r.status(), 200);
+        assert_eq!(body(r)["steps"].as_array().unwrap().len(), 1);
+        let r =
+            get("zone=till&from=2026-12-02T00:00:00Z&to=2026-12-02T01:00:00Z&step_seconds=1e-9");
+        assert_eq!(r.status(), 422, "a step under a millisecond makes no steps");
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
     }
 
     #[test]

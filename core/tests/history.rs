@@ -358,6 +358,16 @@ fn scenario(location: &Location, name: &str) {
     )
     .unwrap();
     assert_eq!(occ[0].people, 2, "{name}: ada and the stranger");
+    // Whatever a request asks: a step wider than the window is one step; a window wider
+    // than i64 is an error, not an overflow.
+    let whole = Range {
+        from: t0(),
+        to: t0() + 20 * min,
+    };
+    let occ = query::occupancy(&mut db, &Place::Zone("till".into()), whole, i64::MAX).unwrap();
+    assert_eq!((occ.len(), occ[0].to_ms, occ[0].people), (1, whole.to, 2));
+    let e = query::occupancy(&mut db, &Place::Zone("till".into()), Range::ALL, min);
+    assert!(e.unwrap_err().contains("too long"), "{name}");
 
     // Heat map: the hottest cell is on the walked line (y = 2).
     let heat = query::heatmap(

@@ -210,7 +210,13 @@ pub fn occupancy(
     if step_ms <= 0 || range.to <= range.from {
         return Err("occupancy needs --from < --to and a positive --step".into());
     }
-    let n = ((range.to - range.from) + step_ms - 1) / step_ms;
+    // Any two times and any step: a window wider than i64 or a step wider than the window
+    // must not overflow (both come straight from a request).
+    let span = range
+        .to
+        .checked_sub(range.from)
+        .ok_or("occupancy: the window is too long")?;
+    let n = span / step_ms + i64::from(span % step_ms != 0);
     if n > 100_000 {
         return Err(format!("occupancy: {n} steps; use a larger --step"));
     }
@@ -287,7 +293,7 @@ pub fn occupancy(
             let from_ms = range.from + i as i64 * step_ms;
             Step {
                 from_ms,
-                to_ms: (from_ms + step_ms).min(range.to),
+                to_ms: from_ms.saturating_add(step_ms).min(range.to),
                 people: s.len() as u64,
             }
         })
