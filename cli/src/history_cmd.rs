@@ -51,6 +51,15 @@ pub enum HistoryCmd {
         #[command(flatten)]
         window: Window,
     },
+    /// The alerts (absences, strangers), oldest first, each with who acknowledged it and
+    /// when.
+    Alerts {
+        /// Only this presence group's.
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        window: Window,
+    },
     /// People per interval in a zone (from its enter/leave events) or seen by a camera.
     Occupancy {
         #[arg(long, conflicts_with = "camera", required_unless_present = "camera")]
@@ -191,6 +200,11 @@ pub fn run(a: HistoryArgs) -> Result<(), String> {
         HistoryCmd::Presence { group, window } => {
             for i in query::presence(&mut db, &group, range(&window, now)?)? {
                 line(json!(i));
+            }
+        }
+        HistoryCmd::Alerts { group, window } => {
+            for a in query::alerts(&mut db, group.as_deref(), range(&window, now)?)? {
+                line(json!(a));
             }
         }
         HistoryCmd::Occupancy {

@@ -63,6 +63,10 @@ pub struct Api {
     pub history: Option<sightline_core::history::Location>,
     /// Its connection, opened at the first question.
     pub history_db: Mutex<Option<sightline_core::history::Db>>,
+    /// The shared Redis state of the facematch elements, as (URL, gallery key): where an
+    /// erasure removes the person too. The URL is None where the element's has a secret
+    /// the runner does not know (it reads the URL back redacted).
+    pub shared_state: Vec<(Option<String>, String)>,
 }
 
 /// Adding and removing cameras: the pipeline file (its template), the runner's `--set`
@@ -616,7 +620,16 @@ impl Api {
                 )
             }
             Route::AckAlert(id) => match self.site().ack(&id, &who.name, &utc_now()) {
-                Some(a) => json(StatusCode::OK, &serde_json::json!(a)),
+                Some((a, published)) => {
+                    // The first acknowledgement is an event like the others (the event
+                    // stream, the history, the published sinks), sent by the main loop.
+                    if let (Some(ev), Some(c)) = (published, self.cameras.as_ref())
+                        && let Ok(tx) = c.commands.lock()
+                    {
+                        let _ = tx.send(crate::run::Command::Publish(ev));
+                    }
+                    json(StatusCode::OK, &serde_json::json!(a))
+                }
                 None => error(StatusCode::NOT_FOUND, &format!("no alert {id}")),
             },
             Route::Map => json(
@@ -642,7 +655,7 @@ impl Api {
                 self.add_photo(&label, req.body, face)
             }
             Route::Snapshot(name) => self.snapshot(&name),
-            Route::History(h) => self.history(h, &params),
+            Route::History(h) => self.history(h, &params, req.body, &who.name),
             Route::RemoveIdentity(label) => self.remove_identity(&label),
             Route::AddCamera => self.add_camera(req.body),
             Route::RemoveCamera(name) => self.remove_camera(&name),
@@ -986,16 +999,213 @@ impl Api {
         r
     }
 
+    /// `f` on the history's connection (opened at the first question, kept between
+    /// requests, dropped after an error so the next request connects again); a database
+    /// that cannot be reached is 503.
+    fn with_history<T>(
+        &self,
+        f: impl FnOnce(&mut sightline_core::history::Db) -> Result<T, String>,
+    ) -> Result<T, Box<Response>> {
+        let Some(location) = self.history.as_ref() else {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                "this runner keeps no history (--history \"\")",
+            )));
+        };
+        let mut slot = self.history_db.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(
+                sightline_core::history::Db::open(location)
+                    .map_err(|e| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, &e)))?,
+            );
+        }
+        let r = f(slot.as_mut().expect("opened above"));
+        if r.is_err() {
+            *slot = None;
+        }
+        r.map_err(|e| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, &e)))
+    }
+
+    /// `POST /api/v1/history/search-face`: the photo's face against the kept embeddings of
+    /// each model that made them in the window, best first.
+    fn search_face(
+        &self,
+        params: &[(String, String)],
+        range: sightline_core::history::query::Range,
+        photo: &[u8],
+    ) -> Response {
+        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes};
+        use sightline_core::history::{Val, query};
+        let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let top = match param("top").map(str::parse::<usize>) {
+            None => 20,
+            Some(Ok(n @ 1..=1000)) => n,
+            Some(_) => return error(StatusCode::BAD_REQUEST, "top: a count from 1 to 1000"),
+        };
+        let threshold = match param("threshold").map(str::parse::<f32>) {
+            None => None,
+            Some(Ok(t)) if (-1.0..=1.0).contains(&t) => Some(t),
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "threshold: a cosine similarity from -1 to 1",
+                );
+            }
+        };
+        let policy = match param("face").map(parse_point) {
+            None => FacePolicy::Single,
+            Some(Some((x, y))) => FacePolicy::At(x, y),
+            Some(None) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "face: the point X,Y (photo pixels) of the face to look for",
+                );
+            }
+        };
+        // Refused before the database is asked (whatever it holds, this is no photo).
+        if !photo.starts_with(&[0xFF, 0xD8, 0xFF]) && !photo.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the request body is not a JPEG or PNG photo",
+            );
+        }
+        // The models first; the photo is embedded without holding the connection.
+        let models = match self.with_history(|db| {
+            db.query(
+                "SELECT DISTINCT model FROM embeddings WHERE t_ms >= $1 AND t_ms < $2",
+                &[Val::I(range.from), Val::I(range.to)],
+            )
+        }) {
+            Ok(m) => m,
+            Err(r) => return *r,
+        };
+        let mut hits = Vec::new();
+        for model in models.iter().filter_map(|m| m[0].as_str()) {
+            let prepared = crate::gallery_cmd::models_for(model).and_then(|m| {
+                let t = match threshold {
+                    Some(t) => t,
+                    None => crate::gallery_cmd::match_threshold(model)?,
+                };
+                Ok((m, t))
+            });
+            let ((mut det, emb), t) = match prepared {
+                Ok(p) => p,
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+            };
+            let face = match embed_bytes(&mut det, &emb, photo, policy, "the photo") {
+                Ok(f) => f,
+                Err(EnrollError::NoFace(_)) => {
+                    return error(StatusCode::UNPROCESSABLE_ENTITY, "no face in the photo");
+                }
+                Err(EnrollError::NoFaceAt { x, y, count, .. }) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &format!("no face at ({x:.0}, {y:.0}): {count} face(s) elsewhere"),
+                    );
+                }
+                Err(EnrollError::SeveralFaces { count, .. }) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &format!("several faces ({count}): say which with face=X,Y"),
+                    );
+                }
+                Err(EnrollError::Decode(e)) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &format!("not an image ({e})"),
+                    );
+                }
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            };
+            match self
+                .with_history(|db| query::search_face(db, &face.embedding, model, range, t, top))
+            {
+                Ok(h) => hits.extend(h),
+                Err(r) => return *r,
+            }
+        }
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits.truncate(top);
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"hits": hits, "embeddings_kept": !models.is_empty()}),
+        )
+    }
+
+    /// `DELETE /api/v1/history/subjects/{subject}`: the person out of the history, the
+    /// runner's gallery and the shared Redis state, with an audit record of what went.
+    fn erase(&self, subject: &str, actor: &str) -> Response {
+        use serde_json::json;
+        let mut elsewhere = serde_json::Map::new();
+        if let Some(path) = self.gallery.as_deref() {
+            let _one = self.gallery_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let removed = sightline_core::gallery::Gallery::load(path).and_then(|mut g| {
+                let removed = g.remove(subject);
+                if removed {
+                    g.save(path)?;
+                }
+                Ok(removed)
+            });
+            match removed {
+                Ok(r) => {
+                    elsewhere.insert(
+                        "gallery_file".into(),
+                        json!({"path": path.display().to_string(), "removed": r}),
+                    );
+                }
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        let mut redis = Vec::new();
+        for (url, key) in &self.shared_state {
+            redis.push(match url {
+                Some(url) => {
+                    match sightline_core::redis_store::erase_person(url, key, subject) {
+                        Ok((entries, unknowns)) => json!({
+                            "url": sightline_core::secrets::redact_url(url), "key": key,
+                            "gallery_entries": entries, "unknown_ids": unknowns}),
+                        // Not erased there: said in the answer and in the audit record.
+                        Err(e) => json!({"key": key, "error": e}),
+                    }
+                }
+                None => json!({"key": key, "error":
+                    "the facematch element's redis-url has a secret the runner cannot read \
+                     back; erase there with sightline history erase --redis-url"}),
+            });
+        }
+        if !redis.is_empty() {
+            elsewhere.insert("redis".into(), redis.into());
+        }
+        let elsewhere = serde_json::Value::Object(elsewhere);
+        let now = sightline_core::history::now_ms();
+        match self.with_history(|db| {
+            sightline_core::history::query::erase(db, subject, actor, now, &elsewhere)
+        }) {
+            Ok(e) => json(
+                StatusCode::OK,
+                &json!({"erased": e.subject, "rows": e.rows, "elsewhere": elsewhere,
+                        "actor": actor, "at": sightline_core::history::utc_of_ms(now)}),
+            ),
+            Err(r) => *r,
+        }
+    }
+
     /// A question to the history store, as `sightline history` asks it. Times are RFC 3339
     /// (`from` inclusive, `to` exclusive); an impossible window or step is 422.
-    fn history(&self, h: HistoryRoute, params: &[(String, String)]) -> Response {
+    fn history(
+        &self,
+        h: HistoryRoute,
+        params: &[(String, String)],
+        body: &[u8],
+        who: &str,
+    ) -> Response {
         use sightline_core::history::query::{self, Place, Range};
-        let Some(location) = self.history.as_ref() else {
+        if self.history.is_none() {
             return error(
                 StatusCode::NOT_FOUND,
                 "this runner keeps no history (--history \"\")",
             );
-        };
+        }
         let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let time = |k: &str, default: i64| -> Result<i64, String> {
             match param(k) {
@@ -1008,22 +1218,28 @@ impl Api {
             (Ok(from), Ok(to)) => Range { from, to },
             (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
         };
-        // One connection, kept between requests (a PostgreSQL login is not per request);
-        // dropped after an error so the next request connects again.
-        let mut slot = self.history_db.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            match sightline_core::history::Db::open(location) {
-                Ok(db) => *slot = Some(db),
-                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        let answer = |r: Result<serde_json::Value, Box<Response>>| match r {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err(r) => *r,
+        };
+        match h {
+            HistoryRoute::SearchFace => self.search_face(params, range, body),
+            HistoryRoute::Erase(subject) => self.erase(&subject, who),
+            HistoryRoute::Alerts if param("group").is_some_and(str::is_empty) => {
+                error(StatusCode::BAD_REQUEST, "group: a presence group's name")
             }
-        }
-        let db = slot.as_mut().expect("opened above");
-        let result = match h {
-            HistoryRoute::Journey(subject) => query::journey(db, &subject, range).map(
-                |j| serde_json::json!({"subject": subject, "visits": j.visits, "trail": j.trail}),
-            ),
-            HistoryRoute::Presence(group) => query::presence(db, &group, range)
-                .map(|iv| serde_json::json!({"group": group, "intervals": iv})),
+            HistoryRoute::Alerts => answer(self.with_history(|db| {
+                query::alerts(db, param("group"), range).map(|a| serde_json::json!({"alerts": a}))
+            })),
+            HistoryRoute::Journey(subject) => answer(self.with_history(|db| {
+                query::journey(db, &subject, range).map(|j| {
+                    serde_json::json!({"subject": subject, "visits": j.visits, "trail": j.trail})
+                })
+            })),
+            HistoryRoute::Presence(group) => answer(self.with_history(|db| {
+                query::presence(db, &group, range)
+                    .map(|iv| serde_json::json!({"group": group, "intervals": iv}))
+            })),
             HistoryRoute::Occupancy => {
                 let place = match (param("zone"), param("camera")) {
                     (Some(z), None) => Place::Zone(z.to_string()),
@@ -1045,13 +1261,15 @@ impl Api {
                 if param("from").is_none() || param("to").is_none() {
                     return error(StatusCode::BAD_REQUEST, "occupancy needs from and to");
                 }
-                match query::occupancy(db, &place, range, step) {
-                    Ok(steps) => Ok(serde_json::json!({ "steps": steps })),
-                    // The window or the step cannot make steps (from >= to, too many).
-                    Err(e) if !e.starts_with("history database") => {
-                        return error(StatusCode::UNPROCESSABLE_ENTITY, &e);
-                    }
-                    Err(e) => Err(e),
+                // The window or the step cannot make steps (from >= to, too many): 422; the
+                // database failing: 503.
+                match self.with_history(|db| match query::occupancy(db, &place, range, step) {
+                    Err(e) if e.starts_with("history database") => Err(e),
+                    r => Ok(r),
+                }) {
+                    Ok(Ok(steps)) => json(StatusCode::OK, &serde_json::json!({ "steps": steps })),
+                    Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+                    Err(r) => *r,
                 }
             }
             HistoryRoute::Heatmap(map) => {
@@ -1065,12 +1283,11 @@ impl Api {
                         );
                     }
                 };
-                let png = query::heatmap(db, &map, range, cell, None)
-                    .and_then(|heat| sightline_core::history::heatpng::encode_png(&heat, None));
-                if png.is_err() {
-                    *slot = None;
-                }
-                return match png {
+                let png = self.with_history(|db| {
+                    query::heatmap(db, &map, range, cell, None)
+                        .and_then(|heat| sightline_core::history::heatpng::encode_png(&heat, None))
+                });
+                match png {
                     Ok((bytes, _, _)) => {
                         let mut r = warp::reply::Response::new(bytes.into());
                         r.headers_mut().insert(
@@ -1079,15 +1296,8 @@ impl Api {
                         );
                         r
                     }
-                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
-                };
-            }
-        };
-        match result {
-            Ok(v) => json(StatusCode::OK, &v),
-            Err(e) => {
-                *slot = None;
-                error(StatusCode::SERVICE_UNAVAILABLE, &e)
+                    Err(r) => *r,
+                }
             }
         }
     }
@@ -1586,6 +1796,7 @@ mod tests {
                 signalling: None,
                 history: None,
                 history_db: Mutex::default(),
+                shared_state: Vec::new(),
             },
             t,
             TempFile(path),
@@ -1715,6 +1926,17 @@ mod tests {
                 "/api/v1/history/heatmap/floor",
                 [401, 401, 404, 404, 404],
             ),
+            ("GET", "/api/v1/history/alerts", [401, 401, 404, 404, 404]),
+            (
+                "POST",
+                "/api/v1/history/search-face",
+                [401, 401, 403, 404, 404],
+            ),
+            (
+                "DELETE",
+                "/api/v1/history/subjects/Ann",
+                [401, 401, 403, 403, 404],
+            ),
             // 415: a login is JSON; tokens in the header play no part.
             ("POST", "/api/v1/login", [415, 415, 415, 415, 415]),
             ("POST", "/api/v1/logout", [200, 200, 200, 200, 200]),
@@ -1799,6 +2021,97 @@ mod tests {
         }
     }
 
+    /// Search by photo and erasure through the API, on a history holding a stranger's kept
+    /// embedding (a real face through the real models, as `--history-embeddings` keeps it).
+    #[test]
+    fn a_stranger_is_found_by_photo_and_erased_through_the_api() {
+        use sightline_core::delivery::{DeliverEvent, Item};
+        use sightline_core::enroll::{FacePolicy, embed_file};
+        gst::init().unwrap();
+        let face = |f: &str| {
+            sightline_testkit::shared_data(&format!("faces/face_recognition_examples/{f}"))
+        };
+        let (mut api, t, f) = make(false, true);
+        let (viewer, operator, admin) = (&t[0], &t[1], &t[2]);
+        let db = f.0.with_extension("search.db");
+        let location = sightline_core::history::Location::Sqlite(db.clone());
+        let (mut det, emb) = crate::gallery_cmd::models_for("mobilefacenet").unwrap();
+        let biden = embed_file(&mut det, &emb, &face("biden/biden.jpg"), FacePolicy::Single)
+            .unwrap()
+            .embedding;
+        let kept = sightline_core::events::Event::new(
+            sightline_core::history::rows::EMBEDDING_KIND,
+            "facematch0",
+            "door",
+            None,
+            "2026-12-02T10:00:00.000Z".into(),
+            serde_json::json!({"track-id": 3, "label": "unknown", "identity": "",
+                "unknown-id": "unknown-9", "model": "mobilefacenet",
+                "embedding": sightline_core::history::rows::encode_embedding(&biden)}),
+        );
+        let mut w = sightline_core::history::Writer::new(
+            &location,
+            &sightline_core::history::Retention::default(),
+            "n-runner-1",
+            "n",
+        );
+        let item = Item {
+            seq: 1,
+            json: serde_json::to_string(&kept).unwrap().into(),
+            alert: false,
+        };
+        let (n, r) = w.deliver_batch(&[item]);
+        assert_eq!(n, 1, "{r:?}");
+        api.history = Some(location);
+        let post = |token: &str, path: &str, body: &[u8]| {
+            let auth = format!("Bearer {token}");
+            let client = fresh_client();
+            answer(
+                &api,
+                &Request {
+                    method: if path.contains("subjects") {
+                        "DELETE"
+                    } else {
+                        "POST"
+                    },
+                    path,
+                    auth: Some(&auth),
+                    client: &client,
+                    body,
+                    ..Request::default()
+                },
+            )
+            .unwrap()
+        };
+        let search = "/api/v1/history/search-face";
+        let other_photo = std::fs::read(face("biden/biden2.jpg")).unwrap();
+        assert_eq!(post(viewer, search, &other_photo).status(), 403);
+        let r = post(operator, search, &other_photo);
+        assert_eq!(r.status(), 200);
+        let found = body(r);
+        assert_eq!(found["embeddings_kept"], true);
+        assert_eq!(found["hits"][0]["unknown_id"], "unknown-9", "{found}");
+        assert_eq!(found["hits"][0]["camera"], "door");
+        let obama = std::fs::read(face("obama/obama2.jpg")).unwrap();
+        let none = body(post(operator, search, &obama));
+        assert_eq!(none["hits"].as_array().unwrap().len(), 0, "{none}");
+        assert_eq!(post(operator, search, b"not a photo").status(), 422);
+        // Erased: gone from the search; the answer says what went.
+        let erase = "/api/v1/history/subjects/unknown-9";
+        assert_eq!(post(operator, erase, b"").status(), 403);
+        let r = post(admin, erase, b"");
+        assert_eq!(r.status(), 200);
+        let gone = body(r);
+        assert_eq!(gone["rows"]["embeddings"], 1, "{gone}");
+        assert_eq!(gone["actor"], "admin");
+        let after = body(post(operator, search, &other_photo));
+        assert_eq!(after["hits"].as_array().unwrap().len(), 0, "{after}");
+        drop(api);
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+    }
+
     #[test]
     fn without_tokens_everyone_is_admin_and_loopback_metrics_are_open() {
         let (api, _, _f) = make(true, false);
@@ -1841,6 +2154,9 @@ mod tests {
             "/api/v1/history/presence/{group}",
             "/api/v1/history/occupancy",
             "/api/v1/history/heatmap/{map}",
+            "/api/v1/history/alerts",
+            "/api/v1/history/search-face",
+            "/api/v1/history/subjects/{subject}",
         ] {
             assert!(
                 paths.iter().any(|q| *q == p),
@@ -1850,14 +2166,19 @@ mod tests {
                 .replace("{id}", "1")
                 .replace("{name}", "door")
                 .replace("{map}", "site")
-                .replace("{label}", "Ann");
+                .replace("{label}", "Ann")
+                .replace("{subject}", "Ann");
             let method = if p.ends_with("/ack")
                 || p.ends_with("/photos")
+                || p.ends_with("/search-face")
                 || p.ends_with("/login")
                 || p.ends_with("/logout")
             {
                 "POST"
-            } else if p.ends_with("{name}") || p.ends_with("{label}") {
+            } else if p.ends_with("{name}")
+                || p.ends_with("{label}")
+                || p.ends_with("subjects/{subject}")
+            {
                 "DELETE"
             } else {
                 "GET"
@@ -1869,7 +2190,7 @@ mod tests {
         }
         assert_eq!(
             paths.len(),
-            25,
+            28,
             "a route documented but not served: {paths:?}"
         );
     }

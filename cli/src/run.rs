@@ -17,7 +17,7 @@ use sightline_core::control::site::Site;
 use sightline_core::delivery::{
     Delivery, DeliveryConfig, SpoolLimits, default_node_id, default_spool_dir,
 };
-use sightline_core::events::utc_now;
+use sightline_core::events::{Event, utc_now};
 use sightline_core::meta::event_from_structure;
 use sightline_core::runner::{Backoff, Metrics, PipelineFile, split_units, substitute_decoders};
 use sightline_core::secrets::{read_secret_file, redact_urls_in_text};
@@ -216,6 +216,9 @@ pub enum Command {
         name: String,
         reply: std::sync::mpsc::Sender<Result<gst::Sample, (u16, String)>>,
     },
+    /// An event of the runner's own (an alert's acknowledgement): to the event stream, the
+    /// log and the sinks, as the elements' events go.
+    Publish(Event),
 }
 
 struct Shared {
@@ -253,10 +256,7 @@ impl Shared {
             utc_now(),
             serde_json::json!({"state": state, "reason": reason, "reconnects": reconnects}),
         );
-        if let (Ok(json), Ok(mut j)) = (serde_json::to_string(&ev), self.journal.lock()) {
-            j.push(&ev.kind, json.into());
-            self.notify.notify_waiters();
-        }
+        journal(self, &ev);
     }
 }
 
@@ -802,6 +802,20 @@ fn command(ctx: &Ctx, c: Command) {
         Command::Remove { name, reply } => {
             let _ = reply.send(remove_camera(ctx, &name));
         }
+        Command::Publish(ev) => {
+            let g = ctx.borrow();
+            journal(&g.1, &ev);
+            deliver(&g.1, &ev);
+            log_line(
+                "event",
+                &ev.camera,
+                &format!(
+                    "{}, {}",
+                    ev.kind,
+                    serde_json::to_string(&ev.data).unwrap_or_default()
+                ),
+            );
+        }
     }
 }
 
@@ -1004,10 +1018,7 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             if let Ok(mut site) = shared.site.lock() {
                 site.event(&ev, unix_ms());
             }
-            if let (Ok(json), Ok(mut j)) = (serde_json::to_string(&ev), shared.journal.lock()) {
-                j.push(&ev.kind, json.into());
-                shared.notify.notify_waiters();
-            }
+            journal(shared, &ev);
             if let Ok(mut m) = shared.metrics.lock() {
                 count_message(&mut m, s, &camera);
                 m.inc(
@@ -1028,16 +1039,9 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             if published {
                 return;
             }
-            if let Some(d) = shared.delivery.as_ref() {
-                for p in d.send_reporting(&ev) {
-                    log_line("warning", "events", &p);
-                }
-                if let Some(emb) = embedding.as_ref().filter(|_| shared.history_embeddings) {
-                    for p in d.send_reporting(emb) {
-                        log_line("warning", "events", &p);
-                    }
-                }
-                delivery_metrics(d, &shared.metrics);
+            deliver(shared, &ev);
+            if let Some(emb) = embedding.as_ref().filter(|_| shared.history_embeddings) {
+                deliver(shared, emb);
             }
             if s.name().as_str() != "facedetect" && s.name().as_str() != "persondetect" {
                 if embedding.is_some() {
@@ -1051,6 +1055,24 @@ fn on_message(ctx: &Ctx, k: usize, msg: &gst::Message) {
             }
         }
         _ => {}
+    }
+}
+
+/// `ev` on the API's event stream.
+fn journal(shared: &Shared, ev: &Event) {
+    if let (Ok(json), Ok(mut j)) = (serde_json::to_string(ev), shared.journal.lock()) {
+        j.push(&ev.kind, json.into());
+        shared.notify.notify_waiters();
+    }
+}
+
+/// `ev` to the publisher's sinks (spooled; never waits on them).
+fn deliver(shared: &Shared, ev: &Event) {
+    if let Some(d) = shared.delivery.as_ref() {
+        for p in d.send_reporting(ev) {
+            log_line("warning", "events", &p);
+        }
+        delivery_metrics(d, &shared.metrics);
     }
 }
 
@@ -1217,6 +1239,32 @@ fn factory_is(el: &gst::Element, name: &str) -> bool {
 }
 
 /// The one gallery file of the descriptions' facematch elements (None: none, or several).
+/// The facematch elements' shared Redis state, as (URL, gallery key), for erasures through
+/// the API. An element reads its URL back redacted: one with a secret is usable only when
+/// it is the runner's own `--redis-url` (the same once redacted); else None.
+fn shared_state(elements: &[gst::Element], own: Option<&str>) -> Vec<(Option<String>, String)> {
+    use sightline_core::secrets::{MASK, redact_url};
+    let mut found = std::collections::BTreeSet::new();
+    for el in elements.iter().filter(|e| factory_is(e, "facematch")) {
+        let Some(shown) = el
+            .property::<Option<String>>("redis-url")
+            .filter(|u| !u.trim().is_empty())
+        else {
+            continue;
+        };
+        let key: String = el
+            .property::<Option<String>>("gallery-key")
+            .unwrap_or_default();
+        let url = if !shown.contains(MASK) {
+            Some(shown)
+        } else {
+            own.filter(|u| redact_url(u) == shown).map(str::to_string)
+        };
+        found.insert((url, key));
+    }
+    found.into_iter().collect()
+}
+
 fn the_gallery(elements: &[gst::Element]) -> Option<PathBuf> {
     let mut found = std::collections::BTreeSet::new();
     for el in elements {
@@ -1559,6 +1607,17 @@ pub fn run(a: RunArgs) -> Result<(), String> {
                 tls: a.tls_cert.is_some(),
                 signalling: signalling.clone(),
                 history: history_location.clone(),
+                shared_state: shared_state(
+                    &elements,
+                    a.redis_url
+                        .clone()
+                        .or_else(|| {
+                            a.redis_url_file
+                                .as_ref()
+                                .and_then(|f| read_secret_file(f).ok())
+                        })
+                        .as_deref(),
+                ),
                 history_db: Mutex::default(),
             },
         )?;

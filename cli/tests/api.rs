@@ -29,6 +29,13 @@ fn call(method: &str, port: u16, path: &str, token: Option<&str>) -> (u16, Strin
             }
             r.send_empty()
         }
+        "DELETE" => {
+            let mut r = agent.delete(&url);
+            if let Some(t) = token {
+                r = r.header("Authorization", format!("Bearer {t}"));
+            }
+            r.call()
+        }
         _ => {
             let mut r = agent.get(&url);
             if let Some(t) = token {
@@ -179,6 +186,21 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         states.last().map(String::as_str) == Some("absent")
     });
     assert_eq!(states, ["present", "grace", "absent"], "{states:?}");
+    // The acknowledgement was an event too: the history keeps it with its alert.
+    let mut kept = Value::Null;
+    wait_for("the acknowledged alert in the history", 30, || {
+        kept = get_json(port, "/api/v1/history/alerts?group=shop", &viewer)["alerts"].clone();
+        kept[0]["ack"]["by"] == "ops"
+    });
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    assert_eq!(kept[0]["identity"], "barack-obama");
+    let ms = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(ms(&kept[0]["t"]), ms(&a["utc"]), "the same alert");
+    assert_eq!(ms(&kept[0]["ack"]["at"]), ms(&acked["ack"]["at"]));
     let j = get_json(port, "/api/v1/history/journey/Barack%20Obama", &viewer);
     assert_eq!(j["visits"][0]["camera"], "door", "{j}");
     let occ = format!(
@@ -208,6 +230,45 @@ fn the_api_follows_an_arrival_and_an_absence_with_access_control() {
         )
         .0,
         400
+    );
+    // The command line reads the same: `sightline history alerts`.
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["history", "--db"])
+            .arg(format!("sqlite:{}", dir.join("state/history.db").display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let lines = cli(&["alerts", "--group", "shop"]);
+    let line: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(line["ack"]["by"], "ops", "{lines}");
+    assert_eq!(line["t"], kept[0]["t"]);
+    // Erasure is the admin's: the person leaves the history and the gallery, and the audit
+    // record stays.
+    let erase = "/api/v1/history/subjects/barack-obama";
+    assert_eq!(call("DELETE", port, erase, Some(&operator)).0, 403);
+    let (code, body) = call("DELETE", port, erase, Some(&admin));
+    assert_eq!(code, 200, "{body}");
+    let erased: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(erased["actor"], "root");
+    assert!(erased["rows"]["presence"].as_u64() >= Some(3), "{erased}");
+    assert_eq!(erased["rows"]["alerts"], 1, "{erased}");
+    assert_eq!(erased["rows"]["alert_acks"], 1, "{erased}");
+    assert_eq!(
+        erased["elsewhere"]["gallery_file"]["removed"], true,
+        "{erased}"
+    );
+    let t = get_json(port, timeline, &viewer);
+    assert_eq!(t["intervals"].as_array().unwrap().len(), 0, "{t}");
+    let names = get_json(port, "/api/v1/gallery", &viewer)["identities"].clone();
+    assert!(!names.to_string().contains("Obama"), "{names}");
+    let audit = cli(&["audit"]);
+    assert!(
+        audit.contains("\"actor\":\"root\"") && audit.contains("barack-obama"),
+        "{audit}"
     );
     // The server against its own description, with an admin token (schemathesis, bounded).
     let st = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/schemathesis/bin/st");

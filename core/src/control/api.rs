@@ -77,8 +77,13 @@ impl Route {
             | Route::Events
             | Route::Gallery
             | Route::Session
-            | Route::Signalling
-            | Route::History(_) => Access::Role(Role::Viewer),
+            | Route::Signalling => Access::Role(Role::Viewer),
+            Route::History(h) => match h {
+                // Finding a face again by photo is as strong as enrolling one.
+                HistoryRoute::SearchFace => Access::Role(Role::Operator),
+                HistoryRoute::Erase(_) => Access::Role(Role::Admin),
+                _ => Access::Role(Role::Viewer),
+            },
             Route::AckAlert(_)
             | Route::AddPhoto(_)
             | Route::RemoveIdentity(_)
@@ -98,6 +103,13 @@ pub enum HistoryRoute {
     Occupancy,
     /// A floor map: a PNG.
     Heatmap(String),
+    /// The alerts with their acknowledgements.
+    Alerts,
+    /// Sightings whose kept embedding matches the face of the posted photo.
+    SearchFace,
+    /// Remove a person (label, identity, unknown id, global id) from the history, the
+    /// gallery and the shared Redis state.
+    Erase(String),
 }
 
 /// Why a request has no route.
@@ -148,6 +160,8 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
         "/api/v1/login" => post(Route::Login),
         "/api/v1/logout" => post(Route::Logout),
         "/api/v1/history/occupancy" => get(Route::History(HistoryRoute::Occupancy)),
+        "/api/v1/history/alerts" => get(Route::History(HistoryRoute::Alerts)),
+        "/api/v1/history/search-face" => post(Route::History(HistoryRoute::SearchFace)),
         _ => {
             let decoded = |l: &str| {
                 percent_encoding::percent_decode_str(l)
@@ -164,6 +178,13 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, NoRoute>> {
                     ("journey", Some(a)) => Some(HistoryRoute::Journey(a)),
                     ("presence", Some(a)) => Some(HistoryRoute::Presence(a)),
                     ("heatmap", Some(a)) => Some(HistoryRoute::Heatmap(a)),
+                    ("subjects", Some(a)) => {
+                        return Some(if method == "DELETE" {
+                            Ok(Route::History(HistoryRoute::Erase(a)))
+                        } else {
+                            Err(NoRoute::Method("DELETE"))
+                        });
+                    }
                     _ => None,
                 };
                 return route
@@ -289,6 +310,32 @@ mod tests {
             Access::Role(Role::Viewer)
         );
         assert_eq!(ok("GET", "/api/v1/openapi.json").access(), Access::Open);
+        // The history: questions are the viewer's, search by photo the operator's, erasure
+        // the admin's.
+        assert_eq!(
+            ok("GET", "/api/v1/history/alerts").access(),
+            Access::Role(Role::Viewer)
+        );
+        assert_eq!(
+            ok("POST", "/api/v1/history/search-face").access(),
+            Access::Role(Role::Operator)
+        );
+        assert_eq!(
+            ok("DELETE", "/api/v1/history/subjects/unknown%2D4"),
+            Route::History(HistoryRoute::Erase("unknown-4".into()))
+        );
+        assert_eq!(
+            ok("DELETE", "/api/v1/history/subjects/ada").access(),
+            Access::Role(Role::Admin)
+        );
+        assert_eq!(
+            route("GET", "/api/v1/history/subjects/ada"),
+            Some(Err(NoRoute::Method("DELETE")))
+        );
+        assert_eq!(
+            route("GET", "/api/v1/history/search-face"),
+            Some(Err(NoRoute::Method("POST")))
+        );
         assert_eq!(ok("GET", "/health/ready").access(), Access::Open);
         assert_eq!(ok("GET", "/metrics").access(), Access::Metrics);
         assert_eq!(

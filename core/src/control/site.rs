@@ -163,6 +163,31 @@ fn text(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The `alert-ack` event of `alert` (docs/METADATA.md): who acknowledged it and when, and
+/// what identifies the alert beyond this process's `alert-id` (its time, group, camera and
+/// subject), so the history can keep the acknowledgement with the alert.
+pub fn ack_event(alert: &Alert, by: &str, at: &str) -> Event {
+    let d = &alert.data;
+    let field = |k: &str| d.get(k).cloned().unwrap_or(Value::String(String::new()));
+    Event::new(
+        "alert-ack",
+        "api",
+        &alert.camera,
+        None,
+        at.to_string(),
+        serde_json::json!({
+            "alert-id": alert.id,
+            "alert-utc": alert.utc,
+            "group": field("group"),
+            "event": field("event"),
+            "identity": field("identity"),
+            "label": field("label"),
+            "unknown-id": field("unknown-id"),
+            "by": by,
+        }),
+    )
+}
+
 impl Site {
     // --- cameras (the runner's units) ---
 
@@ -505,17 +530,20 @@ impl Site {
             .collect()
     }
 
-    /// Records that `by` acknowledged alert `id` at `at`; the alert, or None if there is no
-    /// such alert. A second acknowledgement keeps the first.
-    pub fn ack(&mut self, id: &str, by: &str, at: &str) -> Option<Alert> {
+    /// Records that `by` acknowledged alert `id` at `at`: the alert, and its `alert-ack`
+    /// event when this was its first acknowledgement (a second one keeps the first and
+    /// publishes nothing); None if there is no such alert.
+    pub fn ack(&mut self, id: &str, by: &str, at: &str) -> Option<(Alert, Option<Event>)> {
         let a = self.alerts.iter_mut().find(|a| a.id == id)?;
-        if a.ack.is_none() {
-            a.ack = Some(Ack {
-                by: by.to_string(),
-                at: at.to_string(),
-            });
+        if a.ack.is_some() {
+            return Some((a.clone(), None));
         }
-        Some(a.clone())
+        a.ack = Some(Ack {
+            by: by.to_string(),
+            at: at.to_string(),
+        });
+        let ev = ack_event(a, by, at);
+        Some((a.clone(), Some(ev)))
     }
 
     /// The people placed on each map now: where the cameras that see them put them (their
@@ -689,14 +717,23 @@ mod tests {
             "any offset"
         );
         let id = all[1].id.clone();
-        let a = s.ack(&id, "alice", "2026-12-02T10:07:00.000Z").unwrap();
+        let (a, published) = s.ack(&id, "alice", "2026-12-02T10:07:00.000Z").unwrap();
         assert_eq!(a.ack.as_ref().unwrap().by, "alice");
-        let again = s.ack(&id, "bob", "2026-12-02T10:08:00.000Z").unwrap();
+        let ack = published.expect("the first acknowledgement is published");
+        assert_eq!(
+            (ack.kind.as_str(), ack.utc.as_str(), ack.camera.as_str()),
+            ("alert-ack", "2026-12-02T10:07:00.000Z", a.camera.as_str())
+        );
+        assert_eq!(ack.data["alert-utc"], a.utc.as_str());
+        assert_eq!(ack.data["by"], "alice");
+        assert_eq!(ack.data["group"], a.data["group"]);
+        let (again, published) = s.ack(&id, "bob", "2026-12-02T10:08:00.000Z").unwrap();
         assert_eq!(
             again.ack.unwrap().by,
             "alice",
             "the first acknowledgement stays"
         );
+        assert!(published.is_none(), "and is published once");
         assert!(s.ack("999", "bob", "x").is_none());
         s.event(
             &ev(

@@ -123,6 +123,79 @@ pub fn journey(db: &mut Db, subject: &str, range: Range) -> Result<Journey, Stri
     })
 }
 
+/// An alert as kept, with its acknowledgement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAlert {
+    #[serde(rename = "t", serialize_with = "utc")]
+    pub t_ms: i64,
+    pub node: String,
+    pub group: String,
+    /// `absent` or `unknown`.
+    pub event: String,
+    pub identity: Option<String>,
+    pub label: Option<String>,
+    pub unknown_id: Option<String>,
+    pub camera: String,
+    pub cameras: Option<String>,
+    pub absent_seconds: Option<f64>,
+    /// None: nobody acknowledged it.
+    pub ack: Option<StoredAck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAck {
+    pub by: String,
+    #[serde(rename = "at", serialize_with = "utc")]
+    pub at_ms: i64,
+}
+
+/// The alerts of `range` (of `group`, or every group), oldest first, each with its first
+/// acknowledgement (an `alert-ack` of the same node, alert time, group and camera).
+pub fn alerts(db: &mut Db, group: Option<&str>, range: Range) -> Result<Vec<StoredAlert>, String> {
+    let mut params = vec![Val::I(range.from), Val::I(range.to)];
+    let mut sql = "SELECT a.t_ms, a.node, a.grp, a.event, a.identity, a.label, a.unknown_id, \
+                   a.camera, a.cameras, a.absent_seconds, k.by_name, k.t_ms, a.stream, a.seq \
+                   FROM alerts a LEFT JOIN alert_acks k ON k.node = a.node \
+                   AND k.alert_t_ms = a.t_ms AND k.grp = a.grp AND k.camera = a.camera \
+                   AND k.event = a.event AND k.subject = COALESCE(a.identity, a.unknown_id, '') \
+                   WHERE a.t_ms >= $1 AND a.t_ms < $2"
+        .to_string();
+    if let Some(g) = group {
+        sql.push_str(" AND a.grp = $3");
+        params.push(Val::T(g.to_string()));
+    }
+    sql.push_str(" ORDER BY a.t_ms, a.stream, a.seq, k.t_ms");
+    let text = |v: &Val| v.as_str().map(str::to_string);
+    let mut out: Vec<StoredAlert> = Vec::new();
+    let mut last_key = None;
+    for r in db.query(&sql, &params)? {
+        let ack = match (text(&r[10]), r[11].as_i64()) {
+            (Some(by), Some(at_ms)) => Some(StoredAck { by, at_ms }),
+            _ => None,
+        };
+        let key = (text(&r[12]), r[13].as_i64());
+        // Acknowledged twice (two runs of the runner): the first acknowledgement stays.
+        if last_key.as_ref() == Some(&key) {
+            continue;
+        }
+        last_key = Some(key);
+        out.push(StoredAlert {
+            t_ms: r[0].as_i64().unwrap_or(0),
+            node: text(&r[1]).unwrap_or_default(),
+            group: text(&r[2]).unwrap_or_default(),
+            event: text(&r[3]).unwrap_or_default(),
+            identity: text(&r[4]),
+            label: text(&r[5]),
+            unknown_id: text(&r[6]),
+            camera: text(&r[7]).unwrap_or_default(),
+            cameras: text(&r[8]),
+            absent_seconds: r[9].as_f64(),
+            ack,
+        });
+    }
+    Ok(out)
+}
+
 /// A person's state over an interval of a group's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Interval {
@@ -502,6 +575,12 @@ pub fn erase(
             "DELETE FROM presence WHERE identity = $1 OR label = $1",
             s(),
         ),
+        // The acknowledgements name their alert's identity: gone before the alerts.
+        (
+            "DELETE FROM alert_acks WHERE subject = $1 OR subject IN (SELECT \
+             COALESCE(identity, unknown_id) FROM alerts WHERE identity = $1 OR label = $1)",
+            s(),
+        ),
         (
             "DELETE FROM alerts WHERE identity = $1 OR label = $1 OR unknown_id = $1",
             s(),
@@ -515,6 +594,7 @@ pub fn erase(
     let names = [
         "sightings",
         "presence",
+        "alert_acks",
         "alerts",
         "zone_events",
         "embeddings",

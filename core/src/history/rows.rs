@@ -11,6 +11,7 @@ pub enum Table {
     Sightings,
     Presence,
     Alerts,
+    AlertAcks,
     ZoneEvents,
     TrajectoryPoints,
     CameraEvents,
@@ -18,10 +19,11 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Sightings,
         Table::Presence,
         Table::Alerts,
+        Table::AlertAcks,
         Table::ZoneEvents,
         Table::TrajectoryPoints,
         Table::CameraEvents,
@@ -33,6 +35,7 @@ impl Table {
             Table::Sightings => "sightings",
             Table::Presence => "presence",
             Table::Alerts => "alerts",
+            Table::AlertAcks => "alert_acks",
             Table::ZoneEvents => "zone_events",
             Table::TrajectoryPoints => "trajectory_points",
             Table::CameraEvents => "camera_events",
@@ -85,6 +88,18 @@ impl Table {
                 "cameras",
                 "absent_seconds",
             ],
+            Table::AlertAcks => &[
+                "stream",
+                "seq",
+                "t_ms",
+                "node",
+                "alert_t_ms",
+                "grp",
+                "camera",
+                "event",
+                "subject",
+                "by_name",
+            ],
             Table::ZoneEvents => &[
                 "stream",
                 "seq",
@@ -132,7 +147,7 @@ impl Table {
         match self {
             Table::Sightings => "sightings",
             Table::Presence => "presence",
-            Table::Alerts => "alerts",
+            Table::Alerts | Table::AlertAcks => "alerts",
             Table::ZoneEvents => "zones",
             Table::TrajectoryPoints => "trajectories",
             Table::CameraEvents => "cameras",
@@ -149,10 +164,11 @@ pub struct Row {
 }
 
 /// The event kinds that have history rows (what the runner sends to the history sink).
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "facematch",
     "presence",
     "presence-alert",
+    "alert-ack",
     "reidmap-trajectory",
     EMBEDDING_KIND,
 ];
@@ -346,6 +362,27 @@ pub fn rows_of(stream: &str, seq: u64, node: &str, ev: &Event) -> Result<Vec<Row
                 float(d, "absent-seconds"),
             ],
         )],
+        "alert-ack" => {
+            let alert_ms = d
+                .get("alert-utc")
+                .and_then(Value::as_str)
+                .and_then(utc_ms)
+                .ok_or("alert-ack without alert-utc")?;
+            vec![row(
+                Table::AlertAcks,
+                vec![
+                    Val::I(alert_ms),
+                    req_text(d, "group"),
+                    camera,
+                    Val::T(event.to_string()),
+                    match (nonempty(d, "identity"), nonempty(d, "unknown-id")) {
+                        (Val::T(s), _) | (Val::Null, Val::T(s)) => Val::T(s),
+                        _ => Val::T(String::new()),
+                    },
+                    req_text(d, "by"),
+                ],
+            )]
+        }
         "reidmap-trajectory" => {
             let start_rt = int(d, "start-running-time").ok_or("trajectory without start time")?;
             let start_ms = d
@@ -436,6 +473,12 @@ mod tests {
                 json!({"group": "g", "event": "unknown", "unknown-id": "u-1", "cameras": "c1,c2"}),
             ),
             ev(
+                "alert-ack",
+                "c1",
+                json!({"alert-id": "4", "alert-utc": "2026-12-03T09:59:00.000Z", "group": "g",
+                       "event": "unknown", "by": "alice"}),
+            ),
+            ev(
                 "reidmap-trajectory",
                 "c1",
                 json!({"map": "floor", "track-id": 2, "global-id": 7,
@@ -459,6 +502,7 @@ mod tests {
                 Table::ZoneEvents,
                 Table::CameraEvents,
                 Table::Alerts,
+                Table::AlertAcks,
                 Table::TrajectoryPoints,
                 Table::TrajectoryPoints
             ]
