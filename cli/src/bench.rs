@@ -124,6 +124,10 @@ pub enum BenchCmd {
         /// SQLite only.
         #[arg(long)]
         no_postgres: bool,
+        /// Instead: a camera's frames/s (decode + detect of this video, as fast as it goes)
+        /// with and without the history writer inserting at full rate beside it.
+        #[arg(long)]
+        video: Option<PathBuf>,
     },
     /// Identification out of sample on the shared face sets (identities.json): the one-photo
     /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
@@ -222,7 +226,14 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             points,
             days,
             no_postgres,
-        } => crate::bench_history::bench_history(sightings, points, days, !no_postgres),
+            video,
+        } => crate::bench_history::bench_history(
+            sightings,
+            points,
+            days,
+            !no_postgres,
+            video.as_deref(),
+        ),
         BenchCmd::Capacity {
             input,
             hold,

@@ -7,7 +7,7 @@
 use sightline_core::delivery::{DeliverEvent, Item};
 use sightline_core::events::{Event, JsonlSink};
 use sightline_core::history::query::{self, Range};
-use sightline_core::history::{Db, Location, Retention, Writer};
+use sightline_core::history::{self, Db, Location, Retention, Writer};
 use std::time::Instant;
 
 const DAY_MS: i64 = 86_400_000;
@@ -36,61 +36,116 @@ impl Rng {
     }
 }
 
-/// The synthetic site: `sightings` decisions of 1000 people and strangers on 16 cameras and
+/// The synthetic site, made as it is consumed (10M sightings and 50M points do not fit in
+/// memory as events): `sightings` decisions of 1000 people and strangers on 16 cameras and
 /// `points` map points (trajectories of 100 points, one global id per 5 trajectories),
-/// spread over `days` days ending at `end_ms`.
-fn events(sightings: u64, points: u64, days: i64, end_ms: i64) -> Vec<Event> {
-    let mut rng = Rng(0x9e3779b97f4a7c15);
-    let start = end_ms - days * DAY_MS;
-    let span = (days * DAY_MS) as u64;
-    let mut out = Vec::new();
-    for i in 0..sightings {
-        let who = rng.below(1200);
+/// spread over `days` days ending at `end_ms`, interleaved at random as a site produces them.
+/// The same seed gives every backend the same events.
+struct Site {
+    rng: Rng,
+    start: i64,
+    span: u64,
+    sightings: u64,
+    trajectories: u64,
+    made_sightings: u64,
+    made_trajectories: u64,
+    seq: u64,
+}
+
+impl Site {
+    fn new(sightings: u64, points: u64, days: i64, end_ms: i64) -> Site {
+        Site {
+            rng: Rng(0x9e3779b97f4a7c15),
+            start: end_ms - days * DAY_MS,
+            span: (days * DAY_MS) as u64,
+            sightings,
+            trajectories: points / POINTS as u64,
+            made_sightings: 0,
+            made_trajectories: 0,
+            seq: 0,
+        }
+    }
+
+    fn sighting(&mut self) -> Event {
+        let i = self.made_sightings;
+        self.made_sightings += 1;
+        let who = self.rng.below(1200);
         let (label, identity, unknown) = if who < 1000 {
             let p = format!("person-{who}");
             (p.clone(), p, String::new())
         } else {
             ("unknown".into(), String::new(), format!("unknown-{who}"))
         };
-        out.push(Event::new(
+        Event::new(
             "facematch",
             "facematch0",
-            &format!("cam{}", rng.below(16)),
+            &format!("cam{}", self.rng.below(16)),
             Some(i),
-            utc(start + rng.below(span) as i64),
+            utc(self.start + self.rng.below(self.span) as i64),
             serde_json::json!({"track-id": i, "label": label, "identity": identity,
                 "unknown-id": unknown, "similarity": 0.55, "x": 100, "y": 80,
                 "width": 60, "height": 70}),
-        ));
+        )
     }
-    let trajectories = points / POINTS as u64;
-    for i in 0..trajectories {
-        let t0 = start + rng.below(span) as i64;
-        let (x0, y0) = (rng.below(40) as f64, rng.below(20) as f64);
+
+    fn trajectory(&mut self) -> Event {
+        let i = self.made_trajectories;
+        self.made_trajectories += 1;
+        let t0 = self.start + self.rng.below(self.span) as i64;
+        let (x0, y0) = (self.rng.below(40) as f64, self.rng.below(20) as f64);
         let pts: Vec<_> = (0..POINTS)
             .map(|k| {
                 serde_json::json!({"running-time": k as u64 * 200_000_000,
                     "x": x0 + 0.05 * k as f64, "y": y0 + 0.02 * k as f64})
             })
             .collect();
-        out.push(Event::new(
+        Event::new(
             "reidmap-trajectory",
             "reidmap0",
-            &format!("cam{}", rng.below(16)),
+            &format!("cam{}", self.rng.below(16)),
             Some(0),
             utc(t0 + 20_000),
             serde_json::json!({"map": "floor", "units": "m", "track-id": i,
                 "global-id": i / 5, "segment": 0, "reason": "track-ended",
                 "start-running-time": 0, "start-utc": utc(t0), "points": pts}),
-        ));
+        )
     }
-    // Interleaved, as a site produces them.
-    let mut order: Vec<usize> = (0..out.len()).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
+
+    /// Up to `n` more events (none at the end), each kind drawn in proportion to what is
+    /// left of it.
+    fn next_events(&mut self, n: usize) -> Vec<Event> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let (s, t) = (
+                self.sightings - self.made_sightings,
+                self.trajectories - self.made_trajectories,
+            );
+            if s + t == 0 {
+                break;
+            }
+            out.push(if self.rng.below(s + t) < s {
+                self.sighting()
+            } else {
+                self.trajectory()
+            });
+        }
+        out
     }
-    let mut slots: Vec<Option<Event>> = out.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
+
+    /// The next events as the publisher hands them to a sink (sequence-numbered JSON).
+    fn next_items(&mut self, n: usize) -> Vec<Item> {
+        self.next_events(n)
+            .into_iter()
+            .map(|e| {
+                self.seq += 1;
+                Item {
+                    seq: self.seq,
+                    json: serde_json::to_string(&e).expect("json").into(),
+                    alert: false,
+                }
+            })
+            .collect()
+    }
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -107,23 +162,39 @@ struct Result {
     bytes_per_million: f64,
 }
 
+/// Events made per round (their making is not timed).
+const ROUND: usize = BATCH * 64;
+
 fn measure(
     name: &str,
     location: &Location,
-    items: &[Item],
+    site: Site,
     rows: u64,
     gids: u64,
     end_ms: i64,
 ) -> std::result::Result<Result, String> {
+    let mut site = site;
     let mut w = Writer::new(location, &Retention::default(), "bench-runner-1", "bench");
     // Default retention: the data spans days ending now, nothing is purged.
-    let t = Instant::now();
-    for chunk in items.chunks(BATCH) {
-        let (n, r) = w.deliver_batch(chunk);
-        r?;
-        assert_eq!(n, chunk.len());
+    let mut secs = 0.0;
+    let mut done = 0u64;
+    loop {
+        let items = site.next_items(ROUND);
+        if items.is_empty() {
+            break;
+        }
+        let t = Instant::now();
+        for chunk in items.chunks(BATCH) {
+            let (n, r) = w.deliver_batch(chunk);
+            r?;
+            assert_eq!(n, chunk.len());
+        }
+        secs += t.elapsed().as_secs_f64();
+        done += items.len() as u64;
+        if done.is_multiple_of(ROUND as u64 * 100) {
+            eprintln!("  {name}: {done} events in {secs:.0} s");
+        }
     }
-    let secs = t.elapsed().as_secs_f64();
     let mut db = Db::open(location)?;
     let counted: i64 = ["sightings", "trajectory_points"]
         .iter()
@@ -183,57 +254,163 @@ fn measure(
     })
 }
 
+/// Frames/s of a camera pipeline (decode + scale + face detection of `video`, as fast as it
+/// goes) in this process; with `writer`, while a history writer inserts into `location` at
+/// full rate on its own thread (the runner's history sink, fed batches as the publisher
+/// feeds it): (frames/s, rows/s the writer made meanwhile).
+fn camera_fps(
+    video: &std::path::Path,
+    writer: Option<&Location>,
+) -> std::result::Result<(f64, f64), String> {
+    use gst::prelude::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = writer.map(|location| {
+        let (stop, location) = (stop.clone(), location.clone());
+        std::thread::spawn(move || -> std::result::Result<(u64, f64), String> {
+            let mut site = Site::new(u64::MAX / 4, u64::MAX / 4, 7, history::now_ms());
+            let mut w = Writer::new(&location, &Retention::default(), "bench-runner-2", "bench");
+            let (mut rows, t) = (0u64, Instant::now());
+            while !stop.load(Ordering::Relaxed) {
+                let items = site.next_items(BATCH);
+                let (n, r) = w.deliver_batch(&items);
+                r?;
+                rows += items[..n]
+                    .iter()
+                    .map(|i| {
+                        if i.json.contains("\"points\"") {
+                            POINTS as u64
+                        } else {
+                            1
+                        }
+                    })
+                    .sum::<u64>();
+            }
+            Ok((rows, t.elapsed().as_secs_f64()))
+        })
+    });
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,width=640,pixel-aspect-ratio=1/1 ! facedetect name=det inference-width=640 \
+         idle-seconds=0 ! fakesink sync=false",
+        video.display()
+    );
+    let p = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let t = Instant::now();
+    p.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let res = crate::bench::wait_eos(&p);
+    let secs = t.elapsed().as_secs_f64();
+    let frames: u64 = p
+        .by_name("det")
+        .map(|d| d.property("inferences"))
+        .unwrap_or(0);
+    let _ = p.set_state(gst::State::Null);
+    stop.store(true, Ordering::Relaxed);
+    let written = match handle {
+        Some(h) => {
+            let (rows, s) = h.join().map_err(|_| "the writer thread panicked")??;
+            rows as f64 / s
+        }
+        None => 0.0,
+    };
+    res?;
+    Ok((frames as f64 / secs, written))
+}
+
 pub fn bench_history(
     sightings: u64,
     points: u64,
     days: i64,
     postgres: bool,
+    video: Option<&std::path::Path>,
 ) -> std::result::Result<(), String> {
     let end_ms = sightline_core::history::now_ms();
-    println!(
-        "history: {sightings} sightings + {points} map points over {days} days (batches of {BATCH} events)"
-    );
-    let evs = events(sightings, points, days, end_ms);
-    let items: Vec<Item> = evs
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Item {
-            seq: i as u64,
-            json: serde_json::to_string(e).expect("json").into(),
-            alert: false,
-        })
-        .collect();
-    let rows = sightings + (points / POINTS as u64) * POINTS as u64;
-    let gids = points / POINTS as u64 / 5;
     let dir = std::env::temp_dir().join(format!("sl-bench-history-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    if let Some(video) = video {
+        // The video path while the history writes at full rate: the camera's frames/s
+        // without, with, and again without the writer (the machine's drift shows).
+        gst::init().map_err(|e| e.to_string())?;
+        println!(
+            "history: a camera (decode + detect of {}) with and without the history writer at full rate",
+            video.display()
+        );
+        // Alternated, five rounds each, medians (the first pass warms the caches).
+        let db = Location::Sqlite(dir.join("video.db"));
+        camera_fps(video, None)?;
+        let (mut alone, mut with, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            alone.push(camera_fps(video, None)?.0);
+            let (f, r) = camera_fps(video, Some(&db))?;
+            with.push(f);
+            rows.push(r);
+        }
+        let (a, w, r) = (
+            percentile(&mut alone, 0.5),
+            percentile(&mut with, 0.5),
+            percentile(&mut rows, 0.5),
+        );
+        println!(
+            "  camera alone {a:.1} frames/s, with the writer {w:.1} frames/s ({:.1} % of alone; medians of 5 alternated runs, alone {:.1}-{:.1}) while it wrote {r:.0} rows/s (SQLite)",
+            100.0 * w / a,
+            alone[0],
+            alone[alone.len() - 1]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+    println!(
+        "history: {sightings} sightings + {points} map points over {days} days (batches of {BATCH} events)"
+    );
+    let rows = sightings + (points / POINTS as u64) * POINTS as u64;
+    let gids = points / POINTS as u64 / 5;
 
-    // Baseline: the same events appended to a JSONL file.
-    let t = Instant::now();
+    // Baseline: the same events appended to a JSONL file (their making not timed).
+    let mut secs = 0.0;
     {
+        let mut site = Site::new(sightings, points, days, end_ms);
         let mut sink = JsonlSink::open(&dir.join("events.jsonl")).map_err(|e| e.to_string())?;
-        for e in &evs {
-            sink.write(e).map_err(|e| e.to_string())?;
+        loop {
+            let evs = site.next_events(ROUND);
+            if evs.is_empty() {
+                break;
+            }
+            let t = Instant::now();
+            for e in &evs {
+                sink.write(e).map_err(|e| e.to_string())?;
+            }
+            secs += t.elapsed().as_secs_f64();
         }
     }
-    let jsonl_rows_s = rows as f64 / t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(dir.join("events.jsonl"));
+    let jsonl_rows_s = rows as f64 / secs;
     println!("  baseline JSONL appends: {jsonl_rows_s:.0} rows/s (points counted as rows)");
 
+    let sqlite = dir.join("history.db");
     let mut results = vec![measure(
         "sqlite",
-        &Location::Sqlite(dir.join("history.db")),
-        &items,
+        &Location::Sqlite(sqlite.clone()),
+        Site::new(sightings, points, days, end_ms),
         rows,
         gids,
         end_ms,
     )?];
+    // Its disk back before the next one fills it.
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
+    }
     if postgres {
         let pg = sightline_testkit::PostgresServer::start_durable();
         results.push(measure(
             "postgresql",
             &Location::Postgres(pg.url()),
-            &items,
+            Site::new(sightings, points, days, end_ms),
             rows,
             gids,
             end_ms,

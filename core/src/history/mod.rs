@@ -105,6 +105,23 @@ pub struct Writer {
     purged_at: Option<Instant>,
     /// Events that had no rows for a reason worth saying (said once).
     skipped: u64,
+    /// The writing thread runs at a lower CPU priority (set at its first batch).
+    yielding: bool,
+}
+
+/// The nice value of the history's writing thread: under CPU contention the video path
+/// (nice 0) gets about ten times its share; the writer catches up when the CPU is free (the
+/// spool holds the backlog). Measured: `sightline bench history --video` (docs/benchmarks.md).
+pub const WRITER_NICE: i32 = 19;
+
+/// Lowers the calling thread's CPU priority to [`WRITER_NICE`] (on Linux the nice value is
+/// per thread; elsewhere, or where it cannot be changed, nothing happens).
+fn yield_cpu_to_video() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers; `who` 0 is the calling thread on Linux.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, WRITER_NICE);
+    }
 }
 
 impl Writer {
@@ -117,10 +134,15 @@ impl Writer {
             db: None,
             purged_at: None,
             skipped: 0,
+            yielding: false,
         }
     }
 
     fn write(&mut self, items: &[Item]) -> Result<(), String> {
+        if !self.yielding {
+            yield_cpu_to_video();
+            self.yielding = true;
+        }
         let mut rows = Vec::new();
         for it in items {
             let rs = serde_json::from_str::<Event>(&it.json)
