@@ -557,29 +557,37 @@ fn bench_facedetect(input: &Path, width: u32, n: usize, rounds: usize) -> Result
     Ok(e / b)
 }
 
+/// `filesrc ! decodebin ! videoconvert ! videoscale ! facedetect ! fakesink` over `file` at
+/// `width`, as fast as it goes: (frames detected, seconds).
+pub(crate) fn detect_run(file: &Path, width: u32) -> Result<(u64, f64), String> {
+    let w = width;
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 ! facedetect name=det inference-width={w} idle-seconds=0 ! fakesink name=sink sync=false",
+        file.display()
+    );
+    let p = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let t = Instant::now();
+    p.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let res = wait_eos(&p);
+    let secs = t.elapsed().as_secs_f64();
+    let n: u64 = p
+        .by_name("det")
+        .map(|d| d.property("inferences"))
+        .unwrap_or(0);
+    let _ = p.set_state(gst::State::Null);
+    res?;
+    Ok((n, secs))
+}
+
 /// Frames/s of `filesrc ! decodebin ! videoconvert ! videoscale ! facedetect ! fakesink`.
 fn bench_fps(files: &[PathBuf], widths: &[u32]) -> Result<(), String> {
     for f in files {
         for &w in widths {
-            let desc = format!(
-                "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 ! facedetect name=det inference-width={w} idle-seconds=0 ! fakesink name=sink sync=false",
-                f.display()
-            );
-            let p = gst::parse::launch(&desc)
-                .map_err(|e| e.to_string())?
-                .downcast::<gst::Pipeline>()
-                .map_err(|_| "not a pipeline")?;
-            let t = Instant::now();
-            p.set_state(gst::State::Playing)
-                .map_err(|e| e.to_string())?;
-            let res = wait_eos(&p);
-            let secs = t.elapsed().as_secs_f64();
-            let n: u64 = p
-                .by_name("det")
-                .map(|d| d.property("inferences"))
-                .unwrap_or(0);
-            let _ = p.set_state(gst::State::Null);
-            res?;
+            let (n, secs) = detect_run(f, w)?;
             println!(
                 "fps {} at {w} px wide: {n} frames in {secs:.2} s = {:.1} frames/s (decode + scale + detect)",
                 f.file_name()

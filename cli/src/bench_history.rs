@@ -262,7 +262,6 @@ fn camera_fps(
     video: &std::path::Path,
     writer: Option<&Location>,
 ) -> std::result::Result<(f64, f64), String> {
-    use gst::prelude::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = Arc::new(AtomicBool::new(false));
@@ -290,26 +289,7 @@ fn camera_fps(
             Ok((rows, t.elapsed().as_secs_f64()))
         })
     });
-    let desc = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! \
-         video/x-raw,width=640,pixel-aspect-ratio=1/1 ! facedetect name=det inference-width=640 \
-         idle-seconds=0 ! fakesink sync=false",
-        video.display()
-    );
-    let p = gst::parse::launch(&desc)
-        .map_err(|e| e.to_string())?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline")?;
-    let t = Instant::now();
-    p.set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
-    let res = crate::bench::wait_eos(&p);
-    let secs = t.elapsed().as_secs_f64();
-    let frames: u64 = p
-        .by_name("det")
-        .map(|d| d.property("inferences"))
-        .unwrap_or(0);
-    let _ = p.set_state(gst::State::Null);
+    let run = crate::bench::detect_run(video, 640);
     stop.store(true, Ordering::Relaxed);
     let written = match handle {
         Some(h) => {
@@ -318,7 +298,7 @@ fn camera_fps(
         }
         None => 0.0,
     };
-    res?;
+    let (frames, secs) = run?;
     Ok((frames as f64 / secs, written))
 }
 

@@ -32,6 +32,26 @@ pub struct HttpConfig {
     pub tls: Option<(String, String)>,
 }
 
+/// Why a posted photo cannot be used (enrolment, search by photo): 422 for what the caller
+/// can fix (no image, no face, several faces without `face=X,Y`), 500 for the rest.
+fn photo_refused(e: sightline_core::enroll::EnrollError) -> Response {
+    use sightline_core::enroll::EnrollError;
+    let fixable = match e {
+        EnrollError::NoFace(_) => "no face".to_string(),
+        EnrollError::NoFaceAt { x, y, count, .. } => {
+            format!("no face at ({x:.0}, {y:.0}): {count} face(s) elsewhere")
+        }
+        EnrollError::SeveralFaces { count, .. } => {
+            format!(
+                "several faces ({count}): send a photo of one person, or say which with face=X,Y"
+            )
+        }
+        EnrollError::Decode(e) => format!("not an image ({e})"),
+        e => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    error(StatusCode::UNPROCESSABLE_ENTITY, &fixable)
+}
+
 /// What the API serves and checks.
 pub struct Api {
     pub metrics: Arc<Mutex<Metrics>>,
@@ -794,7 +814,7 @@ impl Api {
     /// embeddings, or 422 (`not an image`, `no face`, `several faces`). The photo itself is
     /// never written anywhere; only its embedding goes into the gallery.
     fn add_photo(&self, label: &str, body: &[u8], face: Option<(f32, f32)>) -> Response {
-        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes, review_consistency};
+        use sightline_core::enroll::{FacePolicy, embed_bytes, review_consistency};
         let policy = face.map_or(FacePolicy::Single, |(x, y)| FacePolicy::At(x, y));
         let Some(path) = self.gallery.as_deref() else {
             return Self::no_gallery();
@@ -823,28 +843,7 @@ impl Api {
         };
         let mut enrolled = match embed_bytes(&mut det, &emb, body, policy, "the photo") {
             Ok(e) => e,
-            Err(EnrollError::NoFace(_)) => {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "no face");
-            }
-            Err(EnrollError::NoFaceAt { x, y, count, .. }) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("no face at ({x:.0}, {y:.0}): {count} face(s) elsewhere"),
-                );
-            }
-            Err(EnrollError::SeveralFaces { count, .. }) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("several faces ({count}): send a photo of one person"),
-                );
-            }
-            Err(EnrollError::Decode(e)) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("not an image ({e})"),
-                );
-            }
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            Err(e) => return photo_refused(e),
         };
         let others: Vec<&[f32]> = before.iter().map(|v| v.as_slice()).collect();
         review_consistency(
@@ -1034,7 +1033,7 @@ impl Api {
         range: sightline_core::history::query::Range,
         photo: &[u8],
     ) -> Response {
-        use sightline_core::enroll::{EnrollError, FacePolicy, embed_bytes};
+        use sightline_core::enroll::{FacePolicy, embed_bytes};
         use sightline_core::history::{Val, query};
         let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let top = match param("top").map(str::parse::<usize>) {
@@ -1094,28 +1093,7 @@ impl Api {
             };
             let face = match embed_bytes(&mut det, &emb, photo, policy, "the photo") {
                 Ok(f) => f,
-                Err(EnrollError::NoFace(_)) => {
-                    return error(StatusCode::UNPROCESSABLE_ENTITY, "no face in the photo");
-                }
-                Err(EnrollError::NoFaceAt { x, y, count, .. }) => {
-                    return error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &format!("no face at ({x:.0}, {y:.0}): {count} face(s) elsewhere"),
-                    );
-                }
-                Err(EnrollError::SeveralFaces { count, .. }) => {
-                    return error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &format!("several faces ({count}): say which with face=X,Y"),
-                    );
-                }
-                Err(EnrollError::Decode(e)) => {
-                    return error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &format!("not an image ({e})"),
-                    );
-                }
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Err(e) => return photo_refused(e),
             };
             match self
                 .with_history(|db| query::search_face(db, &face.embedding, model, range, t, top))
