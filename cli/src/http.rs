@@ -1154,6 +1154,12 @@ impl Api {
         if !redis.is_empty() {
             elsewhere.insert("redis".into(), redis.into());
         }
+        // The runner's live view (recent alerts, presence, map places) forgets them too.
+        let (alerts, people, places) = self.site().forget(subject);
+        elsewhere.insert(
+            "runner".into(),
+            json!({"alerts": alerts, "presence": people, "map_places": places}),
+        );
         let elsewhere = serde_json::Value::Object(elsewhere);
         let now = sightline_core::history::now_ms();
         match self.with_history(|db| {
@@ -2041,6 +2047,20 @@ mod tests {
         let (n, r) = w.deliver_batch(&[item]);
         assert_eq!(n, 1, "{r:?}");
         api.history = Some(location);
+        // The runner's live view has the stranger's alert.
+        api.site().event(
+            &sightline_core::events::Event::new(
+                "presence-alert",
+                "alert0",
+                "door",
+                None,
+                "2026-12-02T10:00:01.000Z".into(),
+                serde_json::json!({"group": "shop", "event": "unknown", "identity": "",
+                    "unknown-id": "unknown-9", "cameras": ["door", "till"]}),
+            ),
+            0,
+        );
+        assert_eq!(api.site().alerts(None).len(), 1);
         let post = |token: &str, path: &str, body: &[u8]| {
             let auth = format!("Bearer {token}");
             let client = fresh_client();
@@ -2082,6 +2102,8 @@ mod tests {
         let gone = body(r);
         assert_eq!(gone["rows"]["embeddings"], 1, "{gone}");
         assert_eq!(gone["actor"], "admin");
+        assert_eq!(gone["elsewhere"]["runner"]["alerts"], 1, "{gone}");
+        assert!(api.site().alerts(None).is_empty(), "the live alert is gone");
         let after = body(post(operator, search, &other_photo));
         assert_eq!(after["hits"].as_array().unwrap().len(), 0, "{after}");
         drop(api);

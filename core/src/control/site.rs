@@ -546,6 +546,34 @@ impl Site {
         Some((a.clone(), Some(ev)))
     }
 
+    /// Forgets `subject` (an identity, label or unknown id; digits: a global id) as the
+    /// history's erasure does: their alerts, their place in the presence groups and on the
+    /// maps. What is forgotten, counted: (alerts, people, map places).
+    pub fn forget(&mut self, subject: &str) -> (usize, usize, usize) {
+        let named = |v: &Value, k: &str| v.get(k).and_then(Value::as_str) == Some(subject);
+        let before = self.alerts.len();
+        self.alerts.retain(|a| {
+            !(a.identity.as_deref() == Some(subject)
+                || a.label.as_deref() == Some(subject)
+                || named(&a.data, "unknown-id"))
+        });
+        let alerts = before - self.alerts.len();
+        let mut people = 0;
+        for g in self.groups.values_mut() {
+            let n = g.people.len();
+            g.people
+                .retain(|id, p| !(id == subject || p.identity == subject || p.label == subject));
+            people += n - g.people.len();
+        }
+        let mut places = 0;
+        if let Ok(gid) = subject.parse::<u64>() {
+            for m in self.maps.values_mut() {
+                places += usize::from(m.people.remove(&gid).is_some());
+            }
+        }
+        (alerts, people, places)
+    }
+
     /// The people placed on each map now: where the cameras that see them put them (their
     /// mean), without those not reported for 5 s.
     pub fn maps(&self, now_ms: u64) -> Vec<MapView> {
@@ -745,6 +773,60 @@ mod tests {
             0,
         );
         assert!(!s.presence_groups()[0].online);
+    }
+
+    #[test]
+    fn an_erased_person_is_forgotten_from_alerts_presence_and_maps() {
+        let mut s = Site::default();
+        s.event(
+            &ev("presence", "door", "2026-12-02T10:00:00.000Z", json!({"group": "outlet", "event": "roster",
+                "identities": ["ann", "bob"], "labels": ["Ann", "Bob"], "states": ["present", "present"]})),
+            0,
+        );
+        for (utc, data) in [
+            (
+                "2026-12-02T10:05:00.000Z",
+                json!({"group": "outlet", "event": "absent", "identity": "ann", "label": "Ann"}),
+            ),
+            (
+                "2026-12-02T10:05:01.000Z",
+                json!({"group": "outlet", "event": "absent", "identity": "bob", "label": "Bob"}),
+            ),
+            (
+                "2026-12-02T10:06:00.000Z",
+                json!({"group": "outlet", "event": "unknown", "unknown-id": "unknown-3", "identity": ""}),
+            ),
+        ] {
+            s.event(&ev("presence-alert", "door", utc, data), 0);
+        }
+        for (gid, cam) in [(17, "door"), (18, "till")] {
+            s.event(
+                &ev(
+                    "reidmap",
+                    cam,
+                    "2026-12-02T10:06:00.000Z",
+                    json!({"map": "shop", "units": "m",
+                    "people": [{"global-id": gid, "x": 1.0, "y": 2.0}]}),
+                ),
+                0,
+            );
+        }
+        let placed = |s: &Site| s.maps(0).iter().map(|m| m.people.len()).sum::<usize>();
+        assert_eq!(placed(&s), 2);
+        assert_eq!(s.forget("ann"), (1, 1, 0));
+        assert_eq!(s.forget("unknown-3"), (1, 0, 0));
+        let left = s.alerts(None);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].identity.as_deref(), Some("bob"));
+        let people: Vec<_> = s.presence_groups()[0]
+            .people
+            .iter()
+            .map(|p| p.identity.clone())
+            .collect();
+        assert_eq!(people, ["bob"]);
+        assert_eq!(s.forget("17"), (0, 0, 1));
+        assert_eq!(placed(&s), 1);
+        assert_eq!(s.forget("nobody"), (0, 0, 0));
     }
 
     #[test]
