@@ -39,8 +39,9 @@ impl Rng {
 /// The synthetic site, made as it is consumed (10M sightings and 50M points do not fit in
 /// memory as events): `sightings` decisions of 1000 people and strangers on 16 cameras and
 /// `points` map points (trajectories of 100 points, one global id per 5 trajectories),
-/// spread over `days` days ending at `end_ms`, interleaved at random as a site produces them.
-/// The same seed gives every backend the same events.
+/// spread over `days` days ending at `end_ms`, the kinds interleaved at random, in time
+/// order as a site produces them (each event up to a second from its place; a trajectory is
+/// published 20 s after it began). The same seed gives every backend the same events.
 struct Site {
     rng: Rng,
     start: i64,
@@ -66,6 +67,15 @@ impl Site {
         }
     }
 
+    /// The time of the next event: the site's clock, as far along the span as the events
+    /// made so far, give or take a second.
+    fn clock(&mut self) -> i64 {
+        let made = self.made_sightings + self.made_trajectories;
+        let all = (self.sightings + self.trajectories).max(1);
+        let along = (made as f64 / all as f64 * self.span as f64) as i64;
+        self.start + along + self.rng.below(2000) as i64 - 1000
+    }
+
     fn sighting(&mut self) -> Event {
         let i = self.made_sightings;
         self.made_sightings += 1;
@@ -81,7 +91,7 @@ impl Site {
             "facematch0",
             &format!("cam{}", self.rng.below(16)),
             Some(i),
-            utc(self.start + self.rng.below(self.span) as i64),
+            utc(self.clock()),
             serde_json::json!({"track-id": i, "label": label, "identity": identity,
                 "unknown-id": unknown, "similarity": 0.55, "x": 100, "y": 80,
                 "width": 60, "height": 70}),
@@ -91,7 +101,7 @@ impl Site {
     fn trajectory(&mut self) -> Event {
         let i = self.made_trajectories;
         self.made_trajectories += 1;
-        let t0 = self.start + self.rng.below(self.span) as i64;
+        let t0 = self.clock() - 20_000;
         let (x0, y0) = (self.rng.below(40) as f64, self.rng.below(20) as f64);
         let pts: Vec<_> = (0..POINTS)
             .map(|k| {

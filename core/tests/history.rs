@@ -521,7 +521,7 @@ fn sqlite_keeps_the_day_and_answers_the_questions() {
             &[],
         )
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4].map(|v| vec![Val::I(v)]));
+    assert_eq!(versions, [1, 2, 3, 4, 5].map(|v| vec![Val::I(v)]));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -590,4 +590,160 @@ fn a_postgresql_outage_loses_nothing_and_duplicates_nothing() {
         "0"
     );
     let _ = std::fs::remove_dir_all(spool);
+}
+
+/// Heat cells against every point: random walks over five hours (both sides of the map's
+/// origin) written through the writer, replayed, a trail erased, the oldest hours purged
+/// and the cells rebuilt as after an upgrade — the heat map from the cells equals the one
+/// from every point each time, for windows that cut hours or not, and cells of 0.25–1.
+fn heat_cells_count_every_point(location: &Location, name: &str) {
+    let mut rng = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let hour = 3_600_000i64;
+    let mut events = Vec::new();
+    for gid in 0..60u64 {
+        let start = (next() % (5 * hour as u64)) as i64;
+        let (x, y) = (
+            (next() % 8000) as f64 / 1000.0 - 3.0,
+            (next() % 6000) as f64 / 1000.0 - 2.0,
+        );
+        // 200 ms apart: a walk crosses hours and cells.
+        events.push(trajectory(start, "door", gid, x + 0.0003, y + 0.0007, 50));
+    }
+    let mut w = sightline_core::history::Writer::new(
+        location,
+        &Retention::default(),
+        &format!("{name}-heat"),
+        "box1",
+    );
+    let items: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(k, e)| sightline_core::delivery::Item {
+            seq: k as u64 + 1,
+            json: serde_json::to_string(e).unwrap().into(),
+            alert: false,
+        })
+        .collect();
+    use sightline_core::delivery::DeliverEvent;
+    for chunk in items.chunks(16) {
+        let (n, r) = w.deliver_batch(chunk);
+        assert_eq!(n, chunk.len(), "{name}: {r:?}");
+    }
+    // A replay counts nothing twice.
+    let (n, _) = w.deliver_batch(&items[..20]);
+    assert_eq!(n, 20);
+    drop(w);
+    let mut db = Db::open(location).unwrap();
+    let same = |db: &mut Db, what: &str| {
+        let windows = [
+            Range::ALL,
+            Range {
+                from: t0() + hour,
+                to: t0() + 3 * hour,
+            },
+            Range {
+                from: t0() + hour / 2 + 1234,
+                to: t0() + 4 * hour - 999,
+            },
+            Range {
+                from: t0() + 10 * 60_000,
+                to: t0() + 40 * 60_000,
+            },
+            Range {
+                from: t0() + 2 * hour + 5 * 60_000,
+                to: t0() + 2 * hour + 50 * 60_000,
+            },
+            Range {
+                from: t0() + 20 * 60_000,
+                to: t0() + 2 * hour + 30 * 60_000 + 1,
+            },
+        ];
+        let mut total = 0;
+        for range in windows {
+            for (cell, bounds) in [
+                (0.25, None),
+                (0.5, None),
+                (1.0, Some([-4.0, -3.0, 12.0, 8.0])),
+                (0.75, Some([-2.5, -1.0, 6.0, 4.0])),
+            ] {
+                let heat = query::heatmap(db, "floor", range, cell, bounds).unwrap();
+                let reference = query::heatmap_of_points(
+                    db,
+                    "floor",
+                    range,
+                    cell,
+                    Some([
+                        heat.x0,
+                        heat.y0,
+                        heat.x0 + (heat.cols as f64 - 0.5) * cell,
+                        heat.y0 + (heat.rows as f64 - 0.5) * cell,
+                    ]),
+                )
+                .unwrap();
+                assert_eq!(
+                    (heat.cols, heat.rows, heat.points),
+                    (reference.cols, reference.rows, reference.points),
+                    "{name} {what}: {range:?} cell {cell}"
+                );
+                assert_eq!(
+                    heat.counts, reference.counts,
+                    "{name} {what}: {range:?} cell {cell}"
+                );
+                total += heat.points;
+            }
+        }
+        total
+    };
+    let all = same(&mut db, "written");
+    assert!(all > 3000, "{name}: {all} points counted");
+    let whole = query::heatmap(&mut db, "floor", Range::ALL, 0.25, None).unwrap();
+    assert_eq!(whole.points, 60 * 50, "{name}: every point once");
+    assert_eq!(whole.x0 % 0.25, 0.0, "{name}: the grid is the cells' grid");
+    // Erasing a trail takes its points out of the cells.
+    query::erase(&mut db, "7", "test", t0(), &json!({})).unwrap();
+    same(&mut db, "erased");
+    let whole = query::heatmap(&mut db, "floor", Range::ALL, 0.25, None).unwrap();
+    assert_eq!(whole.points, 59 * 50, "{name}");
+    // Purging keeps whole hours: the cells of the hours kept count what is kept.
+    let retention = Retention::parse("trajectories=30").unwrap();
+    query::purge(&mut db, &retention, t0() + 30 * 86_400_000 + 2 * hour + 1).unwrap();
+    same(&mut db, "purged");
+    let left = db
+        .query("SELECT MIN(t_ms) FROM trajectory_points", &[])
+        .unwrap()[0][0]
+        .as_i64()
+        .unwrap();
+    assert!(left >= t0() + 2 * hour, "{name}: whole hours purged");
+    // Cells rebuilt as after the upgrade to V5 (points written before the table existed).
+    db.execute("DELETE FROM heat_cells", &[]).unwrap();
+    db.execute("INSERT INTO history_jobs (name) VALUES ('heat-cells')", &[])
+        .unwrap();
+    drop(db);
+    let mut db = Db::open(location).unwrap();
+    same(&mut db, "rebuilt");
+    assert!(
+        db.query("SELECT name FROM history_jobs", &[])
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn sqlite_heat_cells_count_every_point() {
+    let dir = tmp("sqlite-heat");
+    let location = Location::Sqlite(dir.join("history.db"));
+    heat_cells_count_every_point(&location, "sqlite");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn postgresql_heat_cells_count_every_point() {
+    let pg = PostgresServer::start();
+    heat_cells_count_every_point(&Location::parse(&pg.url()).unwrap(), "postgres");
 }

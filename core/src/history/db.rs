@@ -3,6 +3,7 @@
 //! (`core/migrations/history/`). SQL is written once with `$1`, `$2`, … parameters and
 //! runs on both.
 
+use super::heat::{self, Cells};
 use super::rows::{Row, Table};
 use crate::secrets::{redact_url, scrub_url_in};
 use std::path::{Path, PathBuf};
@@ -118,13 +119,13 @@ impl Location {
     }
 }
 
+/// PostgreSQL statements prepared once per connection: (table, rows per statement).
+type Prepared = std::collections::HashMap<(&'static str, usize), postgres::Statement>;
+
 enum Conn {
     Sqlite(rusqlite::Connection),
     /// The client, and its prepared multi-row INSERTs by (table, rows).
-    Postgres(
-        Box<postgres::Client>,
-        std::collections::HashMap<(Table, usize), postgres::Statement>,
-    ),
+    Postgres(Box<postgres::Client>, Prepared),
 }
 
 /// An open history database, its schema up to date.
@@ -154,7 +155,62 @@ impl Db {
             Conn::Postgres(c, _) => runner.run(c.as_mut()).map(|_| ()),
         };
         migrated.map_err(|e| db.scrub(&format!("history database {shown}: migration: {e}")))?;
+        db.finish_jobs()?;
         Ok(db)
+    }
+
+    /// Work a migration left (`history_jobs`): the heat cells of the points written before
+    /// V5, counted hour by hour, each hour's cells replaced in one transaction (so an
+    /// interrupted job is simply done again).
+    fn finish_jobs(&mut self) -> Result<(), String> {
+        let jobs = self.query("SELECT name FROM history_jobs", &[])?;
+        if !jobs.iter().any(|r| r[0].as_str() == Some("heat-cells")) {
+            return Ok(());
+        }
+        let maps = self.query(
+            "SELECT map, MIN(t_ms), MAX(t_ms) FROM trajectory_points GROUP BY map",
+            &[],
+        )?;
+        for m in &maps {
+            let (Some(map), Some(first), Some(last)) =
+                (m[0].as_str(), m[1].as_i64(), m[2].as_i64())
+            else {
+                continue;
+            };
+            let mut hour = heat::hour_of(first);
+            while hour <= last {
+                let next = hour.saturating_add(heat::HOUR_MS);
+                let points = self.query(
+                    "SELECT t_ms, x, y FROM trajectory_points WHERE map = $1 AND t_ms >= $2 AND t_ms < $3",
+                    &[Val::T(map.to_string()), Val::I(hour), Val::I(next)],
+                )?;
+                let mut cells = Cells::default();
+                for p in &points {
+                    if let (Some(t), Some(x), Some(y)) =
+                        (p[0].as_i64(), p[1].as_f64(), p[2].as_f64())
+                    {
+                        cells.add(map, t, x, y, 1);
+                    }
+                }
+                let mut statements = vec![(
+                    "DELETE FROM heat_cells WHERE map = $1 AND hour_ms = $2",
+                    vec![Val::T(map.to_string()), Val::I(hour)],
+                )];
+                statements.extend(cells.0.into_iter().map(|((m, h, cx, cy), n)| {
+                    (
+                        HEAT_UPSERT,
+                        vec![Val::T(m), Val::I(h), Val::I(cx), Val::I(cy), Val::I(n)],
+                    )
+                }));
+                self.transaction(&statements)?;
+                if next == i64::MAX {
+                    break;
+                }
+                hour = next;
+            }
+        }
+        self.execute("DELETE FROM history_jobs WHERE name = 'heat-cells'", &[])?;
+        Ok(())
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -374,6 +430,49 @@ impl rusqlite::ToSql for Val {
     }
 }
 
+/// Adds to a heat cell (both databases: an upsert on the primary key).
+const HEAT_UPSERT: &str = "INSERT INTO heat_cells (map, hour_ms, cx, cy, n) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (map, hour_ms, cx, cy) DO UPDATE SET n = heat_cells.n + excluded.n";
+
+/// The columns of a map point the heat cells are counted from: map, t_ms, x, y.
+fn point_columns() -> [usize; 4] {
+    let cols = Table::TrajectoryPoints.columns();
+    ["map", "t_ms", "x", "y"].map(|c| cols.iter().position(|n| *n == c).expect("column"))
+}
+
+/// Counts an inserted map point (its values at `[map, t_ms, x, y]`) in `cells`.
+fn count_point(cells: &mut Cells, vals: &[Val], [m, t, x, y]: [usize; 4]) {
+    if let (Some(map), Some(t), Some(x), Some(y)) = (
+        vals[m].as_str(),
+        vals[t].as_i64(),
+        vals[x].as_f64(),
+        vals[y].as_f64(),
+    ) {
+        cells.add(map, t, x, y, 1);
+    }
+}
+
+/// [`HEAT_UPSERT`] for `rows` cells in one statement (the cells of a batch are distinct).
+fn heat_upsert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO heat_cells (map, hour_ms, cx, cy, n) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        let b = r * 5;
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+    }
+    sql.push_str(" ON CONFLICT (map, hour_ms, cx, cy) DO UPDATE SET n = heat_cells.n + excluded.n");
+    sql
+}
+
 fn insert_sql(table: Table, rows: usize) -> String {
     let cols = table.columns();
     let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name(), cols.join(", "));
@@ -402,15 +501,31 @@ fn insert_sqlite(
 ) -> Result<u64, String> {
     let tx = c.transaction().map_err(|e| e.to_string())?;
     let mut new = 0;
+    let mut cells = Cells::default();
+    let point = point_columns();
     for (table, rows) in by_table {
         // One prepared statement per table, run per row: SQLite's fastest way.
         let mut st = tx
             .prepare_cached(&sqlite_sql(&insert_sql(*table, 1)))
             .map_err(|e| e.to_string())?;
         for r in rows {
-            new += st
+            let n = st
                 .execute(rusqlite::params_from_iter(r.vals.iter()))
                 .map_err(|e| e.to_string())? as u64;
+            // The points inserted (not those already there) are counted in the heat cells.
+            if n > 0 && *table == Table::TrajectoryPoints {
+                count_point(&mut cells, &r.vals, point);
+            }
+            new += n;
+        }
+    }
+    if !cells.is_empty() {
+        let mut st = tx
+            .prepare_cached(&sqlite_sql(HEAT_UPSERT))
+            .map_err(|e| e.to_string())?;
+        for ((map, hour, cx, cy), n) in &cells.0 {
+            st.execute(rusqlite::params![map, hour, cx, cy, n])
+                .map_err(|e| e.to_string())?;
         }
     }
     tx.commit().map_err(|e| e.to_string())?;
@@ -424,34 +539,69 @@ fn pg_chunk(table: Table) -> usize {
 
 fn insert_postgres(
     c: &mut postgres::Client,
-    prepared: &mut std::collections::HashMap<(Table, usize), postgres::Statement>,
+    prepared: &mut Prepared,
     by_table: &[(Table, Vec<&Row>)],
 ) -> Result<u64, String> {
+    type Param<'a> = &'a (dyn postgres::types::ToSql + Sync);
     let mut tx = c.transaction().map_err(|e| e.to_string())?;
+    // Full chunks recur; a few odd sizes are kept too (bounded).
+    let mut statement =
+        |tx: &mut postgres::Transaction, key: (&'static str, usize), sql: &dyn Fn() -> String| {
+            if let Some(st) = prepared.get(&key) {
+                return Ok(st.clone());
+            }
+            let st = tx.prepare(&sql()).map_err(|e| e.to_string())?;
+            if prepared.len() < 64 {
+                prepared.insert(key, st.clone());
+            }
+            Ok::<_, String>(st)
+        };
     let mut new = 0;
+    let mut cells = Cells::default();
     for (table, rows) in by_table {
         for chunk in rows.chunks(pg_chunk(*table)) {
-            let key = (*table, chunk.len());
-            let st = match prepared.get(&key) {
-                Some(st) => st.clone(),
-                None => {
-                    let st = tx
-                        .prepare(&insert_sql(*table, chunk.len()))
-                        .map_err(|e| e.to_string())?;
-                    // Full chunks recur; a few odd sizes are kept too (bounded).
-                    if prepared.len() < 64 {
-                        prepared.insert(key, st.clone());
-                    }
-                    st
-                }
-            };
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = chunk
+            let params: Vec<Param> = chunk
                 .iter()
                 .flat_map(|r| r.vals.iter())
-                .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                .map(|v| v as Param)
                 .collect();
-            new += tx.execute(&st, &params).map_err(|e| e.to_string())?;
+            let key = (table.name(), chunk.len());
+            if *table != Table::TrajectoryPoints {
+                let st = statement(&mut tx, key, &|| insert_sql(*table, chunk.len()))?;
+                new += tx.execute(&st, &params).map_err(|e| e.to_string())?;
+                continue;
+            }
+            // The points inserted (not those already there) are counted in the heat cells.
+            let st = statement(&mut tx, key, &|| {
+                format!(
+                    "{} RETURNING map, t_ms, x, y",
+                    insert_sql(*table, chunk.len())
+                )
+            })?;
+            let inserted = tx.query(&st, &params).map_err(|e| e.to_string())?;
+            for r in &inserted {
+                let vals = [
+                    Val::T(r.get(0)),
+                    Val::I(r.get(1)),
+                    Val::F(r.get(2)),
+                    Val::F(r.get(3)),
+                ];
+                count_point(&mut cells, &vals, [0, 1, 2, 3]);
+            }
+            new += inserted.len() as u64;
         }
+    }
+    let cells: Vec<[Val; 5]> = cells
+        .0
+        .into_iter()
+        .map(|((map, h, cx, cy), n)| [Val::T(map), Val::I(h), Val::I(cx), Val::I(cy), Val::I(n)])
+        .collect();
+    for chunk in cells.chunks(1000) {
+        let st = statement(&mut tx, ("heat_cells", chunk.len()), &|| {
+            heat_upsert_sql(chunk.len())
+        })?;
+        let params: Vec<Param> = chunk.iter().flatten().map(|v| v as Param).collect();
+        tx.execute(&st, &params).map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(new)

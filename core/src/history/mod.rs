@@ -7,6 +7,7 @@
 //! spool's node and the event's sequence). See docs/history.md.
 
 pub mod db;
+pub mod heat;
 pub mod heatpng;
 pub mod query;
 pub mod rows;

@@ -3,6 +3,7 @@
 //! through [`Db`] with portable SQL; the shaping (runs, intervals, bins) is done here.
 
 use super::db::{Db, Val};
+use super::heat;
 use super::rows::Table;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -400,8 +401,15 @@ impl Heat {
     }
 }
 
-/// Where people stood on `map` within `range`: the map points binned into cells. `bounds`
-/// (x0, y0, x1, y1) fixes the area (the floor plan's); else the points' extent.
+/// Where people stood on `map` within `range`: the map points counted on a grid of
+/// `cell`-sized squares. `bounds` (x0, y0, x1, y1) fixes the area (the floor plan's); else
+/// the points' extent.
+///
+/// A cell that is a multiple of [`heat::HEAT_CELL`], over bounds on that grid (or none), is
+/// summed from the heat cells: the whole hours of the window from `heat_cells`, the hours
+/// it cuts from the points themselves, counted into the same cells — the same counts as
+/// from every point, reading a cell per hour instead. The grid then starts on a line of
+/// that grid (the extent's lowest cell). Any other cell or bounds read every point.
 pub fn heatmap(
     db: &mut Db,
     map: &str,
@@ -412,14 +420,116 @@ pub fn heatmap(
     if cell <= 0.0 || !cell.is_finite() {
         return Err("heatmap: --cell must be a positive size in map units".into());
     }
+    let on_grid = |v: f64| {
+        let k = v / heat::HEAT_CELL;
+        k.is_finite() && (k - k.round()).abs() < 1e-9
+    };
+    let per_cell = (cell / heat::HEAT_CELL).round();
+    if !on_grid(cell) || per_cell < 1.0 || !bounds.is_none_or(|b| on_grid(b[0]) && on_grid(b[1])) {
+        return heatmap_of_points(db, map, range, cell, bounds);
+    }
+    // The heat cells' counts in the window: the hours it covers from the table; an hour it
+    // cuts from the points of the part it covers, or, when that is more than half the hour,
+    // from the hour's cells less the points of the part it leaves out (at most half an hour
+    // of points read at each end).
+    let mut base: HashMap<(i64, i64), i64> = HashMap::new();
+    let (plus, minus, hours) = heat::split_window(range.from, range.to);
+    if let Some((lo, hi)) = hours {
+        let rows = db.query(
+            "SELECT cx, cy, CAST(SUM(n) AS BIGINT) FROM heat_cells WHERE map = $1 AND hour_ms >= $2 AND hour_ms < $3 \
+             GROUP BY cx, cy",
+            &[Val::T(map.into()), Val::I(lo), Val::I(hi)],
+        )?;
+        for r in &rows {
+            if let (Some(cx), Some(cy), Some(n)) = (r[0].as_i64(), r[1].as_i64(), r[2].as_i64()) {
+                *base.entry((cx, cy)).or_insert(0) += n;
+            }
+        }
+    }
+    for (ranges, sign) in [(plus, 1), (minus, -1)] {
+        for (from, to) in ranges {
+            for (x, y) in points_of(db, map, Range { from, to })? {
+                if let Some(c) = heat::cell_of(x, y) {
+                    *base.entry(c).or_insert(0) += sign;
+                }
+            }
+        }
+    }
+    let base: HashMap<(i64, i64), u64> = base
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| (c, n as u64))
+        .collect();
+    let k = per_cell as i64;
+    // The grid's origin and size, in heat cells.
+    let (ox, oy, cols, rows_n) = match bounds {
+        Some([x0, y0, x1, y1]) => (
+            (x0 / heat::HEAT_CELL).round() as i64,
+            (y0 / heat::HEAT_CELL).round() as i64,
+            (((x1 - x0) / cell).floor() as usize).saturating_add(1),
+            (((y1 - y0) / cell).floor() as usize).saturating_add(1),
+        ),
+        None if base.is_empty() => (0, 0, 1, 1),
+        None => {
+            let (mut lo, mut hi) = ((i64::MAX, i64::MAX), (i64::MIN, i64::MIN));
+            for &(cx, cy) in base.keys() {
+                lo = (lo.0.min(cx), lo.1.min(cy));
+                hi = (hi.0.max(cx), hi.1.max(cy));
+            }
+            let span = |a: i64, b: i64| (i128::from(b) - i128::from(a)) / i128::from(k) + 1;
+            (
+                lo.0,
+                lo.1,
+                span(lo.0, hi.0).clamp(1, 1024) as usize,
+                span(lo.1, hi.1).clamp(1, 1024) as usize,
+            )
+        }
+    };
+    let (cols, rows_n) = (cols.clamp(1, 1024), rows_n.clamp(1, 1024));
+    let mut counts = vec![0u64; cols * rows_n];
+    let mut points = 0;
+    for (&(cx, cy), &n) in &base {
+        let qx = (i128::from(cx) - i128::from(ox)).div_euclid(i128::from(k));
+        let qy = (i128::from(cy) - i128::from(oy)).div_euclid(i128::from(k));
+        if qx < 0 || qy < 0 || qx >= cols as i128 || qy >= rows_n as i128 {
+            continue;
+        }
+        counts[qy as usize * cols + qx as usize] += n;
+        points += n;
+    }
+    Ok(Heat {
+        x0: ox as f64 * heat::HEAT_CELL,
+        y0: oy as f64 * heat::HEAT_CELL,
+        cell,
+        cols,
+        rows: rows_n,
+        counts,
+        points,
+    })
+}
+
+/// The map points of `map` in `range`.
+fn points_of(db: &mut Db, map: &str, range: Range) -> Result<Vec<(f64, f64)>, String> {
     let rows = db.query(
         "SELECT x, y FROM trajectory_points WHERE map = $1 AND t_ms >= $2 AND t_ms < $3",
         &[Val::T(map.into()), Val::I(range.from), Val::I(range.to)],
     )?;
-    let pts: Vec<(f64, f64)> = rows
+    Ok(rows
         .iter()
         .filter_map(|r| Some((r[0].as_f64()?, r[1].as_f64()?)))
-        .collect();
+        .collect())
+}
+
+/// [`heatmap`] from every point of the window (a grid off the heat cells' grid; and the
+/// reference the heat cells are tested against).
+pub fn heatmap_of_points(
+    db: &mut Db,
+    map: &str,
+    range: Range,
+    cell: f64,
+    bounds: Option<[f64; 4]>,
+) -> Result<Heat, String> {
+    let pts = points_of(db, map, range)?;
     let [x0, y0, x1, y1] = match bounds {
         Some(b) => b,
         None if pts.is_empty() => [0.0, 0.0, cell, cell],
@@ -520,6 +630,8 @@ pub fn purge(db: &mut Db, retention: &Retention, now_ms: i64) -> Result<Vec<(Tab
         }
         let cutoff = now_ms - (days * 86_400_000.0) as i64;
         let n = if t == Table::TrajectoryPoints {
+            // Whole hours, with their heat cells, so the cells count the points kept.
+            let cutoff = heat::hour_of(cutoff);
             // Map by map, through the (map, t_ms) index (points have no t_ms index).
             // The maps by a loose index scan (one index probe per map, not a scan of every
             // point; portable: both databases run recursive CTEs).
@@ -531,10 +643,17 @@ pub fn purge(db: &mut Db, retention: &Retention, now_ms: i64) -> Result<Vec<(Tab
             )?;
             let mut n = 0;
             for m in maps.iter().filter_map(|r| r[0].as_str()) {
-                n += db.execute(
-                    "DELETE FROM trajectory_points WHERE map = $1 AND t_ms < $2",
-                    &[Val::T(m.to_string()), Val::I(cutoff)],
-                )?;
+                let key = || vec![Val::T(m.to_string()), Val::I(cutoff)];
+                n += db.transaction(&[
+                    (
+                        "DELETE FROM trajectory_points WHERE map = $1 AND t_ms < $2",
+                        key(),
+                    ),
+                    (
+                        "DELETE FROM heat_cells WHERE map = $1 AND hour_ms < $2",
+                        key(),
+                    ),
+                ])?[0];
             }
             n
         } else {
@@ -605,6 +724,31 @@ pub fn erase(
             "DELETE FROM trajectory_points WHERE global_id = $1",
             vec![Val::I(gid)],
         ));
+        // The heat cells no longer count the trail's points.
+        let mut cells = heat::Cells::default();
+        for p in db.query(
+            "SELECT map, t_ms, x, y FROM trajectory_points WHERE global_id = $1",
+            &[Val::I(gid)],
+        )? {
+            if let (Some(map), Some(t), Some(x), Some(y)) =
+                (p[0].as_str(), p[1].as_i64(), p[2].as_f64(), p[3].as_f64())
+            {
+                cells.add(map, t, x, y, -1);
+            }
+        }
+        for ((map, hour, cx, cy), n) in cells.0 {
+            let key = vec![Val::T(map), Val::I(hour), Val::I(cx), Val::I(cy)];
+            let mut add = key.clone();
+            add.push(Val::I(n));
+            statements.push((
+                "UPDATE heat_cells SET n = n + $5 WHERE map = $1 AND hour_ms = $2 AND cx = $3 AND cy = $4",
+                add,
+            ));
+            statements.push((
+                "DELETE FROM heat_cells WHERE map = $1 AND hour_ms = $2 AND cx = $3 AND cy = $4 AND n <= 0",
+                key,
+            ));
+        }
     }
     // The audit record says how many rows went; it is written in the same transaction, so
     // the counts are those of a first pass (the statements are idempotent).
