@@ -1105,6 +1105,39 @@ fn camera_counts(units: &[Unit], shared: &Shared) {
 
 /// The publisher's state as metrics: refreshed at each event and every second, so that an
 /// outage shows while no event comes.
+/// At most this long a stopping runner waits for its sinks to take the events still
+/// waiting, and at most `STOP_STALLED` without any of them going (a sink that is down): the
+/// rest stays in the spool for the next start.
+const STOP_DRAIN: Duration = Duration::from_secs(10);
+const STOP_STALLED: Duration = Duration::from_secs(3);
+
+/// Gives the sinks (the history writer runs at the lowest CPU priority) the time to take
+/// what waits before the runner stops; says so once.
+fn finish_delivery(d: &Delivery) {
+    let mut left = d.backlog();
+    if left == 0 {
+        return;
+    }
+    log_line(
+        "info",
+        "runner",
+        &format!(
+            "delivering {left} waiting event(s) before stopping (at most {} s; the rest stays in the spool)",
+            STOP_DRAIN.as_secs()
+        ),
+    );
+    let start = Instant::now();
+    let mut moved = start;
+    while left > 0 && start.elapsed() < STOP_DRAIN && moved.elapsed() < STOP_STALLED {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = d.backlog();
+        if now < left {
+            moved = Instant::now();
+        }
+        left = now;
+    }
+}
+
 fn delivery_metrics(d: &Delivery, metrics: &Mutex<Metrics>) {
     let Ok(mut m) = metrics.lock() else { return };
     m.set(
@@ -1796,6 +1829,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     }
     main_loop.run();
     let g = ctx.borrow();
+    if let Some(d) = g.1.delivery.as_ref() {
+        finish_delivery(d);
+    }
     let reconnects: u64 = g.0.iter().map(|u| u.reconnects).sum();
     log_line(
         "info",
