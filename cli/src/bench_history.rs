@@ -184,6 +184,7 @@ fn measure(
     end_ms: i64,
 ) -> std::result::Result<Result, String> {
     let mut site = site;
+    let days = site.span / DAY_MS as u64;
     let mut w = Writer::new(location, &Retention::default(), "bench-runner-1", "bench");
     // Default retention: the data spans days ending now, nothing is purged.
     let mut secs = 0.0;
@@ -236,7 +237,13 @@ fn measure(
     let mut ids = Vec::new();
     for _ in 0..200 {
         labels.push(time(&mut db, format!("person-{}", rng.below(1000)))?);
-        ids.push(time(&mut db, rng.below(gids.max(1)).to_string())?);
+        // Global ids are given in time order: those of the last day, as for the labels.
+        let gids = gids.max(1);
+        let last_day = (gids / days.max(1)).max(1);
+        ids.push(time(
+            &mut db,
+            (gids - 1 - rng.below(last_day).min(gids - 1)).to_string(),
+        )?);
     }
     let t = Instant::now();
     let heat = query::heatmap(
