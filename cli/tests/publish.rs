@@ -230,3 +230,57 @@ fn a_runner_killed_with_sigkill_is_offline_through_the_last_will() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_stopping_runner_lets_a_slow_sink_take_what_waits() {
+    let dir = tmp("slow-sink");
+    let g = gallery(&dir);
+    // A webhook that takes 100 ms per event: the camera's events outrun it, so most still
+    // wait when the file ends (the runner used to give its sinks 0.4 s, the rest stayed in
+    // the spool for the next start).
+    let port = sightline_testkit::free_port();
+    let (hooks, _server) =
+        sightline_testkit::http_recorder_slow(port, 1000, std::time::Duration::from_millis(100));
+    let file = dir.join("events.jsonl");
+    let sinks = format!("file://{},http://127.0.0.1:{port}/hook", file.display());
+    let pf = dir.join("door.pipeline");
+    std::fs::write(
+        &pf,
+        format!(
+            "# one camera\nfilesrc location={} ! decodebin ! videoconvert ! imagefreeze num-buffers=30 ! \
+             video/x-raw,format=BGRx,framerate=10/1 ! facedetect camera=door ! \
+             facematch camera=door gallery={} ! fakesink\n",
+            shared_data("faces/face_recognition_examples/obama/obama2.jpg").display(),
+            g.display(),
+        ),
+    )
+    .unwrap();
+    let out = runner(
+        &pf,
+        &[],
+        &[
+            "--publish",
+            &sinks,
+            "--http",
+            "",
+            "--spool-dir",
+            &dir.join("spool").display().to_string(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let in_file = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(in_file >= 30, "{in_file} events in the file\n{log}");
+    // Every event reached the slow webhook before the runner stopped, and the wait is said.
+    let hooked = hooks.lock().unwrap().len();
+    assert_eq!(hooked, in_file, "events at the webhook, in the file");
+    assert!(
+        log.contains("waiting event(s) before stopping"),
+        "the wait is said: {log}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -657,6 +657,19 @@ pub fn http_recorder(
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     std::thread::JoinHandle<()>,
 ) {
+    http_recorder_slow(port, max, std::time::Duration::ZERO)
+}
+
+/// [`http_recorder`] that takes `delay` to answer each request (a slow webhook): the body is
+/// recorded when the answer is sent.
+pub fn http_recorder_slow(
+    port: u16,
+    max: usize,
+    delay: std::time::Duration,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::thread::JoinHandle<()>,
+) {
     let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let b = bodies.clone();
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind http recorder");
@@ -677,6 +690,7 @@ pub fn http_recorder(
             }
             let mut body = vec![0u8; len];
             let _ = r.read_exact(&mut body);
+            std::thread::sleep(delay);
             if let Ok(mut v) = b.lock() {
                 v.push(String::from_utf8_lossy(&body).into_owned());
             }
