@@ -1114,7 +1114,7 @@ const STOP_STALLED: Duration = Duration::from_secs(3);
 /// Gives the sinks (the history writer runs at the lowest CPU priority) the time to take
 /// what waits before the runner stops; says so once.
 fn finish_delivery(d: &Delivery) {
-    let mut left = d.backlog();
+    let left = d.backlog();
     if left == 0 {
         return;
     }
@@ -1126,16 +1126,7 @@ fn finish_delivery(d: &Delivery) {
             STOP_DRAIN.as_secs()
         ),
     );
-    let start = Instant::now();
-    let mut moved = start;
-    while left > 0 && start.elapsed() < STOP_DRAIN && moved.elapsed() < STOP_STALLED {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = d.backlog();
-        if now < left {
-            moved = Instant::now();
-        }
-        left = now;
-    }
+    d.finish(STOP_DRAIN, STOP_STALLED);
 }
 
 fn delivery_metrics(d: &Delivery, metrics: &Mutex<Metrics>) {

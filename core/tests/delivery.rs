@@ -145,6 +145,49 @@ fn webhook_down_is_retried_until_it_answers() {
     let _ = std::fs::remove_dir_all(&cfg.spool_dir);
 }
 
+#[test]
+fn finish_waits_for_a_slow_sink_and_gives_up_on_a_dead_one() {
+    let (slow, dead) = (
+        sightline_testkit::free_port(),
+        sightline_testkit::free_port(),
+    );
+    let (bodies, _server) =
+        sightline_testkit::http_recorder_slow(slow, 40, Duration::from_millis(50));
+    let cfg = |name: &str, port: u16| DeliveryConfig {
+        name: None,
+        node: "node-f".into(),
+        spool_dir: tmp(name),
+        sinks: vec![Sink::Webhook(format!("http://127.0.0.1:{port}/hook"))],
+        limits: Default::default(),
+        ..Default::default()
+    };
+    // A webhook that takes 50 ms an event: 20 events are all taken before finish returns.
+    let c = cfg("finish-slow", slow);
+    let d = Delivery::start(c.clone()).unwrap();
+    for i in 0..20 {
+        d.send(&event(i)).unwrap();
+    }
+    assert_eq!(d.finish(Duration::from_secs(20), Duration::from_secs(5)), 0);
+    assert_eq!(bodies.lock().unwrap().len(), 20);
+    drop(d);
+    // Nobody listening: nothing leaves the queue, finish gives up after `stalled`.
+    let c2 = cfg("finish-dead", dead);
+    let d = Delivery::start(c2.clone()).unwrap();
+    for i in 0..3 {
+        d.send(&event(i)).unwrap();
+    }
+    let t = Instant::now();
+    assert_eq!(
+        d.finish(Duration::from_secs(20), Duration::from_millis(300)),
+        3
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(d);
+    for dir in [c.spool_dir, c2.spool_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The child of `kill_9_then_restart_delivers_every_fsynced_event_once_in_order`: spools
 /// events with its sink down, says how many an fsync has covered, and goes on until killed.
 #[test]

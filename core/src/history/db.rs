@@ -196,12 +196,13 @@ impl Db {
                     "DELETE FROM heat_cells WHERE map = $1 AND hour_ms = $2",
                     vec![Val::T(map.to_string()), Val::I(hour)],
                 )];
-                statements.extend(cells.0.into_iter().map(|((m, h, cx, cy), n)| {
-                    (
-                        HEAT_UPSERT,
-                        vec![Val::T(m), Val::I(h), Val::I(cx), Val::I(cy), Val::I(n)],
-                    )
-                }));
+                let upsert = heat_upsert_sql(1);
+                statements.extend(
+                    cells
+                        .0
+                        .into_iter()
+                        .map(|c| (upsert.as_str(), heat_row(c).to_vec())),
+                );
                 self.transaction(&statements)?;
                 if next == i64::MAX {
                     break;
@@ -430,9 +431,53 @@ impl rusqlite::ToSql for Val {
     }
 }
 
-/// Adds to a heat cell (both databases: an upsert on the primary key).
-const HEAT_UPSERT: &str = "INSERT INTO heat_cells (map, hour_ms, cx, cy, n) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (map, hour_ms, cx, cy) DO UPDATE SET n = heat_cells.n + excluded.n";
+/// `INSERT INTO name (columns) VALUES (…), … tail` for `rows` rows, parameters `$1…`.
+fn multi_insert(name: &str, cols: &[&str], rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {name} ({}) VALUES ", cols.join(", "));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols.len() {
+            n += 1;
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${n}"));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+fn insert_sql(table: Table, rows: usize) -> String {
+    multi_insert(
+        table.name(),
+        table.columns(),
+        rows,
+        "ON CONFLICT DO NOTHING",
+    )
+}
+
+/// Adds to `rows` heat cells (both databases: an upsert on the primary key; the cells of one
+/// statement are distinct).
+fn heat_upsert_sql(rows: usize) -> String {
+    multi_insert(
+        "heat_cells",
+        &["map", "hour_ms", "cx", "cy", "n"],
+        rows,
+        "ON CONFLICT (map, hour_ms, cx, cy) DO UPDATE SET n = heat_cells.n + excluded.n",
+    )
+}
+
+/// A heat cell's values, as [`heat_upsert_sql`] takes them.
+fn heat_row(((map, hour, cx, cy), n): ((String, i64, i64, i64), i64)) -> [Val; 5] {
+    [Val::T(map), Val::I(hour), Val::I(cx), Val::I(cy), Val::I(n)]
+}
 
 /// The columns of a map point the heat cells are counted from: map, t_ms, x, y.
 fn point_columns() -> [usize; 4] {
@@ -450,49 +495,6 @@ fn count_point(cells: &mut Cells, vals: &[Val], [m, t, x, y]: [usize; 4]) {
     ) {
         cells.add(map, t, x, y, 1);
     }
-}
-
-/// [`HEAT_UPSERT`] for `rows` cells in one statement (the cells of a batch are distinct).
-fn heat_upsert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO heat_cells (map, hour_ms, cx, cy, n) VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        let b = r * 5;
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
-    }
-    sql.push_str(" ON CONFLICT (map, hour_ms, cx, cy) DO UPDATE SET n = heat_cells.n + excluded.n");
-    sql
-}
-
-fn insert_sql(table: Table, rows: usize) -> String {
-    let cols = table.columns();
-    let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name(), cols.join(", "));
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..cols.len() {
-            n += 1;
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${n}"));
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT DO NOTHING");
-    sql
 }
 
 fn insert_sqlite(
@@ -521,10 +523,10 @@ fn insert_sqlite(
     }
     if !cells.is_empty() {
         let mut st = tx
-            .prepare_cached(&sqlite_sql(HEAT_UPSERT))
+            .prepare_cached(&sqlite_sql(&heat_upsert_sql(1)))
             .map_err(|e| e.to_string())?;
-        for ((map, hour, cx, cy), n) in &cells.0 {
-            st.execute(rusqlite::params![map, hour, cx, cy, n])
+        for cell in cells.0 {
+            st.execute(rusqlite::params_from_iter(heat_row(cell).iter()))
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -580,22 +582,12 @@ fn insert_postgres(
             })?;
             let inserted = tx.query(&st, &params).map_err(|e| e.to_string())?;
             for r in &inserted {
-                let vals = [
-                    Val::T(r.get(0)),
-                    Val::I(r.get(1)),
-                    Val::F(r.get(2)),
-                    Val::F(r.get(3)),
-                ];
-                count_point(&mut cells, &vals, [0, 1, 2, 3]);
+                cells.add(r.get(0), r.get(1), r.get(2), r.get(3), 1);
             }
             new += inserted.len() as u64;
         }
     }
-    let cells: Vec<[Val; 5]> = cells
-        .0
-        .into_iter()
-        .map(|((map, h, cx, cy), n)| [Val::T(map), Val::I(h), Val::I(cx), Val::I(cy), Val::I(n)])
-        .collect();
+    let cells: Vec<[Val; 5]> = cells.0.into_iter().map(heat_row).collect();
     for chunk in cells.chunks(1000) {
         let st = statement(&mut tx, ("heat_cells", chunk.len()), &|| {
             heat_upsert_sql(chunk.len())

@@ -406,10 +406,10 @@ impl Heat {
 /// the points' extent.
 ///
 /// A cell that is a multiple of [`heat::HEAT_CELL`], over bounds on that grid (or none), is
-/// summed from the heat cells: the whole hours of the window from `heat_cells`, the hours
-/// it cuts from the points themselves, counted into the same cells — the same counts as
-/// from every point, reading a cell per hour instead. The grid then starts on a line of
-/// that grid (the extent's lowest cell). Any other cell or bounds read every point.
+/// summed from the heat cells as [`heat::split_window`] divides the window (the hours it
+/// covers from `heat_cells`, at most half an hour of points at each end) — the same counts
+/// as from every point. The grid then starts on a line of that grid (the extent's lowest
+/// cell). Any other cell or bounds read every point.
 pub fn heatmap(
     db: &mut Db,
     map: &str,
@@ -480,8 +480,8 @@ pub fn heatmap(
             (
                 lo.0,
                 lo.1,
-                span(lo.0, hi.0).clamp(1, 1024) as usize,
-                span(lo.1, hi.1).clamp(1, 1024) as usize,
+                span(lo.0, hi.0).min(1024) as usize,
+                span(lo.1, hi.1).min(1024) as usize,
             )
         }
     };

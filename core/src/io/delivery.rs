@@ -212,6 +212,8 @@ struct Shared {
     wake: Condvar,
     /// Wakes the syncer.
     sync_wake: Condvar,
+    /// Signalled when events leave the queue (delivered everywhere).
+    delivered: Condvar,
     /// Every sink's bit.
     all: u64,
     /// Per sink: which events it receives (None: all).
@@ -467,6 +469,7 @@ impl Delivery {
             queue: Mutex::new(queue),
             wake: Condvar::new(),
             sync_wake: Condvar::new(),
+            delivered: Condvar::new(),
             all,
             only,
             limits: cfg.limits,
@@ -579,6 +582,35 @@ impl Delivery {
     /// Events spooled but not yet delivered everywhere.
     pub fn backlog(&self) -> usize {
         self.shared.queue.lock().map(|q| q.items.len()).unwrap_or(0)
+    }
+
+    /// Waits until every event is delivered everywhere, for at most `within`, and at most
+    /// `stalled` without one leaving the queue (a sink that is down); the backlog left.
+    /// Dropping the handle afterwards stops the threads as usual (the rest stays spooled).
+    pub fn finish(&self, within: Duration, stalled: Duration) -> usize {
+        let start = std::time::Instant::now();
+        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut left = q.items.len();
+        let mut moved = start;
+        while left > 0 {
+            let wait = within
+                .saturating_sub(start.elapsed())
+                .min(stalled.saturating_sub(moved.elapsed()));
+            if wait.is_zero() {
+                break;
+            }
+            q = self
+                .shared
+                .delivered
+                .wait_timeout(q, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if q.items.len() < left {
+                moved = std::time::Instant::now();
+            }
+            left = q.items.len();
+        }
+        left
     }
 
     /// Bytes of events waiting.
@@ -1123,6 +1155,7 @@ fn run(shared: Arc<Shared>, i: usize, mut sink: Box<dyn DeliverEvent>, cursor: P
             q.next[i] = it.seq + 1;
         }
         q.pop_delivered(shared.all);
+        shared.delivered.notify_all();
         match result {
             Ok(()) => {
                 q.sinks[i].up = true;
