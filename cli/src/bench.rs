@@ -129,9 +129,6 @@ pub enum BenchCmd {
         #[arg(long)]
         video: Option<PathBuf>,
     },
-    /// Identification out of sample on the shared face sets (identities.json): the one-photo
-    /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
-    /// 1e-3 and 1e-4, and the mirror-averaging trick's gain and cost; for each model.
     /// How many cameras this machine takes: N live H.264 cameras (the testkit RTSP server,
     /// 1080p30 and 720p25 streams made from a face video) through `sightline run` with the
     /// production chain at an analysis rate, against the same N decoded only (the limit);
@@ -156,6 +153,9 @@ pub enum BenchCmd {
         #[arg(long)]
         no_peer: bool,
     },
+    /// Identification out of sample on the shared face sets (identities.json): the one-photo
+    /// protocol per image kind at the default and at cross-validated thresholds, TAR at FAR
+    /// 1e-3 and 1e-4, and the mirror-averaging trick's gain and cost; for each model.
     Identify {
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,

@@ -7,8 +7,10 @@
 //!
 //! - **decode**: `uridecodebin3 ! fakesink`, every frame decoded: the machine's limit;
 //! - **ours**: the production chain at the analysis rate: `uridecodebin3` (decoder) →
-//!   `videorate drop-only max-rate` (frames not analysed are dropped before they are converted)
-//!   → `videoconvert` → leaky queue → `sightlinefacedetect` → `facematch` → `presence`;
+//!   `videorate drop-only max-rate` (frames not analysed are dropped at once) → leaky queue →
+//!   `sightlinefacedetect` → `facematch` → `presence`. The elements read the decoder's I420
+//!   frames: only the analysed frames are scaled (and converted) — into the model's input;
+//!   no whole frame is converted (tests/capacity.rs: the same decisions as on BGRx);
 //! - **the Python peer** (`bench/capacity_peer.py`, the seed's design): one OpenCV
 //!   `VideoCapture` process per camera decoding every frame and passing the analysis rate on to
 //!   one inference process with the models, detection, alignment, embedding and matching of
@@ -179,7 +181,6 @@ fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> Strin
             // (The peer runs no pipeline file.)
             Mode::Ours | Mode::Peer => format!(
                 "uridecodebin3 uri={url} ! videorate drop-only=true max-rate={rate} ! \
-                 videoconvert ! video/x-raw,format=BGRx ! \
                  queue max-size-buffers=2 leaky=downstream ! \
                  sightlinefacedetect camera={cam} ! facematch camera={cam} gallery=\"{}\" ! \
                  presence group=bench camera={cam} ! fakesink sync=false\n",

@@ -13,7 +13,7 @@ use ort::value::TensorRef;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak, mpsc};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 /// Execution providers. Only `Cpu` is always available; the others need the cargo feature of
@@ -217,6 +217,10 @@ pub struct EngineStats {
     pub largest_batch: AtomicUsize,
     /// Total time spent inside `Session::run`, nanoseconds.
     pub run_nanos: AtomicU64,
+    /// Sessions loaded for this model, and the most runs that were under way at once.
+    pub sessions: AtomicUsize,
+    pub most_at_once: AtomicUsize,
+    in_use: AtomicUsize,
 }
 
 impl EngineStats {
@@ -243,13 +247,108 @@ pub struct Engine {
     output_names: Vec<String>,
     tx: Mutex<mpsc::Sender<Request>>,
     shared: Arc<Shared>,
-    session: Arc<Mutex<SessionSlot>>,
+    sessions: Arc<Sessions>,
 }
 
-/// The session with the input buffer of the inline path (both behind one lock).
-struct SessionSlot {
-    session: Session,
-    input: Vec<f32>,
+/// The sessions of one model. One is loaded with the engine; on CPU more are made when a run
+/// finds them all busy, up to one per intra-op thread of the shared pool, so that the
+/// cameras' streaming threads run the model side by side instead of queueing behind one
+/// session (measured with `sightline bench capacity`: under load the queue, not the cores,
+/// was what stopped the next camera). GPU providers keep one session: batching serves them.
+struct Sessions {
+    free: Mutex<Vec<Session>>,
+    returned: Condvar,
+    /// Sessions made so far (free or in use).
+    made: AtomicUsize,
+    max: usize,
+    path: PathBuf,
+    opts: EngineOptions,
+    shared: Arc<Shared>,
+}
+
+impl Sessions {
+    fn guard(&self, session: Session) -> SessionGuard<'_> {
+        let stats = &self.shared.stats;
+        let now = stats.in_use.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.most_at_once.fetch_max(now, Ordering::SeqCst);
+        SessionGuard {
+            pool: self,
+            session: Some(session),
+        }
+    }
+
+    /// A free session, a new one while fewer than `max` exist, else the next one returned.
+    fn take(&self) -> Result<SessionGuard<'_>, String> {
+        let mut free = self
+            .free
+            .lock()
+            .map_err(|_| "session pool poisoned".to_string())?;
+        loop {
+            if let Some(s) = free.pop() {
+                return Ok(self.guard(s));
+            }
+            if self.made.load(Ordering::SeqCst) < self.max {
+                self.made.fetch_add(1, Ordering::SeqCst);
+                drop(free);
+                return match new_session(&self.path, &self.opts) {
+                    Ok(s) => {
+                        self.shared.stats.sessions.fetch_add(1, Ordering::SeqCst);
+                        Ok(self.guard(s))
+                    }
+                    Err(e) => {
+                        self.made.fetch_sub(1, Ordering::SeqCst);
+                        Err(e)
+                    }
+                };
+            }
+            free = self
+                .returned
+                .wait(free)
+                .map_err(|_| "session pool poisoned".to_string())?;
+        }
+    }
+}
+
+/// A session taken from [`Sessions`], given back when dropped.
+struct SessionGuard<'a> {
+    pool: &'a Sessions,
+    session: Option<Session>,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.session.as_ref().expect("held until drop")
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        self.session.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        self.pool.shared.stats.in_use.fetch_sub(1, Ordering::SeqCst);
+        if let (Some(s), Ok(mut free)) = (self.session.take(), self.pool.free.lock()) {
+            free.push(s);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+/// Loads `path` into a new session for `opts`'s provider (errors as text: the caller names
+/// the model).
+fn new_session(path: &std::path::Path, opts: &EngineOptions) -> Result<Session, String> {
+    let env = runtime().map_err(|e| e.to_string())?;
+    let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    if let Some(ep) = execution_provider(opts).map_err(|e| e.to_string())? {
+        builder = builder
+            .with_execution_providers([ep])
+            .map_err(|e| e.to_string())?;
+    }
+    builder.commit_from_file(path).map_err(|e| e.to_string())
 }
 
 /// State shared by an engine and its worker thread: batching knobs and counters.
@@ -278,9 +377,9 @@ pub fn live_engines() -> usize {
 pub struct EngineHandle {
     engine: Arc<Engine>,
     id: u64,
-    /// This client's input tensor, used only when its requests go through the batching
-    /// worker (the inline path fills the engine's own buffer).
-    batch_input: Mutex<Vec<f32>>,
+    /// This client's input tensor: filled outside any engine lock, then run inline or sent
+    /// to the batching worker (which hands it back).
+    input: Mutex<Vec<f32>>,
 }
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -348,26 +447,19 @@ impl Engine {
         Ok(EngineHandle {
             engine,
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
-            batch_input: Mutex::new(Vec::new()),
+            input: Mutex::new(Vec::new()),
         })
     }
 
     fn load(model: &ResolvedModel, opts: &EngineOptions) -> Result<Engine, InferenceError> {
-        let env = runtime()?;
+        runtime()?;
+        execution_provider(opts)?;
         let session_err = |e: &dyn std::fmt::Display| InferenceError::Session {
             path: model.path.clone(),
             provider: opts.provider.name(),
             err: e.to_string(),
         };
-        let mut builder = Session::builder(env).map_err(|e| session_err(&e))?;
-        if let Some(ep) = execution_provider(opts)? {
-            builder = builder
-                .with_execution_providers([ep])
-                .map_err(|e| session_err(&e))?;
-        }
-        let session = builder
-            .commit_from_file(&model.path)
-            .map_err(|e| session_err(&e))?;
+        let session = new_session(&model.path, opts).map_err(|e| session_err(&e))?;
         let input_name = session
             .inputs()
             .first()
@@ -385,13 +477,22 @@ impl Engine {
             .map(|o| o.name().to_string())
             .collect();
         let shared = Arc::new(Shared::default());
-        let session = Arc::new(Mutex::new(SessionSlot {
-            session,
-            input: Vec::new(),
-        }));
+        let sessions = Arc::new(Sessions {
+            free: Mutex::new(vec![session]),
+            returned: Condvar::new(),
+            made: AtomicUsize::new(1),
+            max: match opts.provider {
+                Provider::Cpu => pool_threads(),
+                _ => 1,
+            },
+            path: model.path.clone(),
+            opts: *opts,
+            shared: shared.clone(),
+        });
+        shared.stats.sessions.store(1, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel::<Request>();
         let worker = Worker {
-            session: session.clone(),
+            sessions: sessions.clone(),
             rx,
             input_name: input_name.clone(),
             output_names: output_names.clone(),
@@ -411,7 +512,7 @@ impl Engine {
             output_names,
             tx: Mutex::new(tx),
             shared,
-            session,
+            sessions,
         })
     }
 
@@ -445,38 +546,44 @@ impl Engine {
         let stopped = || InferenceError::Stopped(self.model.spec.name.clone());
         let len = shape.iter().product::<i64>().max(0) as usize;
         self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        // Nothing to batch with (batching off, or no other client active): fill the engine's
-        // own input buffer and run in this thread, skipping the worker's two thread hops.
-        // Runs are serialised by the session lock, so one input buffer serves every client.
+        // The client's own buffer is filled first, holding no engine lock: preparing one
+        // camera's image never waits for another camera's run.
+        let mut input = std::mem::take(&mut *client.input.lock().map_err(|_| stopped())?);
+        input.resize(len, 0.0);
+        fill(&mut input);
+        // Nothing to batch with (batching off, or no other client active): run in this
+        // thread on a free session, skipping the worker's two thread hops.
         let max = self.shared.max_batch.load(Ordering::Relaxed);
         let active = self.shared.note_active(client.id, Instant::now());
         if max <= 1 || active <= 1 || !self.model.spec.input.dynamic_batch() {
-            let mut slot = self.session.lock().map_err(|_| stopped())?;
-            let slot = &mut *slot;
-            slot.input.resize(len, 0.0);
-            fill(&mut slot.input);
-            let started = Instant::now();
-            let items = shape[0].max(1) as usize;
-            let res = run_session(
-                &mut slot.session,
-                &self.input_name,
-                &self.output_names,
-                shape,
-                &slot.input,
-                &[items],
-            );
-            self.shared.stats.record(items, started);
-            return match res {
-                Ok(mut v) => Ok(v.pop().unwrap_or_default()),
-                Err(err) => Err(InferenceError::Run {
-                    model: self.model.spec.name.clone(),
-                    err,
-                }),
+            let run_err = |err| InferenceError::Run {
+                model: self.model.spec.name.clone(),
+                err,
             };
+            let items = shape[0].max(1) as usize;
+            let res = self
+                .sessions
+                .take()
+                .map_err(run_err)
+                .and_then(|mut session| {
+                    let started = Instant::now();
+                    let res = run_session(
+                        &mut session,
+                        &self.input_name,
+                        &self.output_names,
+                        shape,
+                        &input,
+                        &[items],
+                    );
+                    drop(session);
+                    self.shared.stats.record(items, started);
+                    res.map_err(run_err)
+                });
+            if let Ok(mut b) = client.input.lock() {
+                *b = input;
+            }
+            return res.map(|mut v| v.pop().unwrap_or_default());
         }
-        let mut input = std::mem::take(&mut *client.batch_input.lock().map_err(|_| stopped())?);
-        input.resize(len, 0.0);
-        fill(&mut input);
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx
             .lock()
@@ -489,7 +596,7 @@ impl Engine {
             })
             .map_err(|_| stopped())?;
         let resp = rx.recv().map_err(|_| stopped())??;
-        if let Ok(mut b) = client.batch_input.lock() {
+        if let Ok(mut b) = client.input.lock() {
             *b = resp.input;
         }
         Ok(resp.outputs)
@@ -526,7 +633,7 @@ fn execution_provider(
 }
 
 struct Worker {
-    session: Arc<Mutex<SessionSlot>>,
+    sessions: Arc<Sessions>,
     rx: mpsc::Receiver<Request>,
     input_name: String,
     output_names: Vec<String>,
@@ -616,13 +723,21 @@ impl Worker {
         let mut shape = batch[0].shape;
         shape[0] = n as i64;
         let started = Instant::now();
-        let Ok(mut slot) = self.session.lock() else {
-            return;
+        let mut session = match self.sessions.take() {
+            Ok(s) => s,
+            Err(err) => {
+                for r in batch {
+                    let _ = r.reply.send(Err(InferenceError::Run {
+                        model: self.model_name.clone(),
+                        err: err.clone(),
+                    }));
+                }
+                return;
+            }
         };
-        let session = &mut slot.session;
         let result = if batch.len() == 1 {
             run_session(
-                session,
+                &mut session,
                 &self.input_name,
                 &self.output_names,
                 shape,
@@ -635,7 +750,7 @@ impl Worker {
                 self.batch_buf.extend_from_slice(&r.input);
             }
             run_session(
-                session,
+                &mut session,
                 &self.input_name,
                 &self.output_names,
                 shape,
@@ -643,7 +758,7 @@ impl Worker {
                 &splits,
             )
         };
-        drop(slot);
+        drop(session);
         self.shared.stats.record(n, started);
         match result {
             Ok(mut per_item) => {

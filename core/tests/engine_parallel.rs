@@ -1,0 +1,130 @@
+//! Several cameras' streaming threads share one model: on CPU their runs go side by side on
+//! up to one session per thread of the inference pool, and every thread still gets exactly
+//! its own image's answer.
+
+use sightline_core::detect::{DetectParams, FaceDetector};
+use sightline_core::inference::{Engine, EngineOptions, pool_threads};
+use sightline_core::models;
+use sightline_core::postprocess::Detection;
+use sightline_core::preprocess::{ImageView, PixelFormat, Plane};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
+
+fn shared() -> PathBuf {
+    std::env::var_os("SIGHTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+struct Photo {
+    name: &'static str,
+    data: Vec<u8>,
+    width: usize,
+    height: usize,
+    stride: usize,
+}
+
+impl Photo {
+    fn view(&self) -> ImageView<'_> {
+        ImageView::new(
+            PixelFormat::Bgr,
+            self.width,
+            self.height,
+            &[Plane {
+                data: &self.data,
+                stride: self.stride,
+            }],
+        )
+        .unwrap()
+    }
+}
+
+fn same(a: &[Detection], b: &[Detection]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            (a.x1 - b.x1).abs() < 1e-3
+                && (a.y1 - b.y1).abs() < 1e-3
+                && (a.x2 - b.x2).abs() < 1e-3
+                && (a.y2 - b.y2).abs() < 1e-3
+                && (a.score - b.score).abs() < 1e-4
+        })
+}
+
+#[test]
+fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
+    gst::init().unwrap();
+    let faces = shared().join("data/faces/face_recognition_examples");
+    let photos: Vec<Photo> = [
+        "group/obama_and_biden.jpg",
+        "group/two_people.jpg",
+        "obama/obama.jpg",
+        "biden/biden.jpg",
+        "variants/obama-720p.jpg",
+    ]
+    .iter()
+    .map(|name| {
+        let img = sightline_core::video::decode_image(&faces.join(name)).unwrap();
+        Photo {
+            name,
+            data: img.data,
+            width: img.width,
+            height: img.height,
+            stride: img.stride,
+        }
+    })
+    .collect();
+    let model = models::resolve("yunet-n", "yunet-n").expect("model (run scripts/setup)");
+    let params = DetectParams::default();
+    // One at a time first: the answers every thread must get.
+    let mut one = FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
+        .expect("engine (ORT_DYLIB_PATH)");
+    let want: Vec<Vec<Detection>> = photos
+        .iter()
+        .map(|p| one.detect(&p.view(), &params).unwrap())
+        .collect();
+    assert!(want.iter().all(|w| !w.is_empty()), "a face in every photo");
+    let stats = || one.engine().stats();
+    assert_eq!(stats().sessions.load(Ordering::SeqCst), 1);
+
+    let (threads, rounds) = (4, 12);
+    let photos = Arc::new(photos);
+    let want = Arc::new(want);
+    let start = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (photos, want, start) = (photos.clone(), want.clone(), start.clone());
+            let mut det =
+                FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
+                    .unwrap();
+            std::thread::spawn(move || {
+                start.wait();
+                for r in 0..rounds {
+                    let i = (t + r) % photos.len();
+                    let got = det.detect(&photos[i].view(), &params).unwrap();
+                    assert!(
+                        same(&got, &want[i]),
+                        "thread {t}, {}: {got:?}, alone {:?}",
+                        photos[i].name,
+                        want[i]
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let made = stats().sessions.load(Ordering::SeqCst);
+    let most = stats().most_at_once.load(Ordering::SeqCst);
+    eprintln!(
+        "{made} session(s) for {} pool thread(s); at most {most} runs at once",
+        pool_threads()
+    );
+    assert!(made >= 1 && made <= pool_threads(), "{made} sessions");
+    assert!(most <= made, "{most} runs at once on {made} sessions");
+    if pool_threads() >= 2 {
+        // Four threads, 48 runs, released together: the runs overlapped.
+        assert!(most >= 2, "runs never overlapped ({most})");
+    }
+}
