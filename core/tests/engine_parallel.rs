@@ -51,11 +51,10 @@ fn same(a: &[Detection], b: &[Detection]) -> bool {
         })
 }
 
-#[test]
-fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
+fn photos() -> Vec<Photo> {
     gst::init().unwrap();
     let faces = shared().join("data/faces/face_recognition_examples");
-    let photos: Vec<Photo> = [
+    [
         "group/obama_and_biden.jpg",
         "group/two_people.jpg",
         "obama/obama.jpg",
@@ -73,7 +72,12 @@ fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
             stride: img.stride,
         }
     })
-    .collect();
+    .collect()
+}
+
+#[test]
+fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
+    let photos = photos();
     let model = models::resolve("yunet-n", "yunet-n").expect("model (run scripts/setup)");
     let params = DetectParams::default();
     // One at a time first: the answers every thread must get.
@@ -127,4 +131,58 @@ fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
         // Four threads, 48 runs, released together: the runs overlapped.
         assert!(most >= 2, "runs never overlapped ({most})");
     }
+}
+
+/// When no further session can be loaded (here: the model file is gone after the first was
+/// loaded; in the field, memory), the runs share the sessions there are: every frame is
+/// still answered, and the reason is given once.
+#[test]
+fn runs_share_the_loaded_session_when_no_further_one_can_be_made() {
+    if pool_threads() < 2 {
+        eprintln!("one pool thread: a single session is all there ever is");
+        return;
+    }
+    let photos = Arc::new(photos());
+    let mut model = models::resolve("yunet-n", "yunet-n").expect("model (run scripts/setup)");
+    let copy = std::env::temp_dir().join(format!("sightline-refusal-{}.onnx", std::process::id()));
+    std::fs::copy(&model.path, &copy).unwrap();
+    model.path = copy.clone();
+    let mut one = FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
+        .expect("engine (ORT_DYLIB_PATH)");
+    let params = DetectParams::default();
+    let want: Arc<Vec<Vec<Detection>>> = Arc::new(
+        photos
+            .iter()
+            .map(|p| one.detect(&p.view(), &params).unwrap())
+            .collect(),
+    );
+    std::fs::remove_file(&copy).unwrap();
+
+    let threads = 4;
+    let start = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (photos, want, start) = (photos.clone(), want.clone(), start.clone());
+            let mut det =
+                FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
+                    .unwrap();
+            std::thread::spawn(move || {
+                start.wait();
+                for r in 0..12 {
+                    let i = (t + r) % photos.len();
+                    let got = det.detect(&photos[i].view(), &params).expect("answered");
+                    assert!(same(&got, &want[i]), "thread {t}, {}", photos[i].name);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let engine = one.engine();
+    assert_eq!(engine.stats().sessions.load(Ordering::SeqCst), 1);
+    assert_eq!(engine.stats().most_at_once.load(Ordering::SeqCst), 1);
+    let why = engine.take_refusal().expect("the refusal is reported");
+    assert!(why.contains("sightline-refusal"), "names the file: {why}");
+    assert_eq!(engine.take_refusal(), None, "said once");
 }

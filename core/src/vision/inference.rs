@@ -220,6 +220,9 @@ pub struct EngineStats {
     /// Sessions loaded for this model, and the most runs that were under way at once.
     pub sessions: AtomicUsize,
     pub most_at_once: AtomicUsize,
+    /// Why no further session could be loaded, if that happened and was not yet reported
+    /// (runs then share the sessions there are); see [`Engine::take_refusal`].
+    refused: Mutex<Option<String>>,
     in_use: AtomicUsize,
 }
 
@@ -258,9 +261,9 @@ pub struct Engine {
 struct Sessions {
     free: Mutex<Vec<Session>>,
     returned: Condvar,
-    /// Sessions made so far (free or in use).
+    /// Sessions made so far (free or in use), and the most there may be.
     made: AtomicUsize,
-    max: usize,
+    max: AtomicUsize,
     path: PathBuf,
     opts: EngineOptions,
     shared: Arc<Shared>,
@@ -278,33 +281,34 @@ impl Sessions {
     }
 
     /// A free session, a new one while fewer than `max` exist, else the next one returned.
+    /// A session that cannot be made (memory) ends the growth: runs then wait for a free one.
     fn take(&self) -> Result<SessionGuard<'_>, String> {
-        let mut free = self
-            .free
-            .lock()
-            .map_err(|_| "session pool poisoned".to_string())?;
+        let poisoned = |_| "session pool poisoned".to_string();
+        let mut free = self.free.lock().map_err(poisoned)?;
         loop {
             if let Some(s) = free.pop() {
                 return Ok(self.guard(s));
             }
-            if self.made.load(Ordering::SeqCst) < self.max {
+            if self.made.load(Ordering::SeqCst) < self.max.load(Ordering::SeqCst) {
                 self.made.fetch_add(1, Ordering::SeqCst);
                 drop(free);
-                return match new_session(&self.path, &self.opts) {
+                match new_session(&self.path, &self.opts) {
                     Ok(s) => {
                         self.shared.stats.sessions.fetch_add(1, Ordering::SeqCst);
-                        Ok(self.guard(s))
+                        return Ok(self.guard(s));
                     }
                     Err(e) => {
-                        self.made.fetch_sub(1, Ordering::SeqCst);
-                        Err(e)
+                        let made = self.made.fetch_sub(1, Ordering::SeqCst) - 1;
+                        self.max.store(made, Ordering::SeqCst);
+                        if let Ok(mut r) = self.shared.stats.refused.lock() {
+                            *r = Some(e);
+                        }
                     }
-                };
+                }
+                free = self.free.lock().map_err(poisoned)?;
+                continue;
             }
-            free = self
-                .returned
-                .wait(free)
-                .map_err(|_| "session pool poisoned".to_string())?;
+            free = self.returned.wait(free).map_err(poisoned)?;
         }
     }
 }
@@ -481,10 +485,10 @@ impl Engine {
             free: Mutex::new(vec![session]),
             returned: Condvar::new(),
             made: AtomicUsize::new(1),
-            max: match opts.provider {
+            max: AtomicUsize::new(match opts.provider {
                 Provider::Cpu => pool_threads(),
                 _ => 1,
-            },
+            }),
             path: model.path.clone(),
             opts: *opts,
             shared: shared.clone(),
@@ -535,6 +539,12 @@ impl Engine {
 
     pub fn stats(&self) -> &EngineStats {
         &self.shared.stats
+    }
+
+    /// Why a further session could not be loaded (the model's runs then share the ones
+    /// there are), once: the first caller gets it, to say so.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.shared.stats.refused.lock().ok()?.take()
     }
 
     fn submit(

@@ -660,6 +660,14 @@ impl BaseTransformImpl for FaceDetect {
                 );
                 gst::FlowError::Error
             })?;
+            if let Some(why) = st.detector.engine().take_refusal() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::NoSpaceLeft,
+                    ("Face detection runs share the loaded model sessions: no further one could be loaded"),
+                    ["{}", why]
+                );
+            }
             st.since_detect = 0;
             st.inferences += 1;
             if !dets.is_empty() {
