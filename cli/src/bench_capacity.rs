@@ -390,7 +390,43 @@ fn trial(
     })
 }
 
-/// Doubles N until a trial fails, then bisects: the largest N that holds, and every trial.
+/// The trial of the largest N (1..=max) that holds: N doubles until a trial fails (the cap
+/// itself is tried too: 32 -> 48, not 32 -> stop), then the gap is bisected.
+fn largest_holding<T>(
+    max: usize,
+    mut trial: impl FnMut(usize) -> Result<(bool, T), String>,
+) -> Result<Option<T>, String> {
+    let (mut good, mut bad): (Option<(usize, T)>, Option<usize>) = (None, None);
+    let mut n = 1;
+    while n <= max {
+        let (held, t) = trial(n)?;
+        if !held {
+            bad = Some(n);
+            break;
+        }
+        good = Some((n, t));
+        if n == max {
+            break;
+        }
+        n = (n * 2).min(max);
+    }
+    if let (Some(b), Some(lo)) = (bad, good.as_ref().map(|g| g.0)) {
+        let (mut lo, mut hi) = (lo, b);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            let (held, t) = trial(mid)?;
+            if held {
+                lo = mid;
+                good = Some((mid, t));
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    Ok(good.map(|g| g.1))
+}
+
+/// Every trial of the ramp (see [`largest_holding`]) and the largest N that holds.
 fn ramp(
     s: &Setup,
     mode: Mode,
@@ -424,31 +460,10 @@ fn ramp(
         trials.push(t.clone());
         Ok(t)
     };
-    let (mut good, mut bad): (Option<Trial>, Option<usize>) = (None, None);
-    let mut n = 1;
-    while n <= o.max_cameras {
+    let good = largest_holding(o.max_cameras, |n| {
         let t = run(n, &mut trials)?;
-        if t.held {
-            good = Some(t);
-            n *= 2;
-        } else {
-            bad = Some(n);
-            break;
-        }
-    }
-    if let (Some(g), Some(b)) = (good.clone(), bad) {
-        let (mut lo, mut hi) = (g.cameras, b);
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            let t = run(mid, &mut trials)?;
-            if t.held {
-                lo = mid;
-                good = Some(t);
-            } else {
-                hi = mid;
-            }
-        }
-    }
+        Ok((t.held, t))
+    })?;
     Ok((good, trials))
 }
 
@@ -543,4 +558,41 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_holding;
+
+    /// For every machine limit and cap: the answer is min(limit, cap) (none when even one
+    /// camera fails), no trial goes past the cap, and the search stays logarithmic.
+    #[test]
+    fn the_ramp_finds_the_largest_n_up_to_and_including_the_cap() {
+        for max in [1, 2, 3, 32, 48] {
+            for limit in 0..=60 {
+                let mut tried = Vec::new();
+                let got = largest_holding(max, |n| {
+                    tried.push(n);
+                    Ok((n <= limit, n))
+                })
+                .unwrap();
+                let want = (limit > 0).then(|| limit.min(max));
+                assert_eq!(got, want, "limit {limit}, cap {max}: tried {tried:?}");
+                assert!(tried.iter().all(|&n| n >= 1 && n <= max), "{tried:?}");
+                assert!(tried.len() <= 2 * 7, "{} trials: {tried:?}", tried.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_trial_program_stops_the_ramp_with_its_error() {
+        let r = largest_holding::<()>(8, |n| {
+            if n == 4 {
+                Err("runner crashed".into())
+            } else {
+                Ok((true, ()))
+            }
+        });
+        assert_eq!(r, Err("runner crashed".to_string()));
+    }
 }
