@@ -108,6 +108,12 @@ impl Node {
         }
     }
 
+    /// Ends the stream: the element waits (bounded) for what the Redis link still has on its
+    /// way, e.g. the answer to an absence alert's claim, and posts it.
+    fn finish(&mut self) {
+        assert!(self.h.push_event(gst::event::Eos::new()));
+    }
+
     /// (event, identity, clock s) of the messages so far.
     fn events(&self, out: &mut Vec<(String, String, String, u64)>) {
         while let Some(m) = self.bus.pop() {
@@ -154,6 +160,10 @@ fn two_nodes_one_absence_alert_and_a_restarted_node_picks_the_state_up() {
         a.push(None, t * S);
         b.push(None, t * S);
     }
+    // The alert is claimed through Redis (one node raises it): its answer comes back on the
+    // link's thread, so it is in once both streams have ended.
+    a.finish();
+    b.finish();
     a.events(&mut ea);
     b.events(&mut eb);
     let alerts: Vec<_> = ea
