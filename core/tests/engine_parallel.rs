@@ -75,6 +75,43 @@ fn photos() -> Vec<Photo> {
     .collect()
 }
 
+/// `threads` detectors on one shared engine of `model`, released together, each detecting
+/// `rounds` photos in turn: every answer must equal the one-at-a-time answer in `want`.
+fn detect_side_by_side(
+    model: &models::ResolvedModel,
+    photos: &Arc<Vec<Photo>>,
+    want: &Arc<Vec<Vec<Detection>>>,
+    threads: usize,
+    rounds: usize,
+) {
+    let params = DetectParams::default();
+    let start = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (photos, want, start) = (photos.clone(), want.clone(), start.clone());
+            let mut det =
+                FaceDetector::new(Engine::shared(model, &EngineOptions::default()).unwrap())
+                    .unwrap();
+            std::thread::spawn(move || {
+                start.wait();
+                for r in 0..rounds {
+                    let i = (t + r) % photos.len();
+                    let got = det.detect(&photos[i].view(), &params).expect("answered");
+                    assert!(
+                        same(&got, &want[i]),
+                        "thread {t}, {}: {got:?}, alone {:?}",
+                        photos[i].name,
+                        want[i]
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
 #[test]
 fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
     let photos = photos();
@@ -91,34 +128,8 @@ fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
     let stats = || one.engine().stats();
     assert_eq!(stats().sessions.load(Ordering::SeqCst), 1);
 
-    let (threads, rounds) = (4, 12);
-    let photos = Arc::new(photos);
-    let want = Arc::new(want);
-    let start = Arc::new(Barrier::new(threads));
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let (photos, want, start) = (photos.clone(), want.clone(), start.clone());
-            let mut det =
-                FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
-                    .unwrap();
-            std::thread::spawn(move || {
-                start.wait();
-                for r in 0..rounds {
-                    let i = (t + r) % photos.len();
-                    let got = det.detect(&photos[i].view(), &params).unwrap();
-                    assert!(
-                        same(&got, &want[i]),
-                        "thread {t}, {}: {got:?}, alone {:?}",
-                        photos[i].name,
-                        want[i]
-                    );
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
+    // Four threads, 48 runs, released together.
+    detect_side_by_side(&model, &Arc::new(photos), &Arc::new(want), 4, 12);
     let made = stats().sessions.load(Ordering::SeqCst);
     let most = stats().most_at_once.load(Ordering::SeqCst);
     eprintln!(
@@ -128,7 +139,7 @@ fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
     assert!(made >= 1 && made <= pool_threads(), "{made} sessions");
     assert!(most <= made, "{most} runs at once on {made} sessions");
     if pool_threads() >= 2 {
-        // Four threads, 48 runs, released together: the runs overlapped.
+        // The runs overlapped.
         assert!(most >= 2, "runs never overlapped ({most})");
     }
 }
@@ -158,27 +169,7 @@ fn runs_share_the_loaded_session_when_no_further_one_can_be_made() {
     );
     std::fs::remove_file(&copy).unwrap();
 
-    let threads = 4;
-    let start = Arc::new(Barrier::new(threads));
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let (photos, want, start) = (photos.clone(), want.clone(), start.clone());
-            let mut det =
-                FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
-                    .unwrap();
-            std::thread::spawn(move || {
-                start.wait();
-                for r in 0..12 {
-                    let i = (t + r) % photos.len();
-                    let got = det.detect(&photos[i].view(), &params).expect("answered");
-                    assert!(same(&got, &want[i]), "thread {t}, {}", photos[i].name);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
+    detect_side_by_side(&model, &photos, &want, 4, 12);
     let engine = one.engine();
     assert_eq!(engine.stats().sessions.load(Ordering::SeqCst), 1);
     assert_eq!(engine.stats().most_at_once.load(Ordering::SeqCst), 1);

@@ -1,6 +1,7 @@
 //! The start-up glue every analytics element repeats: resolve the model it names, build the
 //! engine options from its properties, get the shared engine — each with the element error
-//! that names the file and the cause — and its camera name.
+//! that names the file and the cause — its camera name, and the warning when the engine
+//! could not load a further session.
 
 use crate::inference::{Engine, EngineHandle, EngineOptions, Provider};
 use crate::models::{self, ResolvedModel};
@@ -54,4 +55,24 @@ pub fn camera_name(
     element: &impl gst::prelude::GstObjectExt,
 ) -> String {
     configured.unwrap_or_else(|| element.name().to_string())
+}
+
+/// Posts, once per engine, the warning that its runs share the loaded sessions because no
+/// further one could be loaded (`what`: "Face detection", …).
+pub fn warn_if_refused(
+    element: &impl glib::prelude::IsA<gst::Element>,
+    what: &str,
+    engine: &Engine,
+) {
+    if let Some(why) = engine.take_refusal() {
+        gst::element_warning!(
+            element,
+            gst::ResourceError::NoSpaceLeft,
+            (
+                "{} runs share the loaded model sessions: no further one could be loaded",
+                what
+            ),
+            ["{}", why]
+        );
+    }
 }

@@ -660,14 +660,7 @@ impl BaseTransformImpl for FaceDetect {
                 );
                 gst::FlowError::Error
             })?;
-            if let Some(why) = st.detector.engine().take_refusal() {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::NoSpaceLeft,
-                    ("Face detection runs share the loaded model sessions: no further one could be loaded"),
-                    ["{}", why]
-                );
-            }
+            engine::warn_if_refused(&*self.obj(), "Face detection", st.detector.engine());
             st.since_detect = 0;
             st.inferences += 1;
             if !dets.is_empty() {

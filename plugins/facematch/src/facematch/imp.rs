@@ -867,14 +867,7 @@ impl BaseTransformImpl for FaceMatch {
                     );
                     gst::FlowError::Error
                 })?;
-                if let Some(why) = st.embedder.engine().take_refusal() {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::ResourceError::NoSpaceLeft,
-                        ("Face embedding runs share the loaded model sessions: no further one could be loaded"),
-                        ["{}", why]
-                    );
-                }
+                engine::warn_if_refused(&*self.obj(), "Face embedding", st.embedder.engine());
                 st.embeddings += vecs.len() as u64;
                 for ((k, _, q), v) in chosen.iter().zip(vecs) {
                     // The box was matched by position, but the face is someone else's (people
