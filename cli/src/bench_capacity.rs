@@ -75,10 +75,12 @@ impl Mode {
     }
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub input: PathBuf,
     pub hold: u64,
     pub rate: u32,
+    pub scan_interval: u32,
     pub max_cameras: usize,
     pub streams: Vec<String>,
     pub work_dir: PathBuf,
@@ -170,7 +172,8 @@ fn make_stream(input: &Path, kind: &StreamKind, dir: &Path) -> Result<PathBuf, S
     Ok(out)
 }
 
-fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> String {
+fn pipeline(mode: Mode, url: &str, n: usize, o: &Options, gallery: &Path) -> String {
+    let (rate, scan) = (o.rate, o.scan_interval);
     let mut desc = String::new();
     for i in 1..=n {
         let cam = format!("cam{i}");
@@ -182,7 +185,7 @@ fn pipeline(mode: Mode, url: &str, n: usize, rate: u32, gallery: &Path) -> Strin
             Mode::Ours | Mode::Peer => format!(
                 "uridecodebin3 uri={url} ! videorate drop-only=true max-rate={rate} ! \
                  queue max-size-buffers=2 leaky=downstream ! \
-                 sightlinefacedetect camera={cam} ! facematch camera={cam} gallery=\"{}\" ! \
+                 sightlinefacedetect camera={cam} scan-interval={scan} ! facematch camera={cam} gallery=\"{}\" ! \
                  presence group=bench camera={cam} ! fakesink sync=false\n",
                 gallery.display()
             ),
@@ -297,7 +300,7 @@ fn trial(
     o: &Options,
 ) -> Result<Trial, String> {
     let file = s.dir.join("capacity.pipeline");
-    std::fs::write(&file, pipeline(mode, url, n, o.rate, &s.gallery)).map_err(|e| e.to_string())?;
+    std::fs::write(&file, pipeline(mode, url, n, o, &s.gallery)).map_err(|e| e.to_string())?;
     let port = crate::bench_publish::free_port()?;
     let log = s.dir.join("runner.log");
     let child = Command::new(&s.exe)
@@ -501,19 +504,30 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                 kind.kbps
             );
             let (limit, _) = ramp(&s, Mode::Decode, &url, server_pid, kind.fps as f64, o)?;
-            let (ours, _) = ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, o)?;
+            // Ours scanning the whole frame every time; with --scan-interval N also ours with
+            // the whole frame on every N-th analysed frame (regions around the faces between).
+            let whole = Options {
+                scan_interval: 1,
+                ..o.clone()
+            };
+            let (ours, _) = ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, &whole)?;
+            let regions = if o.scan_interval > 1 {
+                ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, o)?.0
+            } else {
+                None
+            };
             let peer = if o.peer {
                 ramp(&s, Mode::Peer, &url, server_pid, kind.fps as f64, o)?.0
             } else {
                 None
             };
-            rows.push((kind.name, limit, ours, peer));
+            rows.push((kind.name, limit, ours, regions, peer));
         }
         println!(
             "capacity (held {} s each; ours analyses {} frames/s per camera):",
             o.hold, o.rate
         );
-        for (name, limit, ours, peer) in rows {
+        for (name, limit, ours, regions, peer) in rows {
             let n = |t: &Option<Trial>| t.as_ref().map_or(0, |t| t.cameras);
             let per = |t: &Option<Trial>| {
                 t.as_ref().map_or(String::from("-"), |t| {
@@ -524,23 +538,36 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                     )
                 })
             };
-            let ratio = if n(&limit) > 0 {
-                n(&ours) as f64 / n(&limit) as f64
-            } else {
-                0.0
+            let ratio = |t: &Option<Trial>| {
+                if n(&limit) > 0 {
+                    n(t) as f64 / n(&limit) as f64
+                } else {
+                    0.0
+                }
             };
             println!(
-                "{name}: sightline {} cameras ({}), decode-only limit {} cameras ({}) -> {ratio:.2} of the limit (target >= 0.8){}",
+                "{name}: sightline {} cameras ({}), decode-only limit {} cameras ({}) -> {:.2} of the limit (target >= 0.8){}",
                 n(&ours),
                 per(&ours),
                 n(&limit),
                 per(&limit),
+                ratio(&ours),
                 if n(&limit) >= o.max_cameras {
                     format!(" [limit capped by --max-cameras {}]", o.max_cameras)
                 } else {
                     String::new()
                 }
             );
+            if o.scan_interval > 1 {
+                println!(
+                    "{name}: sightline scan-interval={} (whole frame every {}th analysed frame, around the known faces between) {} cameras ({}) -> {:.2} of the limit",
+                    o.scan_interval,
+                    o.scan_interval,
+                    n(&regions),
+                    per(&regions),
+                    ratio(&regions)
+                );
+            }
             if o.peer {
                 let times = if n(&peer) > 0 {
                     format!("{:.1}x", n(&ours) as f64 / n(&peer) as f64)

@@ -1,6 +1,7 @@
 //! What `sightline bench capacity` relies on keeps behaviour: the analysis reads the decoder's
 //! own I420 frames (no conversion of the whole frame first) and decides exactly as it does on
-//! converted BGRx frames, on the RTSP test camera.
+//! converted BGRx frames, on the RTSP test camera; searching only around known faces between
+//! whole-frame scans (`scan-interval`) keeps the decisions.
 
 mod common;
 
@@ -41,6 +42,8 @@ struct Decisions {
     labels: Vec<String>,
     similarities: Vec<f64>,
     presence: Vec<String>,
+    /// Detections that searched only around known faces (`scan` = `regions`).
+    region_scans: usize,
 }
 
 fn decisions(events: &[Event], camera: &str) -> Decisions {
@@ -50,6 +53,7 @@ fn decisions(events: &[Event], camera: &str) -> Decisions {
         let t = e.running_time_ns.unwrap_or(0);
         match e.kind.as_str() {
             "facedetect" => {
+                d.region_scans += usize::from(e.data["scan"] == "regions");
                 let boxes = e.data["faces"].as_array().into_iter().flatten();
                 let num = |f: &serde_json::Value, k: &str| f[k].as_f64().unwrap_or(f64::NAN);
                 d.faces.insert(
@@ -110,9 +114,9 @@ fn analysis_of_decoder_i420_frames_decides_as_on_converted_bgrx() {
     // One decoder, one frame rate cut; the same frames to both branches. Plain queues: every
     // frame of the cut is analysed on both, whatever the machine's load.
     let file = dir.join("both.pipeline");
-    let branch = |name: &str, conversion: &str| {
+    let branch = |name: &str, conversion: &str, detect: &str| {
         format!(
-            "t. ! queue ! {conversion} ! sightlinefacedetect camera={name} idle-seconds=0 ! \
+            "t. ! queue ! {conversion} ! sightlinefacedetect camera={name} idle-seconds=0 {detect} ! \
              facematch camera={name} gallery=\"{}\" ! \
              presence group={name} camera={name} grace-seconds=1 absent-seconds=2 ! fakesink sync=false\n",
             g.display()
@@ -121,10 +125,15 @@ fn analysis_of_decoder_i420_frames_decides_as_on_converted_bgrx() {
     std::fs::write(
         &file,
         format!(
-            "uridecodebin3 uri={} ! videorate drop-only=true max-rate=5 ! tee name=t\n{}{}",
+            "uridecodebin3 uri={} ! videorate drop-only=true max-rate=5 ! tee name=t\n{}{}{}",
             cam.url(),
-            branch("bgrx", "videoconvert ! video/x-raw,format=BGRx"),
-            branch("i420", "capsfilter caps=video/x-raw,format=I420"),
+            branch("bgrx", "videoconvert ! video/x-raw,format=BGRx", ""),
+            branch("i420", "capsfilter caps=video/x-raw,format=I420", ""),
+            branch(
+                "regions",
+                "capsfilter caps=video/x-raw,format=I420",
+                "scan-interval=3"
+            ),
         ),
     )
     .unwrap();
@@ -176,4 +185,29 @@ fn analysis_of_decoder_i420_frames_decides_as_on_converted_bgrx() {
         "presence decided something\n{err}"
     );
     assert_eq!(bgrx.presence, i420.presence);
+
+    // The whole frame on every 3rd analysed frame, around the face between: the same faces on
+    // every frame both analysed (boxes as core/tests/region_detect.rs measures: as close as
+    // the detector is to itself a few pixels over), the same decisions.
+    let regions = decisions(&events, "regions");
+    let mut both = 0;
+    for (t, a) in &i420.faces {
+        if let Some(b) = regions.faces.get(t) {
+            assert_eq!(a.len(), b.len(), "faces in the frame at {t} ns");
+            both += 1;
+        }
+    }
+    assert!(both >= 20, "{both} frames analysed by both");
+    // Two of every three detections searched regions only; without scan-interval none did.
+    assert!(
+        regions.region_scans * 2 >= both,
+        "{} region scans",
+        regions.region_scans
+    );
+    assert_eq!(i420.region_scans, 0);
+    assert_eq!(regions.labels, i420.labels);
+    for (a, b) in regions.similarities.iter().zip(&i420.similarities) {
+        assert!((a - b).abs() < 0.05, "similarity {a} against {b}");
+    }
+    assert_eq!(regions.presence, i420.presence);
 }

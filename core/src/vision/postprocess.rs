@@ -39,6 +39,21 @@ impl Detection {
         inter / (self.area() + o.area() - inter + 1e-9)
     }
 
+    /// Moves the box and the landmarks by (`dx`, `dy`) pixels: from a region's coordinates into
+    /// the frame's.
+    pub fn translate(&mut self, dx: f32, dy: f32) {
+        self.x1 += dx;
+        self.x2 += dx;
+        self.y1 += dy;
+        self.y2 += dy;
+        if let Some(l) = self.landmarks.as_mut() {
+            for p in l.iter_mut() {
+                p[0] += dx;
+                p[1] += dy;
+            }
+        }
+    }
+
     /// Maps tensor coordinates back to the frame: divides by the scale, clips to the frame.
     pub fn unscale(&mut self, scale_x: f32, scale_y: f32, frame_w: f32, frame_h: f32) {
         self.x1 = (self.x1 / scale_x).clamp(0.0, frame_w);

@@ -7,7 +7,7 @@ use gst_video::VideoFormat;
 use sightline_core::glue::engine;
 
 use sightline_core::activity::{ActivityConfig, ActivityEvent, ActivityMonitor};
-use sightline_core::detect::{DetectParams, FaceDetector};
+use sightline_core::detect::{DetectParams, FaceDetector, Searched};
 use sightline_core::events::utc_now;
 use sightline_core::meta;
 use sightline_core::postprocess::Detection;
@@ -35,6 +35,7 @@ const DEFAULT_NMS_THRESHOLD: f64 = 0.3;
 const DEFAULT_INFERENCE_WIDTH: u32 = 640;
 const DEFAULT_INFERENCE_HEIGHT: u32 = 0;
 const DEFAULT_INTERVAL: u32 = 1;
+const DEFAULT_SCAN_INTERVAL: u32 = 1;
 const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_MAX_BATCH: u32 = 0;
@@ -58,6 +59,7 @@ struct Settings {
     inference_height: u32,
     max_upscale: f64,
     interval: u32,
+    scan_interval: u32,
     min_face_size: u32,
     execution_provider: ExecutionProvider,
     device_id: i32,
@@ -81,6 +83,7 @@ impl Default for Settings {
             inference_height: DEFAULT_INFERENCE_HEIGHT,
             max_upscale: sightline_core::detect::DEFAULT_MAX_UPSCALE as f64,
             interval: DEFAULT_INTERVAL,
+            scan_interval: DEFAULT_SCAN_INTERVAL,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             execution_provider: ExecutionProvider::default(),
             device_id: DEFAULT_DEVICE_ID,
@@ -124,6 +127,8 @@ struct State {
     frames: u64,
     /// Frames since detection last ran.
     since_detect: u32,
+    /// Detections since the last whole-frame scan.
+    since_scan: u32,
     last: Vec<Detection>,
     activity: ActivityMonitor,
     grid: Vec<u8>,
@@ -305,6 +310,14 @@ impl ObjectImpl for FaceDetect {
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("scan-interval")
+                    .nick("Scan interval")
+                    .blurb("While faces are in view, scan the whole frame on every N-th detection; the detections in between search only around the faces last found (at the frame's scale), so a new face beside them is found up to N-1 detections later. With no face in view every detection scans the whole frame. 1 = always the whole frame")
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value(DEFAULT_SCAN_INTERVAL)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("min-face-size")
                     .nick("Minimum face size")
                     .blurb("Drop faces whose shorter side is below this many frame pixels")
@@ -419,6 +432,7 @@ impl ObjectImpl for FaceDetect {
                     .unwrap_or(sightline_core::detect::DEFAULT_MAX_UPSCALE as f64)
             }
             "interval" => s.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
+            "scan-interval" => s.scan_interval = value.get().unwrap_or(DEFAULT_SCAN_INTERVAL),
             "min-face-size" => s.min_face_size = value.get().unwrap_or(DEFAULT_MIN_FACE_SIZE),
             "execution-provider" => s.execution_provider = value.get().unwrap_or_default(),
             "device-id" => s.device_id = value.get().unwrap_or(DEFAULT_DEVICE_ID),
@@ -461,6 +475,7 @@ impl ObjectImpl for FaceDetect {
             "inference-height" => s.inference_height.to_value(),
             "max-upscale" => s.max_upscale.to_value(),
             "interval" => s.interval.to_value(),
+            "scan-interval" => s.scan_interval.to_value(),
             "min-face-size" => s.min_face_size.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
@@ -552,6 +567,7 @@ impl BaseTransformImpl for FaceDetect {
                 info: None,
                 frames: 0,
                 since_detect: 0,
+                since_scan: 0,
                 last: Vec::new(),
                 activity: ActivityMonitor::new(s.activity()),
                 grid: Vec::with_capacity(GRID_W * GRID_H),
@@ -651,8 +667,22 @@ impl BaseTransformImpl for FaceDetect {
         .max(1);
         let run = st.frames == 0 || woke || st.since_detect + 1 >= interval;
         let mut all_events = events;
+        // Whole frame, or only around the faces last found (see scan-interval).
+        let mut scan =
+            run && (st.last.is_empty() || st.since_scan + 1 >= settings.scan_interval.max(1));
         if run {
-            let dets = st.detector.detect(&img, &settings.params()).map_err(|e| {
+            let params = settings.params();
+            let dets = if scan {
+                st.detector.detect(&img, &params)
+            } else {
+                st.detector
+                    .detect_around(&img, &params, &st.last)
+                    .map(|(dets, searched)| {
+                        scan = searched == Searched::Frame;
+                        dets
+                    })
+            }
+            .map_err(|e| {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -662,6 +692,7 @@ impl BaseTransformImpl for FaceDetect {
             })?;
             engine::warn_if_refused(&*self.obj(), "Face detection", st.detector.engine());
             st.since_detect = 0;
+            st.since_scan = if scan { 0 } else { st.since_scan + 1 };
             st.inferences += 1;
             if !dets.is_empty() {
                 all_events.extend(st.activity.faces_seen(ts_ns));
@@ -705,6 +736,7 @@ impl BaseTransformImpl for FaceDetect {
                 .field("utc-time", utc_now())
                 .field("frame", st.frames - 1)
                 .field("model", st.model_name.as_str())
+                .field("scan", if scan { "frame" } else { "regions" })
                 .field("faces", faces)
                 .build()
         });
