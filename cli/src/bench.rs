@@ -898,7 +898,7 @@ fn bench_facematch(input: &Path, repeat: usize, scan_interval: u32) -> Result<()
                 / v["frames"].as_f64().unwrap_or(0.0).max(1.0)
         };
         println!(
-            "facematch round {round}, {}: Python reference {:.1} frames/s ({:.0} MiB, person recognised on {:.1} % of frames); facedetect ! facematch embedding every frame {:.1} frames/s ({:.0} MiB, {:.1} %) -> {:.2}x; default reembed-interval=10 {:.1} frames/s ({:.1} %) -> {:.2}x; + scan-interval={scan_interval} (whole frame every {scan_interval}th frame, around the known faces between) {:.1} frames/s ({:.0} MiB, {:.1} %) -> {:.2}x (target >= 3x at equal accuracy)",
+            "facematch round {round}, {}: Python reference {:.1} frames/s ({:.0} MiB, person recognised on {:.1} % of frames); facedetect ! facematch embedding every frame {:.1} frames/s ({:.0} MiB, {:.1} %) -> {:.2}x; default reembed-interval=10 {:.1} frames/s ({:.1} %) -> {:.2}x; + scan-interval={scan_interval} (the whole frame on every {scan_interval}-th frame, around the known faces between) {:.1} frames/s ({:.0} MiB, {:.1} %) -> {:.2}x (target >= 3x at equal accuracy)",
             input
                 .file_name()
                 .map(|f| f.to_string_lossy())

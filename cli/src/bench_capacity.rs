@@ -11,6 +11,9 @@
 //!   `sightlinefacedetect` → `facematch` → `presence`. The elements read the decoder's I420
 //!   frames: only the analysed frames are scaled (and converted) — into the model's input;
 //!   no whole frame is converted (tests/capacity.rs: the same decisions as on BGRx);
+//! - **ours, `--scan-interval N`** (N > 1, also run): the same chain with `sightlinefacedetect
+//!   scan-interval=N`: the whole frame on every N-th analysed frame, only the regions around
+//!   the faces last found between (tests/capacity.rs: the same decisions);
 //! - **the Python peer** (`bench/capacity_peer.py`, the seed's design): one OpenCV
 //!   `VideoCapture` process per camera decoding every frame and passing the analysis rate on to
 //!   one inference process with the models, detection, alignment, embedding and matching of
@@ -560,7 +563,7 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             );
             if o.scan_interval > 1 {
                 println!(
-                    "{name}: sightline scan-interval={} (whole frame every {}th analysed frame, around the known faces between) {} cameras ({}) -> {:.2} of the limit",
+                    "{name}: sightline scan-interval={} (whole frame on every {}-th analysed frame, around the known faces between) {} cameras ({}) -> {:.2} of the limit",
                     o.scan_interval,
                     o.scan_interval,
                     n(&regions),

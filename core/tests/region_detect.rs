@@ -8,6 +8,7 @@ use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::models;
 use sightline_core::postprocess::Detection;
 use sightline_core::preprocess::{ImageView, PixelFormat, Plane};
+use sightline_core::video::DecodedImage;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -17,27 +18,8 @@ fn shared() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
 }
 
-struct Frame {
-    data: Vec<u8>,
-    width: usize,
-    height: usize,
-    stride: usize,
-}
-
-impl Frame {
-    fn view(&self) -> ImageView<'_> {
-        ImageView::new(
-            PixelFormat::Bgr,
-            self.width,
-            self.height,
-            &[Plane {
-                data: &self.data,
-                stride: self.stride,
-            }],
-        )
-        .unwrap()
-    }
-}
+/// A decoded frame, packed BGR.
+type Frame = DecodedImage;
 
 /// Every frame of a video, packed BGR.
 fn frames(path: &Path) -> Vec<Frame> {
@@ -133,7 +115,7 @@ fn follow(det: &mut FaceDetector, frames: &[Frame], t: &mut Tally) {
     let p = DetectParams::default();
     let mut prev: Vec<Detection> = Vec::new();
     for f in frames {
-        let img = f.view();
+        let img = f.view().unwrap();
         let whole = det.detect(&img, &p).unwrap();
         let shifted = detect_shifted(det, f, &p);
         t.shifted
@@ -240,14 +222,8 @@ fn group_photos_give_the_same_faces_from_their_regions() {
         "face_recognition_examples/group/obama_and_biden.jpg",
         "face_recognition_examples/group/two_people.jpg",
     ] {
-        let img = sightline_core::video::decode_image(&faces.join(rel)).unwrap();
-        let f = Frame {
-            data: img.data,
-            width: img.width,
-            height: img.height,
-            stride: img.stride,
-        };
-        let view = f.view();
+        let f = sightline_core::video::decode_image(&faces.join(rel)).unwrap();
+        let view = f.view().unwrap();
         let whole = det.detect(&view, &p).unwrap();
         let (around, searched) = det.detect_around(&view, &p, &whole).unwrap();
         // Large faces, but the regions still cost less than the frame.
