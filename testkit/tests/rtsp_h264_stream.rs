@@ -55,11 +55,17 @@ fn an_h264_stream_is_served_as_it_is_and_loops() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let errors = String::from_utf8_lossy(&out.stderr);
+    // After EOS gst-launch tears the session down; when the server closes the connection
+    // first, rtspsrc reports the PAUSE/TEARDOWN it could not send and gst-launch exits 1
+    // (seen once on CI). Any other error fails.
+    let teardown_only = text.contains("Got EOS")
+        && errors
+            .lines()
+            .filter(|l| l.starts_with("ERROR:"))
+            .all(|l| l.contains("Could not write to resource"))
+        && errors.contains("Could not send message. (Received end-of-file)");
+    assert!(out.status.success() || teardown_only, "{text}{errors}");
     assert!(text.contains("width=(int)352, height=(int)288"), "{text}");
     assert!(text.contains("Got EOS"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
