@@ -153,6 +153,10 @@ pub enum BenchCmd {
         scan_interval: u32,
         #[arg(long, default_value_t = 32)]
         max_cameras: usize,
+        /// No ramp: one trial of each variant with exactly this many cameras, to compare
+        /// their CPU and RSS per camera at equal load
+        #[arg(long)]
+        cameras: Option<usize>,
         #[arg(long, value_delimiter = ',', default_value = "1080p30,720p25")]
         streams: Vec<String>,
         /// Where the H.264 streams are made (once) and kept
@@ -250,6 +254,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             rate,
             scan_interval,
             max_cameras,
+            cameras,
             streams,
             work_dir,
             no_peer,
@@ -259,6 +264,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             rate,
             scan_interval,
             max_cameras,
+            cameras,
             streams,
             work_dir,
             peer: !no_peer,

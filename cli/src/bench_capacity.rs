@@ -23,7 +23,9 @@
 //! A camera holds when it delivers at least 90 % of its target rate (the stream's for decode,
 //! the analysis rate for ours) and its `sightline_frame_delay_seconds` does not keep growing
 //! (the last third of the hold at most 0.5 s above the first third). N doubles until a trial
-//! fails, then the largest N that holds is found between the last two. The runner's CPU (all
+//! fails, then the largest N that holds is found between the last two. With `--cameras N`
+//! there is no ramp: one trial of each variant at exactly N cameras, to compare their cost at
+//! equal load (CPU and RSS, and the analysis's CPU beyond the decode-only trial's). The runner's CPU (all
 //! its threads) and RSS are read from /proc; the RTSP server's CPU is reported apart (it runs
 //! on the same machine).
 
@@ -85,6 +87,8 @@ pub struct Options {
     pub rate: u32,
     pub scan_interval: u32,
     pub max_cameras: usize,
+    /// One trial at exactly this many cameras instead of the ramp.
+    pub cameras: Option<usize>,
     pub streams: Vec<String>,
     pub work_dir: PathBuf,
     /// Also ramp the Python peer (bench/capacity_peer.py).
@@ -466,6 +470,11 @@ fn ramp(
         trials.push(t.clone());
         Ok(t)
     };
+    if let Some(n) = o.cameras {
+        let t = run(n, &mut trials)?;
+        // Kept even when it failed: the comparison is of its cost (the reason is printed).
+        return Ok((Some(t), trials));
+    }
     let good = largest_holding(o.max_cameras, |n| {
         let t = run(n, &mut trials)?;
         Ok((t.held, t))
@@ -531,13 +540,62 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             o.hold, o.rate
         );
         for (name, limit, ours, regions, peer) in rows {
+            if let Some(n) = o.cameras {
+                // Equal load: the cost of each variant, and of the analysis beyond decoding.
+                let cores = |t: &Option<Trial>| t.as_ref().map_or(f64::NAN, |t| t.cpu);
+                let line = |what: &str, t: &Option<Trial>| {
+                    if let Some(t) = t {
+                        // The peer decodes with OpenCV: no decode-only baseline of its own.
+                        let beyond = t.cpu - cores(&limit);
+                        let analysis = if what == Mode::Peer.name() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; analysis beyond decoding {beyond:.2} cores, {:.1} ms of CPU per analysed frame",
+                                beyond * 1000.0 / (n as f64 * o.rate as f64)
+                            )
+                        };
+                        println!(
+                            "{name} x{n}: {what}: {:.2} cores ({:.3} per camera{analysis}), {:.0} MiB RSS{}",
+                            t.cpu,
+                            t.cpu / n as f64,
+                            t.rss_mib,
+                            if t.held {
+                                String::new()
+                            } else {
+                                format!("; did not hold: {}", t.why)
+                            }
+                        );
+                    }
+                };
+                if let Some(l) = &limit {
+                    println!(
+                        "{name} x{n}: decode only: {:.2} cores ({:.3} per camera), {:.0} MiB RSS",
+                        l.cpu,
+                        l.cpu / n as f64,
+                        l.rss_mib
+                    );
+                }
+                line("sightline", &ours);
+                line(
+                    &format!("sightline scan-interval={}", o.scan_interval),
+                    &regions,
+                );
+                line(Mode::Peer.name(), &peer);
+                continue;
+            }
             let n = |t: &Option<Trial>| t.as_ref().map_or(0, |t| t.cameras);
             let per = |t: &Option<Trial>| {
                 t.as_ref().map_or(String::from("-"), |t| {
                     format!(
-                        "{:.2} cores, {:.0} MiB RSS per camera",
+                        "{:.2} cores, {:.0} MiB RSS per camera{}",
                         t.cpu / t.cameras as f64,
-                        t.rss_mib / t.cameras as f64
+                        t.rss_mib / t.cameras as f64,
+                        if t.held {
+                            String::new()
+                        } else {
+                            format!("; did not hold: {}", t.why)
+                        }
                     )
                 })
             };

@@ -1471,9 +1471,9 @@ pub fn default_state_dir(node: &str) -> PathBuf {
 
 pub fn run(a: RunArgs) -> Result<(), String> {
     redacting_gst_log();
-    // Live cameras analysed at their rate: the inference pool sleeps between frames rather
-    // than spin (SIGHTLINE_ORT_SPIN=1 spins again).
-    sightline_core::inference::prefer_idle_pool();
+    // Live cameras analysed at their rate: each camera's runs sequential on its own thread,
+    // nothing spinning between frames (SIGHTLINE_THREADS / SIGHTLINE_ORT_SPIN override).
+    sightline_core::inference::prefer_live_pool();
     let text = std::fs::read_to_string(&a.file)
         .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let file = PipelineFile::parse(&text, &a.file.display().to_string())?;

@@ -125,17 +125,32 @@ pub fn runtime_library_path() -> String {
 
 static RUNTIME: OnceLock<Result<ort::environment::Environment, InferenceError>> = OnceLock::new();
 
-/// Number of intra-op threads of the shared pool (`SIGHTLINE_THREADS`, default: all cores).
+/// Number of intra-op threads of the shared pool: `SIGHTLINE_THREADS` when set, else the
+/// process's default ([`prefer_live_pool`]): every core unless changed.
 pub fn pool_threads() -> usize {
     std::env::var("SIGHTLINE_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(|| match THREADS_DEFAULT.load(Ordering::Relaxed) {
+            0 => cores(),
+            n => n,
+        })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The most sessions of one model on CPU: one per core, whatever the pool's size. With a
+/// pool of one thread each run is sequential on its caller's thread, and as many cameras as
+/// there are cores still run the model side by side.
+pub fn max_cpu_sessions() -> usize {
+    cores()
 }
 
 /// Whether pool threads spin between parallel sections: `SIGHTLINE_ORT_SPIN` (`0` off, else
-/// on) when set, else the process's default ([`prefer_idle_pool`]), on unless changed.
+/// on) when set, else the process's default ([`prefer_live_pool`]), on unless changed.
 ///
 /// On suits one stream analysed as fast as it goes: every session of the process shares one
 /// pool, so spinning threads cannot steal cores from another model's pool, and waking
@@ -147,17 +162,25 @@ pub fn pool_threads() -> usize {
 pub fn pool_spinning() -> bool {
     match std::env::var("SIGHTLINE_ORT_SPIN") {
         Ok(v) => v != "0",
-        Err(_) => SPIN_DEFAULT.load(std::sync::atomic::Ordering::Relaxed),
+        Err(_) => SPIN_DEFAULT.load(Ordering::Relaxed),
     }
 }
 
 static SPIN_DEFAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// 0: every core.
+static THREADS_DEFAULT: AtomicUsize = AtomicUsize::new(0);
 
-/// Makes the pool sleep between parallel sections unless `SIGHTLINE_ORT_SPIN` says
-/// otherwise (live cameras at a set analysis rate: `sightline run`). Takes effect only
-/// before the first model is loaded (the pool is made once); false if that was too late.
-pub fn prefer_idle_pool() -> bool {
-    SPIN_DEFAULT.store(false, std::sync::atomic::Ordering::Relaxed);
+/// The pool for live cameras analysed at a set rate (`sightline run`), unless
+/// `SIGHTLINE_THREADS` / `SIGHTLINE_ORT_SPIN` say otherwise: one thread, so every run is
+/// sequential on its camera's streaming thread (cameras run side by side on up to one
+/// session per core, [`max_cpu_sessions`]) and nothing spins or is woken between a model's
+/// operators. What matters there is the CPU per analysed frame, not one frame's latency:
+/// measured with `sightline bench capacity --cameras 8` (720p25, 5 frames/s), 5–10 % less
+/// CPU for the analysis than a pool of every core. Takes effect only before the first model
+/// is loaded (the pool is made once); false if that was too late.
+pub fn prefer_live_pool() -> bool {
+    SPIN_DEFAULT.store(false, Ordering::Relaxed);
+    THREADS_DEFAULT.store(1, Ordering::Relaxed);
     RUNTIME.get().is_none()
 }
 
@@ -254,7 +277,7 @@ pub struct Engine {
 }
 
 /// The sessions of one model. One is loaded with the engine; on CPU more are made when a run
-/// finds them all busy, up to one per intra-op thread of the shared pool, so that the
+/// finds them all busy, up to one per core ([`max_cpu_sessions`]), so that the
 /// cameras' streaming threads run the model side by side instead of queueing behind one
 /// session (measured with `sightline bench capacity`: under load the queue, not the cores,
 /// was what stopped the next camera). GPU providers keep one session: batching serves them.
@@ -486,7 +509,7 @@ impl Engine {
             returned: Condvar::new(),
             made: AtomicUsize::new(1),
             max: AtomicUsize::new(match opts.provider {
-                Provider::Cpu => pool_threads(),
+                Provider::Cpu => max_cpu_sessions(),
                 _ => 1,
             }),
             path: model.path.clone(),
