@@ -5,13 +5,9 @@
 
 mod engine_common;
 
-use engine_common::{detect_side_by_side, photos};
-use sightline_core::detect::{DetectParams, FaceDetector};
-use sightline_core::inference::{
-    Engine, EngineOptions, max_cpu_sessions, pool_spinning, pool_threads, prefer_live_pool,
-};
+use engine_common::{answers_one_at_a_time, detect_side_by_side, photos};
+use sightline_core::inference::{max_cpu_sessions, pool_spinning, pool_threads, prefer_live_pool};
 use sightline_core::models;
-use sightline_core::postprocess::Detection;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -29,14 +25,7 @@ fn live_cameras_run_sequentially_each_yet_side_by_side() {
 
     let photos = photos();
     let model = models::resolve("yunet-n", "yunet-n").expect("model (run scripts/setup)");
-    let params = DetectParams::default();
-    let mut one = FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
-        .expect("engine (ORT_DYLIB_PATH)");
-    let want: Vec<Vec<Detection>> = photos
-        .iter()
-        .map(|p| one.detect(&p.view(), &params).unwrap())
-        .collect();
-    assert!(want.iter().all(|w| !w.is_empty()), "a face in every photo");
+    let (one, want) = answers_one_at_a_time(&model, &photos);
     assert!(!prefer_live_pool(), "too late once a model is loaded");
 
     detect_side_by_side(&model, &Arc::new(photos), &Arc::new(want), 4, 12);

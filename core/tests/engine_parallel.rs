@@ -4,7 +4,7 @@
 
 mod engine_common;
 
-use engine_common::{detect_side_by_side, photos};
+use engine_common::{answers_one_at_a_time, detect_side_by_side, photos};
 use sightline_core::detect::{DetectParams, FaceDetector};
 use sightline_core::inference::{Engine, EngineOptions, max_cpu_sessions, pool_threads};
 use sightline_core::models;
@@ -16,15 +16,8 @@ use std::sync::atomic::Ordering;
 fn cameras_sharing_a_model_run_side_by_side_and_get_their_own_answers() {
     let photos = photos();
     let model = models::resolve("yunet-n", "yunet-n").expect("model (run scripts/setup)");
-    let params = DetectParams::default();
     // One at a time first: the answers every thread must get.
-    let mut one = FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
-        .expect("engine (ORT_DYLIB_PATH)");
-    let want: Vec<Vec<Detection>> = photos
-        .iter()
-        .map(|p| one.detect(&p.view(), &params).unwrap())
-        .collect();
-    assert!(want.iter().all(|w| !w.is_empty()), "a face in every photo");
+    let (one, want) = answers_one_at_a_time(&model, &photos);
     let stats = || one.engine().stats();
     assert_eq!(stats().sessions.load(Ordering::SeqCst), 1);
 

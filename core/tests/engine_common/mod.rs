@@ -5,7 +5,8 @@ use sightline_core::detect::{DetectParams, FaceDetector};
 use sightline_core::inference::{Engine, EngineOptions};
 use sightline_core::models;
 use sightline_core::postprocess::Detection;
-use sightline_core::preprocess::{ImageView, PixelFormat, Plane};
+use sightline_core::preprocess::ImageView;
+use sightline_core::video::DecodedImage;
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 
@@ -17,24 +18,12 @@ fn shared() -> PathBuf {
 
 pub struct Photo {
     pub name: &'static str,
-    data: Vec<u8>,
-    width: usize,
-    height: usize,
-    stride: usize,
+    img: DecodedImage,
 }
 
 impl Photo {
     pub fn view(&self) -> ImageView<'_> {
-        ImageView::new(
-            PixelFormat::Bgr,
-            self.width,
-            self.height,
-            &[Plane {
-                data: &self.data,
-                stride: self.stride,
-            }],
-        )
-        .unwrap()
+        self.img.view().unwrap()
     }
 }
 
@@ -60,15 +49,9 @@ pub fn photos() -> Vec<Photo> {
         "variants/obama-720p.jpg",
     ]
     .iter()
-    .map(|name| {
-        let img = sightline_core::video::decode_image(&faces.join(name)).unwrap();
-        Photo {
-            name,
-            data: img.data,
-            width: img.width,
-            height: img.height,
-            stride: img.stride,
-        }
+    .map(|name| Photo {
+        name,
+        img: sightline_core::video::decode_image(&faces.join(name)).unwrap(),
     })
     .collect()
 }
@@ -108,4 +91,21 @@ pub fn detect_side_by_side(
     for w in workers {
         w.join().unwrap();
     }
+}
+
+/// A detector on the shared engine of `model`, and its answers for `photos` one at a time
+/// (what every thread must get when they run side by side); every photo has a face.
+pub fn answers_one_at_a_time(
+    model: &models::ResolvedModel,
+    photos: &[Photo],
+) -> (FaceDetector, Vec<Vec<Detection>>) {
+    let params = DetectParams::default();
+    let mut one = FaceDetector::new(Engine::shared(model, &EngineOptions::default()).unwrap())
+        .expect("engine (ORT_DYLIB_PATH)");
+    let want: Vec<Vec<Detection>> = photos
+        .iter()
+        .map(|p| one.detect(&p.view(), &params).unwrap())
+        .collect();
+    assert!(want.iter().all(|w| !w.is_empty()), "a face in every photo");
+    (one, want)
 }
