@@ -25,9 +25,9 @@
 //! (the last third of the hold at most 0.5 s above the first third). N doubles until a trial
 //! fails, then the largest N that holds is found between the last two. With `--cameras N`
 //! there is no ramp: one trial of each variant at exactly N cameras, to compare their cost at
-//! equal load (CPU and RSS, and the analysis's CPU beyond the decode-only trial's). The runner's CPU (all
-//! its threads) and RSS are read from /proc; the RTSP server's CPU is reported apart (it runs
-//! on the same machine).
+//! equal load (CPU and RSS, and the analysis's CPU beyond the decode-only trial's). The
+//! runner's CPU (all its threads) and RSS are read from /proc; the RTSP server's CPU is
+//! reported apart (it runs on the same machine).
 
 use gst::prelude::*;
 use sightline_core::control::auth::{Role, TokenFile};
@@ -543,11 +543,12 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             if let Some(n) = o.cameras {
                 // Equal load: the cost of each variant, and of the analysis beyond decoding.
                 let cores = |t: &Option<Trial>| t.as_ref().map_or(f64::NAN, |t| t.cpu);
-                let line = |what: &str, t: &Option<Trial>| {
+                // `ours`: our chain, whose decoding is the decode-only trial's (the peer
+                // decodes with OpenCV: no baseline of its own).
+                let line = |what: &str, t: &Option<Trial>, ours: bool| {
                     if let Some(t) = t {
-                        // The peer decodes with OpenCV: no decode-only baseline of its own.
                         let beyond = t.cpu - cores(&limit);
-                        let analysis = if what == Mode::Peer.name() {
+                        let analysis = if !ours {
                             String::new()
                         } else {
                             format!(
@@ -576,12 +577,13 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                         l.rss_mib
                     );
                 }
-                line("sightline", &ours);
+                line("sightline", &ours, true);
                 line(
                     &format!("sightline scan-interval={}", o.scan_interval),
                     &regions,
+                    true,
                 );
-                line(Mode::Peer.name(), &peer);
+                line(Mode::Peer.name(), &peer, false);
                 continue;
             }
             let n = |t: &Option<Trial>| t.as_ref().map_or(0, |t| t.cameras);

@@ -1,14 +1,11 @@
 //! Several cameras' streaming threads share one model: on CPU their runs go side by side on
-//! up to one session per core, and every thread still gets exactly
-//! its own image's answer.
+//! up to one session per core, and every thread still gets exactly its own image's answer.
 
 mod engine_common;
 
 use engine_common::{answers_one_at_a_time, detect_side_by_side, photos};
-use sightline_core::detect::{DetectParams, FaceDetector};
-use sightline_core::inference::{Engine, EngineOptions, max_cpu_sessions, pool_threads};
+use sightline_core::inference::{max_cpu_sessions, pool_threads};
 use sightline_core::models;
-use sightline_core::postprocess::Detection;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -51,15 +48,8 @@ fn runs_share_the_loaded_session_when_no_further_one_can_be_made() {
     let copy = std::env::temp_dir().join(format!("sightline-refusal-{}.onnx", std::process::id()));
     std::fs::copy(&model.path, &copy).unwrap();
     model.path = copy.clone();
-    let mut one = FaceDetector::new(Engine::shared(&model, &EngineOptions::default()).unwrap())
-        .expect("engine (ORT_DYLIB_PATH)");
-    let params = DetectParams::default();
-    let want: Arc<Vec<Vec<Detection>>> = Arc::new(
-        photos
-            .iter()
-            .map(|p| one.detect(&p.view(), &params).unwrap())
-            .collect(),
-    );
+    let (one, want) = answers_one_at_a_time(&model, &photos);
+    let want = Arc::new(want);
     std::fs::remove_file(&copy).unwrap();
 
     detect_side_by_side(&model, &photos, &want, 4, 12);

@@ -175,8 +175,9 @@ static THREADS_DEFAULT: AtomicUsize = AtomicUsize::new(0);
 /// sequential on its camera's streaming thread (cameras run side by side on up to one
 /// session per core, [`max_cpu_sessions`]) and nothing spins or is woken between a model's
 /// operators. What matters there is the CPU per analysed frame, not one frame's latency:
-/// measured with `sightline bench capacity --cameras 8` (720p25, 5 frames/s), 5–10 % less
-/// CPU for the analysis than a pool of every core. Takes effect only before the first model
+/// measured with `sightline bench capacity --cameras N` (paired, 720p25 × 8 and 1080p30 × 4
+/// at 5 frames/s), 8–30 % less CPU for the analysis than a pool of every core
+/// (docs/benchmarks.md). Takes effect only before the first model
 /// is loaded (the pool is made once); false if that was too late.
 pub fn prefer_live_pool() -> bool {
     SPIN_DEFAULT.store(false, Ordering::Relaxed);
