@@ -151,6 +151,10 @@ pub enum BenchCmd {
         /// the faces last found in between (1: always the whole frame)
         #[arg(long, default_value_t = 1)]
         scan_interval: u32,
+        /// Also run the chain with facedetect motion-scan=true (at --scan-interval): a scan
+        /// searches only what changed since it was last searched, and around the known faces
+        #[arg(long)]
+        motion_scan: bool,
         #[arg(long, default_value_t = 32)]
         max_cameras: usize,
         /// No ramp: one trial of each variant with exactly this many cameras, to compare
@@ -253,6 +257,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             hold,
             rate,
             scan_interval,
+            motion_scan,
             max_cameras,
             cameras,
             streams,
@@ -263,6 +268,7 @@ pub fn run(cmd: BenchCmd) -> Result<(), String> {
             hold,
             rate,
             scan_interval,
+            motion_scan,
             max_cameras,
             cameras,
             streams,

@@ -14,6 +14,9 @@
 //! - **ours, `--scan-interval N`** (N > 1, also run): the same chain with `sightlinefacedetect
 //!   scan-interval=N`: the whole frame on every N-th analysed frame, only the regions around
 //!   the faces last found between (tests/capacity.rs: the same decisions);
+//! - **ours, `--motion-scan`** (also run): the same with `motion-scan=true`: a scan searches
+//!   only the parts of the picture that changed since they were last searched, and around the
+//!   known faces (the whole frame on every 10th scan);
 //! - **the Python peer** (`bench/capacity_peer.py`, the seed's design): one OpenCV
 //!   `VideoCapture` process per camera decoding every frame and passing the analysis rate on to
 //!   one inference process with the models, detection, alignment, embedding and matching of
@@ -86,6 +89,8 @@ pub struct Options {
     pub hold: u64,
     pub rate: u32,
     pub scan_interval: u32,
+    /// Also run ours with `sightlinefacedetect motion-scan=true` (at `scan_interval`).
+    pub motion_scan: bool,
     pub max_cameras: usize,
     /// One trial at exactly this many cameras instead of the ramp.
     pub cameras: Option<usize>,
@@ -180,7 +185,7 @@ fn make_stream(input: &Path, kind: &StreamKind, dir: &Path) -> Result<PathBuf, S
 }
 
 fn pipeline(mode: Mode, url: &str, n: usize, o: &Options, gallery: &Path) -> String {
-    let (rate, scan) = (o.rate, o.scan_interval);
+    let (rate, scan, motion) = (o.rate, o.scan_interval, o.motion_scan);
     let mut desc = String::new();
     for i in 1..=n {
         let cam = format!("cam{i}");
@@ -192,7 +197,7 @@ fn pipeline(mode: Mode, url: &str, n: usize, o: &Options, gallery: &Path) -> Str
             Mode::Ours | Mode::Peer => format!(
                 "uridecodebin3 uri={url} ! videorate drop-only=true max-rate={rate} ! \
                  queue max-size-buffers=2 leaky=downstream ! \
-                 sightlinefacedetect camera={cam} scan-interval={scan} ! facematch camera={cam} gallery=\"{}\" ! \
+                 sightlinefacedetect camera={cam} scan-interval={scan} motion-scan={motion} ! facematch camera={cam} gallery=\"{}\" ! \
                  presence group=bench camera={cam} ! fakesink sync=false\n",
                 gallery.display()
             ),
@@ -520,10 +525,28 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             // the whole frame on every N-th analysed frame (regions around the faces between).
             let whole = Options {
                 scan_interval: 1,
+                motion_scan: false,
                 ..o.clone()
             };
             let (ours, _) = ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, &whole)?;
             let regions = if o.scan_interval > 1 {
+                let only_regions = Options {
+                    motion_scan: false,
+                    ..o.clone()
+                };
+                ramp(
+                    &s,
+                    Mode::Ours,
+                    &url,
+                    server_pid,
+                    o.rate as f64,
+                    &only_regions,
+                )?
+                .0
+            } else {
+                None
+            };
+            let motion = if o.motion_scan {
                 ramp(&s, Mode::Ours, &url, server_pid, o.rate as f64, o)?.0
             } else {
                 None
@@ -533,13 +556,17 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
             } else {
                 None
             };
-            rows.push((kind.name, limit, ours, regions, peer));
+            rows.push((kind.name, limit, ours, regions, motion, peer));
         }
         println!(
             "capacity (held {} s each; ours analyses {} frames/s per camera):",
             o.hold, o.rate
         );
-        for (name, limit, ours, regions, peer) in rows {
+        let motion_name = format!(
+            "sightline scan-interval={} motion-scan=true",
+            o.scan_interval
+        );
+        for (name, limit, ours, regions, motion, peer) in rows {
             if let Some(n) = o.cameras {
                 // Equal load: the cost of each variant, and of the analysis beyond decoding.
                 let cores = |t: &Option<Trial>| t.as_ref().map_or(f64::NAN, |t| t.cpu);
@@ -583,6 +610,7 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                     &regions,
                     true,
                 );
+                line(&motion_name, &motion, true);
                 line(Mode::Peer.name(), &peer, false);
                 continue;
             }
@@ -629,6 +657,14 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                     n(&regions),
                     per(&regions),
                     ratio(&regions)
+                );
+            }
+            if o.motion_scan {
+                println!(
+                    "{name}: {motion_name} (a scan searches only what changed since it was last searched, and around the known faces) {} cameras ({}) -> {:.2} of the limit",
+                    n(&motion),
+                    per(&motion),
+                    ratio(&motion)
                 );
             }
             if o.peer {

@@ -35,6 +35,6 @@ pub use presence::sync as presence_sync;
 pub use presence::{activity, unknown, zones};
 pub use tracking::{mot, track, trajectory};
 pub use vision::{
-    align, calibrate, detect, draw, embed, enroll, gallery, inference, models, postprocess,
-    preprocess, quality, recognition,
+    align, calibrate, changes, detect, draw, embed, enroll, gallery, inference, models,
+    postprocess, preprocess, quality, recognition,
 };

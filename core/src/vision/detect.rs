@@ -124,15 +124,31 @@ impl FaceDetector {
         p: &DetectParams,
         known: &[Detection],
     ) -> Result<(Vec<Detection>, Searched), DetectError> {
+        let (dets, regions) = self.detect_around_changes(img, p, known, &[])?;
+        let searched = regions.map_or(Searched::Frame, |r| Searched::Regions(r.len()));
+        Ok((dets, searched))
+    }
+
+    /// [`FaceDetector::detect_around`] the faces `known` and the parts of the frame in
+    /// `changed` (frame pixels; each grown as a face's box is), with the regions searched
+    /// (`None`: the whole frame was).
+    pub fn detect_around_changes(
+        &mut self,
+        img: &ImageView,
+        p: &DetectParams,
+        known: &[Detection],
+        changed: &[SrcRect],
+    ) -> Result<(Vec<Detection>, Option<Vec<SrcRect>>), DetectError> {
         let full = self.plan(img.width, img.height, p);
         let input = &self.engine.model.spec.input;
         if input.fixed_size().is_some() {
-            return Ok((self.detect(img, p)?, Searched::Frame));
+            return Ok((self.detect(img, p)?, None));
         }
         let align = input.align.max(1) as usize;
         let min_side = MIN_REGION_TENSOR_PX / full.scale_x.max(1e-6);
+        let boxes = corners(known).chain(changed.iter().map(|r| [r.x, r.y, r.x + r.w, r.y + r.h]));
         let plans: Vec<(SrcRect, Plan)> =
-            face_regions(known, img.width, img.height, REGION_MARGIN, min_side)
+            regions_around(boxes, img.width, img.height, REGION_MARGIN, min_side)
                 .into_iter()
                 .map(|r| {
                     region_plan(
@@ -145,12 +161,11 @@ impl FaceDetector {
                 .collect();
         let cost: usize = plans.iter().map(|(_, q)| q.tensor_w * q.tensor_h).sum();
         if cost >= full.tensor_w * full.tensor_h {
-            return Ok((self.detect(img, p)?, Searched::Frame));
+            return Ok((self.detect(img, p)?, None));
         }
-        let searched = Searched::Regions(plans.len());
         let (fw, fh) = (img.width as f32, img.height as f32);
         let mut all = Vec::new();
-        for (r, plan) in plans {
+        for &(r, plan) in &plans {
             let e = 1.0;
             all.extend(self.detect_in(img, r, plan, p)?.into_iter().filter(|d| {
                 !((d.x1 <= r.x + e && r.x > 0.0)
@@ -159,7 +174,8 @@ impl FaceDetector {
                     || (d.y2 >= r.y + r.h - e && r.y + r.h < fh))
             }));
         }
-        Ok((finish(nms(all, p.nms_threshold), p), searched))
+        let searched = plans.into_iter().map(|(r, _)| r).collect();
+        Ok((finish(nms(all, p.nms_threshold), p), Some(searched)))
     }
 
     /// Raw detections (before NMS) in region `src` of the frame, resampled as `plan` says; in
@@ -230,19 +246,34 @@ pub fn face_regions(
     margin: f32,
     min_side: f32,
 ) -> Vec<SrcRect> {
+    regions_around(corners(known), w, h, margin, min_side)
+}
+
+/// The boxes of `dets` as (x1, y1, x2, y2).
+fn corners(dets: &[Detection]) -> impl Iterator<Item = [f32; 4]> + '_ {
+    dets.iter().map(|d| [d.x1, d.y1, d.x2, d.y2])
+}
+
+/// [`face_regions`] of boxes given as (x1, y1, x2, y2); empty boxes are left out.
+fn regions_around(
+    boxes: impl Iterator<Item = [f32; 4]>,
+    w: usize,
+    h: usize,
+    margin: f32,
+    min_side: f32,
+) -> Vec<SrcRect> {
     let (fw, fh) = (w as f32, h as f32);
     // (x1, y1, x2, y2)
-    let mut rs: Vec<[f32; 4]> = known
-        .iter()
-        .filter(|d| d.area() > 0.0)
-        .map(|d| {
+    let mut rs: Vec<[f32; 4]> = boxes
+        .filter(|b| b[2] > b[0] && b[3] > b[1])
+        .map(|[bx1, by1, bx2, by2]| {
             let grow = |lo: f32, hi: f32, max: f32| {
                 let c = (lo + hi) / 2.0;
                 let half = ((hi - lo) * (0.5 + margin)).max(min_side / 2.0);
                 ((c - half).max(0.0).floor(), (c + half).min(max).ceil())
             };
-            let (x1, x2) = grow(d.x1, d.x2, fw);
-            let (y1, y2) = grow(d.y1, d.y2, fh);
+            let (x1, x2) = grow(bx1, bx2, fw);
+            let (y1, y2) = grow(by1, by2, fh);
             [x1, y1, x2, y2]
         })
         .collect();

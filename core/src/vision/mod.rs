@@ -3,6 +3,7 @@
 
 pub mod align;
 pub mod calibrate;
+pub mod changes;
 pub mod detect;
 pub mod draw;
 pub mod embed;

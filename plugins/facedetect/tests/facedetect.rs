@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use sightline_core::meta::{Roi, read_rois};
+use sightline_core::postprocess::Detection;
 
 /// Detector input width for a photo: native up to 1280 px, else 1280 (as the reference).
 fn inference_width(caps: &gst::Caps) -> u32 {
@@ -332,4 +333,105 @@ fn dark_scene_is_warned_once_and_recovery_is_reported() {
         vec![true, false],
         "dark reported, then the recovery"
     );
+}
+
+/// `small` (BGRx) pasted into a copy of `big` (BGRx) with its top-left at (`x`, `y`).
+fn paste(
+    big: &gst::Buffer,
+    big_caps: &gst::Caps,
+    small: &gst::Buffer,
+    small_caps: &gst::Caps,
+    (x, y): (usize, usize),
+) -> gst::Buffer {
+    let bi = gst_video::VideoInfo::from_caps(big_caps).unwrap();
+    let si = gst_video::VideoInfo::from_caps(small_caps).unwrap();
+    let (bs, ss) = (bi.stride()[0] as usize, si.stride()[0] as usize);
+    let mut out = big.copy_deep().unwrap();
+    {
+        let src = small.map_readable().unwrap();
+        let mut dst = out.make_mut().map_writable().unwrap();
+        let w = (si.width() as usize).min(bi.width() as usize - x) * 4;
+        for r in 0..(si.height() as usize).min(bi.height() as usize - y) {
+            let d = (y + r) * bs + x * 4;
+            dst[d..d + w].copy_from_slice(&src[r * ss..r * ss + w]);
+        }
+    }
+    out
+}
+
+/// `motion-scan`: after the first scan a still scene is not searched at all; a face that
+/// appears in it is found on the very next scan, where a whole-frame detection finds it, and
+/// kept; every 10th scan searches the whole frame.
+#[test]
+fn motion_scan_searches_only_what_changed() {
+    init();
+    let (still, caps) = empty_scene();
+    // A portrait, 120 px wide, walks into the scene.
+    let (face, face_caps) = decode(&data("faces/misc/Tom_Hanks_54745.png"), "BGRx", Some(120));
+    let composite = paste(&still, &caps, &face, &face_caps, (300, 100));
+    let (mut reference, _) = harness(&[]);
+    let want = read_rois(&run_one(&mut reference, composite.clone(), &caps));
+    assert_eq!(want.len(), 1, "the whole frame's face");
+
+    let (mut h, bus) = harness(&[("motion-scan", &true), ("idle-seconds", &1000.0f64)]);
+    h.set_src_caps(caps);
+    let mut got = Vec::new();
+    for i in 0..12u64 {
+        let mut b = if i < 4 {
+            still.copy()
+        } else {
+            composite.copy()
+        };
+        b.make_mut().set_pts(gst::ClockTime::from_mseconds(200 * i));
+        h.push(b).unwrap();
+        got.push(read_rois(&h.pull().unwrap()));
+    }
+    let msgs = messages(&bus, "facedetect");
+    let scans: Vec<String> = msgs
+        .iter()
+        .map(|m| m.get::<String>("scan").unwrap())
+        .collect();
+    let searched: Vec<f64> = msgs
+        .iter()
+        .map(|m| m.get::<f64>("searched").unwrap())
+        .collect();
+    eprintln!("{scans:?} {searched:?}");
+    let mut expect = vec!["frame"];
+    expect.extend(["changes"; 9]);
+    expect.extend(["frame", "changes"]);
+    assert_eq!(scans, expect);
+    assert_eq!(searched[0], 1.0);
+    assert_eq!(searched[10], 1.0);
+    assert!(got[..4].iter().all(|r| r.is_empty()));
+    assert!(
+        searched[1..4].iter().all(|&s| s == 0.0),
+        "a still scene is not searched: {searched:?}"
+    );
+    // The face arrives: found at once, in part of the frame only.
+    assert!(searched[4] > 0.0 && searched[4] < 0.7, "{}", searched[4]);
+    for (i, rois) in got.iter().enumerate().skip(4) {
+        assert_eq!(rois.len(), want.len(), "frame {i}: {rois:?}");
+        for w in &want {
+            let iou = rois
+                .iter()
+                .map(|r| rect_iou(r.rect, w.rect))
+                .fold(0.0, f64::max);
+            assert!(iou >= 0.8, "frame {i}: {:?} found at IoU {iou}", w.rect);
+        }
+    }
+    // Once found and still, only the regions around them are searched.
+    assert!(searched[5..10].iter().all(|&s| s < 0.7), "{searched:?}");
+}
+
+fn rect_iou(a: (u32, u32, u32, u32), b: (u32, u32, u32, u32)) -> f64 {
+    let d = |(x, y, w, h): (u32, u32, u32, u32)| Detection {
+        x1: x as f32,
+        y1: y as f32,
+        x2: (x + w) as f32,
+        y2: (y + h) as f32,
+        score: 1.0,
+        landmarks: None,
+        class_id: 0,
+    };
+    d(a).iou(&d(b)) as f64
 }
