@@ -668,15 +668,29 @@ pub fn bench_capacity(o: &Options) -> Result<(), String> {
                 );
             }
             if o.peer {
-                let times = if n(&peer) > 0 {
-                    format!("{:.1}x", n(&ours) as f64 / n(&peer) as f64)
-                } else {
-                    "-".into()
+                let times = |t: &Option<Trial>| {
+                    if n(&peer) > 0 {
+                        format!("{:.1}x", n(t) as f64 / n(&peer) as f64)
+                    } else {
+                        "-".into()
+                    }
                 };
+                let mut variants = vec![format!("{} (whole frame)", times(&ours))];
+                if o.scan_interval > 1 {
+                    variants.push(format!(
+                        "{} (scan-interval={})",
+                        times(&regions),
+                        o.scan_interval
+                    ));
+                }
+                if o.motion_scan {
+                    variants.push(format!("{} (motion-scan)", times(&motion)));
+                }
                 println!(
-                    "{name}: Python peer {} cameras ({}) -> sightline {times} the peer's cameras (target >= 3x)",
+                    "{name}: Python peer {} cameras ({}) -> sightline {} the peer's cameras (target >= 3x)",
                     n(&peer),
-                    per(&peer)
+                    per(&peer),
+                    variants.join(", ")
                 );
             }
         }

@@ -163,16 +163,14 @@ impl FaceDetector {
         if cost >= full.tensor_w * full.tensor_h {
             return Ok((self.detect(img, p)?, None));
         }
-        let (fw, fh) = (img.width as f32, img.height as f32);
+        let frame = (img.width as f32, img.height as f32);
         let mut all = Vec::new();
         for &(r, plan) in &plans {
-            let e = 1.0;
-            all.extend(self.detect_in(img, r, plan, p)?.into_iter().filter(|d| {
-                !((d.x1 <= r.x + e && r.x > 0.0)
-                    || (d.y1 <= r.y + e && r.y > 0.0)
-                    || (d.x2 >= r.x + r.w - e && r.x + r.w < fw)
-                    || (d.y2 >= r.y + r.h - e && r.y + r.h < fh))
-            }));
+            all.extend(
+                self.detect_in(img, r, plan, p)?
+                    .into_iter()
+                    .filter(|d| !cut_by_inner_edge(d, &r, frame, 1.0)),
+            );
         }
         let searched = plans.into_iter().map(|(r, _)| r).collect();
         Ok((finish(nms(all, p.nms_threshold), p), Some(searched)))
@@ -343,6 +341,15 @@ fn region_plan(
     )
 }
 
+/// Whether `d` touches (within `e` pixels) an edge of region `r` that is not an edge of the
+/// `fw` x `fh` frame: it may be cut there.
+fn cut_by_inner_edge(d: &Detection, r: &SrcRect, (fw, fh): (f32, f32), e: f32) -> bool {
+    (d.x1 <= r.x + e && r.x > 0.0)
+        || (d.y1 <= r.y + e && r.y > 0.0)
+        || (d.x2 >= r.x + r.w - e && r.x + r.w < fw)
+        || (d.y2 >= r.y + r.h - e && r.y + r.h < fh)
+}
+
 /// Faces below the minimum size, or empty, go.
 fn finish(mut dets: Vec<Detection>, p: &DetectParams) -> Vec<Detection> {
     dets.retain(|d| d.width().min(d.height()) >= p.min_face_size && d.area() > 0.0);
@@ -448,15 +455,10 @@ impl PersonDetector {
             .into_iter()
             .map(|d| (d, false))
             .collect();
+        let frame = (img.width as f32, img.height as f32);
         for t in tiles {
-            let (fw, fh) = (img.width as f32, img.height as f32);
             for d in self.detect_region(img, *t, p)? {
-                // Touching an edge of the tile that is not an edge of the frame: maybe cut.
-                let e = 2.0;
-                let cut = (d.x1 <= t.x + e && t.x > 0.0)
-                    || (d.y1 <= t.y + e && t.y > 0.0)
-                    || (d.x2 >= t.x + t.w - e && t.x + t.w < fw)
-                    || (d.y2 >= t.y + t.h - e && t.y + t.h < fh);
+                let cut = cut_by_inner_edge(&d, t, frame, 2.0);
                 all.push((d, cut));
             }
         }
