@@ -76,6 +76,22 @@ fn best(d: &Detection, among: &[Detection]) -> Option<(f32, Detection)> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
+/// The shared face videos: heads turning and tilting, four small faces, two people walking in.
+const FACE_VIDEOS: [&str; 4] = [
+    "head-pose-face-detection-male.mjpeg.avi",
+    "head-pose-face-detection-female.mjpeg.avi",
+    "classroom.mjpeg.avi",
+    "face-demographics-walking.mjpeg.avi",
+];
+
+/// Faces of `found` that the whole-frame detection `whole` does not have (IoU < 0.5).
+fn extra(found: &[Detection], whole: &[Detection]) -> usize {
+    found
+        .iter()
+        .filter(|a| best(a, whole).is_none_or(|(iou, _)| iou < 0.5))
+        .count()
+}
+
 #[derive(Default, Debug)]
 struct Tally {
     /// Faces of the whole-frame detection of frame t that were already there at t-1.
@@ -141,10 +157,7 @@ fn follow(det: &mut FaceDetector, frames: &[Frame], t: &mut Tally) {
                     }
                 }
             }
-            t.extra += around
-                .iter()
-                .filter(|a| best(a, &whole).is_none_or(|(iou, _)| iou < 0.5))
-                .count();
+            t.extra += extra(&around, &whole);
         }
         prev = whole;
     }
@@ -155,12 +168,7 @@ fn faces_are_found_again_around_where_they_were() {
     let mut det = detector();
     let dir = shared().join("data/video/intel_sample_videos/derived");
     let mut t = Tally::default();
-    for v in [
-        "head-pose-face-detection-male.mjpeg.avi",
-        "head-pose-face-detection-female.mjpeg.avi",
-        "classroom.mjpeg.avi",
-        "face-demographics-walking.mjpeg.avi",
-    ] {
+    for v in FACE_VIDEOS {
         let before = (t.followed, t.found, t.extra);
         follow(&mut det, &frames(&dir.join(v)), &mut t);
         eprintln!(
@@ -304,10 +312,7 @@ fn scan_changes(det: &mut FaceDetector, frames: &[Frame], t: &mut ChangeTally) {
             .iter()
             .filter(|w| best(w, &dets).is_some_and(|(iou, _)| iou >= 0.5))
             .count();
-        t.extra += dets
-            .iter()
-            .filter(|d| best(d, &whole).is_none_or(|(iou, _)| iou < 0.5))
-            .count();
+        t.extra += extra(&dets, &whole);
         known = dets;
     }
 }
@@ -317,12 +322,7 @@ fn scanning_what_changed_finds_the_faces_of_the_whole_frame() {
     let mut det = detector();
     let dir = shared().join("data/video/intel_sample_videos/derived");
     let mut all = ChangeTally::default();
-    for v in [
-        "head-pose-face-detection-male.mjpeg.avi",
-        "head-pose-face-detection-female.mjpeg.avi",
-        "classroom.mjpeg.avi",
-        "face-demographics-walking.mjpeg.avi",
-    ] {
+    for v in FACE_VIDEOS {
         let mut t = ChangeTally::default();
         scan_changes(&mut det, &frames(&dir.join(v)), &mut t);
         eprintln!(
