@@ -27,6 +27,9 @@ pub struct ChangeMap {
     current: Vec<f32>,
     /// NaN: never searched.
     reference: Vec<f32>,
+    /// Luma sums and pixel counts per cell while measuring (kept: no allocation per frame).
+    sums: Vec<u32>,
+    counts: Vec<u32>,
 }
 
 impl ChangeMap {
@@ -39,7 +42,18 @@ impl ChangeMap {
             self.rows = img.height.div_ceil(CELL_PX);
             self.reference = vec![f32::NAN; self.cols * self.rows];
         }
-        cell_means(img, self.cols, self.rows, &mut self.current);
+        self.sums.clear();
+        self.sums.resize(self.cols * self.rows, 0);
+        self.counts.clear();
+        self.counts.resize(self.cols * self.rows, 0);
+        cell_sums(img, self.cols, &mut self.sums, &mut self.counts);
+        self.current.clear();
+        self.current.extend(
+            self.sums
+                .iter()
+                .zip(&self.counts)
+                .map(|(&s, &n)| s as f32 / n.max(1) as f32),
+        );
     }
 
     /// Whether every cell was searched at least once (before that only a whole-frame search
@@ -128,11 +142,10 @@ impl ChangeMap {
     }
 }
 
-/// Mean luma of each `CELL_PX` cell (the last row and column of cells may be smaller), every
-/// other row read: the Y plane of YUV frames as it is, RGB frames through BT.601 weights.
-fn cell_means(img: &ImageView, cols: usize, rows: usize, out: &mut Vec<f32>) {
-    let mut sums = vec![0u32; cols * rows];
-    let mut counts = vec![0u32; cols * rows];
+/// Adds the luma of each `CELL_PX` cell (`cols` a row; the last row and column of cells may
+/// be smaller) to `sums` and its pixels to `counts`, every other row read: the Y plane of YUV
+/// frames as it is, RGB frames through BT.601 weights.
+fn cell_sums(img: &ImageView, cols: usize, sums: &mut [u32], counts: &mut [u32]) {
     let (w, h) = (img.width, img.height);
     match img.format {
         PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Gray8 => {
@@ -156,12 +169,6 @@ fn cell_means(img: &ImageView, cols: usize, rows: usize, out: &mut Vec<f32>) {
             }
         }),
     }
-    out.clear();
-    out.extend(
-        sums.iter()
-            .zip(&counts)
-            .map(|(&s, &n)| s as f32 / n.max(1) as f32),
-    );
 }
 
 #[cfg(test)]
