@@ -8,7 +8,7 @@ use sightline_core::glue::engine;
 
 use sightline_core::activity::{ActivityConfig, ActivityEvent, ActivityMonitor};
 use sightline_core::changes::{self, ChangeMap};
-use sightline_core::detect::{DetectParams, FaceDetector};
+use sightline_core::detect::{DetectParams, FOLLOW_FACE_PX, FaceDetector};
 use sightline_core::events::utc_now;
 use sightline_core::meta;
 use sightline_core::postprocess::Detection;
@@ -705,14 +705,13 @@ impl BaseTransformImpl for FaceDetect {
                 && !(motion && st.changes.ready() && st.since_full + 1 < MOTION_FULL_SCAN_EVERY);
             let found = if whole {
                 st.detector.detect(&img, &params).map(|d| (d, None))
-            } else {
-                let changed = if due {
-                    st.changes.changed(changes::THRESHOLD)
-                } else {
-                    Vec::new()
-                };
+            } else if due {
+                let changed = st.changes.changed(changes::THRESHOLD);
                 st.detector
                     .detect_around_changes(&img, &params, &st.last, &changed)
+            } else {
+                // Between scans: following the faces found, each at a size that is enough.
+                st.detector.follow(&img, &params, &st.last, FOLLOW_FACE_PX)
             };
             let (dets, regions) = found.map_err(|e| {
                 gst::element_imp_error!(
